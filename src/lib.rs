@@ -1,0 +1,7 @@
+//! cdr-to-redpanda: exactly-once ingest of telecom CDR files into Kafka-API brokers.
+//!
+//! The pipeline, one module per stage: `source` (sftp, local dir) -> `parse`
+//! (CSV + validation, pure) -> `encode` (JSON values, keys, headers) -> `sink`
+//! (transactional Kafka producer), with the ledger (`cdr-state`) beside it.
+
+pub mod schema;
