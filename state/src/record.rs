@@ -1,0 +1,195 @@
+//! The two things the ledger stores: one [`FileRecord`] per file name and one
+//! [`TxnRecord`] per Kafka transaction.
+//!
+//! Their serde form is the body of the stored v1 envelope (see `codec`): renaming
+//! or retyping a field changes the on-disk format, and the golden test in
+//! `tests/ledger.rs` fails until a new envelope version is introduced.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the service knows about one file it has seen on the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// File name on the source (the ledger key); no directory.
+    pub name: String,
+    /// Size in bytes when it was listed.
+    pub size: u64,
+    /// Modification time when it was listed, seconds since the Unix epoch.
+    pub mtime: i64,
+    /// SHA-256 of the file's bytes, lowercase hex; empty until it has been hashed.
+    pub sha256: String,
+    /// Record kind: `"data"` or `"voice"`.
+    pub kind: String,
+    /// Where the file is in its life cycle.
+    pub status: FileStatus,
+    /// Rows (valid and invalid) covered by committed Kafka transactions.
+    pub rows_done: u64,
+    /// Of `rows_done`, rows published to the record topic.
+    pub valid_rows: u64,
+    /// Of `rows_done`, rows published to the dead-letter topic.
+    pub invalid_rows: u64,
+    /// Earliest event time among committed rows, ms since the Unix epoch.
+    pub first_event_ms: Option<i64>,
+    /// Latest event time among committed rows, ms since the Unix epoch.
+    pub last_event_ms: Option<i64>,
+    /// When the service first listed this name, ms since the Unix epoch.
+    pub first_seen_ms: i64,
+    /// When this record was last changed, ms since the Unix epoch.
+    pub updated_ms: i64,
+    /// When ingest of the current version began.
+    pub started_ms: Option<i64>,
+    /// When ingest of the current version ended (committed, failed, ...).
+    pub finished_ms: Option<i64>,
+    /// Why the file failed or conflicted, for people.
+    pub error: Option<String>,
+    /// For a `Duplicate`: the name of the file that committed the same bytes.
+    pub duplicate_of: Option<String>,
+    /// 1 for the first content seen under this name, 2.. each time a changed file is
+    /// re-ingested under the same name.
+    pub version: u32,
+    /// Bytes read from the source so far for the current version.
+    pub bytes: u64,
+}
+
+impl FileRecord {
+    /// Whether this record owns its bytes for duplicate detection: the
+    /// `sha256 -> name` index holds exactly the records for which this is true.
+    pub(crate) fn claims_content(&self) -> bool {
+        matches!(self.status, FileStatus::InProgress | FileStatus::Committed)
+    }
+}
+
+/// Life-cycle state of a file. Ordered as declared (for stable `counts` output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Listed, not yet (completely) ingested: still settling, or waiting its turn.
+    Seen,
+    /// At least one Kafka transaction has been started for it and it is not done.
+    InProgress,
+    /// Every row is in committed Kafka transactions.
+    Committed,
+    /// A file-level error (bad header, broken gzip, changed under us): nothing of
+    /// the failing version is committed; `error` says why.
+    Failed,
+    /// The file changed after (part of) it was committed and the configured policy
+    /// refuses to re-ingest it; `error` says what changed.
+    Conflict,
+    /// Same bytes as a file already committed or in progress (`duplicate_of`).
+    Duplicate,
+}
+
+impl FileStatus {
+    /// Every status, in order.
+    pub const ALL: [FileStatus; 6] = [
+        FileStatus::Seen,
+        FileStatus::InProgress,
+        FileStatus::Committed,
+        FileStatus::Failed,
+        FileStatus::Conflict,
+        FileStatus::Duplicate,
+    ];
+
+    /// The stored and displayed name, e.g. `"in_progress"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Seen => "seen",
+            FileStatus::InProgress => "in_progress",
+            FileStatus::Committed => "committed",
+            FileStatus::Failed => "failed",
+            FileStatus::Conflict => "conflict",
+            FileStatus::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One Kafka transaction the service started for a file: the rows it covers and
+/// how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    /// Name of the file the transaction carries rows of.
+    pub file: String,
+    /// Transaction number within the file name; unique across the name's versions.
+    pub seq: u64,
+    /// `FileRecord::version` of the file when the transaction was started.
+    pub file_version: u32,
+    /// First row index covered (0-based, inclusive).
+    pub row_start: u64,
+    /// End of the rows covered (exclusive); set once committed.
+    pub row_end: Option<u64>,
+    /// How the transaction ended, if known.
+    pub outcome: TxnOutcome,
+    /// When the intent was recorded, ms since the Unix epoch.
+    pub started_ms: i64,
+    /// When the outcome was recorded, ms since the Unix epoch.
+    pub finished_ms: Option<i64>,
+    /// Why it was aborted, or how an in-doubt outcome was resolved.
+    pub reason: Option<String>,
+}
+
+/// How a Kafka transaction ended, as far as the ledger knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxnOutcome {
+    /// The intent is recorded but no outcome: the process stopped between the two,
+    /// or the transaction is running now. Only the checkpoint topic can tell.
+    InDoubt,
+    /// `commit_transaction` returned Ok (or the checkpoint topic shows the commit).
+    Committed,
+    /// The transaction was aborted (or the checkpoint topic shows it never committed).
+    Aborted,
+}
+
+impl TxnOutcome {
+    /// The stored and displayed name, e.g. `"in_doubt"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxnOutcome::InDoubt => "in_doubt",
+            TxnOutcome::Committed => "committed",
+            TxnOutcome::Aborted => "aborted",
+        }
+    }
+}
+
+impl fmt::Display for TxnOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_serde_and_display_agree() {
+        for status in FileStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{status}\""));
+            assert_eq!(serde_json::from_str::<FileStatus>(&json).unwrap(), status);
+        }
+        for outcome in [
+            TxnOutcome::InDoubt,
+            TxnOutcome::Committed,
+            TxnOutcome::Aborted,
+        ] {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{outcome}\""));
+        }
+    }
+
+    #[test]
+    fn status_order_is_declaration_order() {
+        let mut sorted = FileStatus::ALL;
+        sorted.sort();
+        assert_eq!(sorted, FileStatus::ALL);
+    }
+}
