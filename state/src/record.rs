@@ -121,9 +121,11 @@ pub struct TxnRecord {
     pub seq: u64,
     /// `FileRecord::version` of the file when the transaction was started.
     pub file_version: u32,
-    /// First row index covered (0-based, inclusive).
+    /// First row the transaction covers, as the caller numbers rows (the ingest
+    /// loop: the 1-based row index of the record keys).
     pub row_start: u64,
-    /// End of the rows covered (exclusive); set once committed.
+    /// Last row covered, i.e. the file's `rows_done` once the transaction
+    /// committed; `None` unless committed.
     pub row_end: Option<u64>,
     /// How the transaction ended, if known.
     pub outcome: TxnOutcome,
