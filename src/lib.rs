@@ -4,4 +4,5 @@
 //! (CSV + validation, pure) -> `encode` (JSON values, keys, headers) -> `sink`
 //! (transactional Kafka producer), with the ledger (`cdr-state`) beside it.
 
+pub mod generate;
 pub mod schema;
