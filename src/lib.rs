@@ -5,4 +5,13 @@
 //! (transactional Kafka producer), with the ledger (`cdr-state`) beside it.
 
 pub mod generate;
+pub mod encode;
+pub mod parse;
 pub mod schema;
+pub mod source;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod failpoint;
+pub mod ingest;
+pub mod sink;

@@ -1,0 +1,5 @@
+//! What each subcommand does. `anyhow` lives here and in main only.
+
+pub mod generate;
+pub mod ingest;
+pub mod status;

@@ -1,0 +1,307 @@
+//! Settings, one clap struct per concern. Every flag also reads an
+//! environment variable (the Python streamer's names where it had one);
+//! flags win. Parsed and validated here, before any connection is opened.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::FixedOffset;
+
+use crate::ingest::{AfterIngest, IngestSettings, OnChanged};
+use crate::parse::Validation;
+use crate::sink::topics::TopicLayout;
+use crate::sink::KafkaConfig;
+use crate::source::local::LocalSource;
+use crate::source::select::{SelectConfig, DEFAULT_PATTERNS};
+use crate::source::sftp::{HostKeyPolicy, PrivateKey, Secret, SftpConfig, SftpSource};
+use crate::source::{Source, SourceError};
+
+/// Where files come from and which of them are taken.
+#[derive(clap::Args, Clone)]
+#[command(next_help_heading = "Source")]
+pub struct SourceArgs {
+    /// Read a local directory instead of SFTP (a mounted volume, or tests).
+    #[arg(long, env = "CDR_LOCAL_DIR")]
+    pub local_dir: Option<PathBuf>,
+    /// SFTP server.
+    #[arg(long, env = "SFTP_HOST", default_value = "sftp")]
+    pub sftp_host: String,
+    #[arg(long, env = "SFTP_PORT", default_value_t = 22)]
+    pub sftp_port: u16,
+    #[arg(long, env = "SFTP_USER", default_value = "cdr_data")]
+    pub sftp_user: String,
+    /// SFTP password (prefer --sftp-password-file).
+    #[arg(long, env = "SFTP_PASSWORD", hide_env_values = true)]
+    pub sftp_password: Option<String>,
+    /// File holding the SFTP password (e.g. a compose secret).
+    #[arg(long, env = "SFTP_PASSWORD_FILE")]
+    pub sftp_password_file: Option<PathBuf>,
+    /// Private key for public-key auth (tried before the password).
+    #[arg(long, env = "SFTP_KEY_FILE")]
+    pub sftp_key_file: Option<PathBuf>,
+    /// File holding the private key's passphrase.
+    #[arg(long, env = "SFTP_KEY_PASSPHRASE_FILE")]
+    pub sftp_key_passphrase_file: Option<PathBuf>,
+    /// known_hosts file the server's host key must be listed in
+    /// (default ~/.ssh/known_hosts).
+    #[arg(long, env = "SFTP_KNOWN_HOSTS")]
+    pub sftp_known_hosts: Option<PathBuf>,
+    /// Pin the host key instead: SHA256:<base64>, as `ssh-keygen -lf` prints it.
+    #[arg(long, env = "SFTP_HOST_KEY_FINGERPRINT")]
+    pub sftp_host_key_fingerprint: Option<String>,
+    /// Skip host key verification (anyone on the path can impersonate the
+    /// server); warns at every connect.
+    #[arg(long, env = "SFTP_INSECURE_SKIP_HOST_KEY_CHECK")]
+    pub sftp_insecure_skip_host_key_check: bool,
+    /// Directory on the server holding the CDR files.
+    #[arg(long, env = "SFTP_REMOTE_PATH", default_value = "/upload")]
+    pub sftp_remote_path: String,
+    /// File name globs to take; comma-separated.
+    #[arg(long, env = "CDR_FILE_PATTERNS", value_delimiter = ',', default_values_t = DEFAULT_PATTERNS.map(String::from))]
+    pub patterns: Vec<String>,
+    /// Seconds a file's size and mtime must stay unchanged before it is taken.
+    #[arg(long, env = "CDR_SETTLE_SECONDS", default_value_t = 5)]
+    pub settle_seconds: u64,
+    /// Minimum age of a file's mtime, seconds.
+    #[arg(long, env = "CDR_MIN_AGE_SECONDS", default_value_t = 10)]
+    pub min_age_seconds: u64,
+    /// Take a file only when `<name><suffix>` exists too (e.g. .done).
+    #[arg(long, env = "CDR_MARKER_SUFFIX")]
+    pub marker_suffix: Option<String>,
+}
+
+impl std::fmt::Debug for SourceArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceArgs")
+            .field("local_dir", &self.local_dir)
+            .field("sftp", &format_args!("{}@{}:{}{}", self.sftp_user, self.sftp_host, self.sftp_port, self.sftp_remote_path))
+            .field("sftp_password", &self.sftp_password.as_ref().map(|_| "***"))
+            .field("sftp_key_file", &self.sftp_key_file)
+            .field("patterns", &self.patterns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceArgs {
+    pub fn select_config(&self) -> SelectConfig {
+        SelectConfig {
+            patterns: self.patterns.clone(),
+            settle: Duration::from_secs(self.settle_seconds),
+            min_age: Duration::from_secs(self.min_age_seconds),
+            marker_suffix: self.marker_suffix.clone(),
+        }
+    }
+
+    pub fn sftp_config(&self) -> Result<SftpConfig, SourceError> {
+        let mut c = SftpConfig::new(&self.sftp_host, &self.sftp_user, &self.sftp_remote_path);
+        c.port = self.sftp_port;
+        c.password = match (&self.sftp_password_file, &self.sftp_password) {
+            (Some(file), _) => Some(Secret::File(file.clone())),
+            (None, Some(p)) => Some(Secret::Value(p.clone())),
+            (None, None) => None,
+        };
+        c.private_key = self.sftp_key_file.as_ref().map(|path| PrivateKey {
+            path: path.clone(),
+            passphrase: self.sftp_key_passphrase_file.clone().map(Secret::File),
+        });
+        c.host_key = if self.sftp_insecure_skip_host_key_check {
+            HostKeyPolicy::InsecureSkip
+        } else if let Some(fp) = &self.sftp_host_key_fingerprint {
+            HostKeyPolicy::Fingerprint(fp.parse().map_err(|e| SourceError::Refused(format!("{e}")))?)
+        } else {
+            HostKeyPolicy::KnownHosts(
+                self.sftp_known_hosts
+                    .clone()
+                    .unwrap_or_else(HostKeyPolicy::default_known_hosts),
+            )
+        };
+        Ok(c)
+    }
+
+    /// The configured source; nothing is contacted yet.
+    pub fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        match &self.local_dir {
+            Some(dir) => Ok(Box::new(LocalSource::new(dir))),
+            None => Ok(Box::new(SftpSource::new(self.sftp_config()?)?)),
+        }
+    }
+}
+
+/// Kafka / Redpanda connection and producer.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Kafka")]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, comma-separated host:port.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "redpanda-0:9092,redpanda-1:9092,redpanda-2:9092")]
+    pub brokers: String,
+    /// Topic for data CDRs.
+    #[arg(long, env = "CDR_DATA_TOPIC", default_value = "cdr-data")]
+    pub data_topic: String,
+    /// Topic for voice CDRs.
+    #[arg(long, env = "CDR_VOICE_TOPIC", default_value = "cdr-voice")]
+    pub voice_topic: String,
+    /// Dead-letter topic for invalid rows.
+    #[arg(long, env = "CDR_DLQ_TOPIC", default_value = "cdr-dlq")]
+    pub dlq_topic: String,
+    /// Compacted topic holding each file's committed progress.
+    #[arg(long, env = "CDR_CHECKPOINT_TOPIC", default_value = "cdr-ingest-checkpoints")]
+    pub checkpoint_topic: String,
+    /// Partitions of topics the service creates.
+    #[arg(long, env = "CDR_TOPIC_PARTITIONS", default_value_t = 12)]
+    pub partitions: i32,
+    /// Replication factor of topics the service creates.
+    #[arg(long, env = "CDR_TOPIC_REPLICATION", default_value_t = 3)]
+    pub replication_factor: i32,
+    /// transactional.id prefix; slot N uses `<prefix>-<N>`. Two instances on
+    /// one broker must use different prefixes.
+    #[arg(long, env = "CDR_TRANSACTIONAL_ID_PREFIX", default_value = "cdr-to-redpanda")]
+    pub transactional_id_prefix: String,
+    /// Exactly-once transactions; `false` only to measure what they cost.
+    #[arg(long, env = "CDR_TRANSACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub transactions: bool,
+    /// Producer transaction timeout, seconds (under the broker's transaction.max.timeout.ms).
+    #[arg(long, env = "CDR_TRANSACTION_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub transaction_timeout_seconds: u64,
+    /// librdkafka property passed through, `key=value`; repeatable
+    /// (e.g. security.protocol=SASL_SSL). Also KAFKA_CONFIG_<KEY> env vars,
+    /// with `_` for `.`: KAFKA_CONFIG_SASL_MECHANISM=SCRAM-SHA-256.
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub kafka_config: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+impl KafkaArgs {
+    pub fn kafka_config(&self) -> KafkaConfig {
+        let mut cfg = KafkaConfig::new(&self.brokers);
+        cfg.transactional_id_prefix = self.transactional_id_prefix.clone();
+        cfg.transactions = self.transactions;
+        cfg.transaction_timeout = Duration::from_secs(self.transaction_timeout_seconds);
+        let mut from_env: Vec<(String, String)> = std::env::vars()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("KAFKA_CONFIG_")
+                    .map(|rest| (rest.to_ascii_lowercase().replace('_', "."), v))
+            })
+            .collect();
+        from_env.sort();
+        // Flags after env vars, so a flag wins.
+        cfg.overrides = from_env.into_iter().chain(self.kafka_config.iter().cloned()).collect();
+        cfg
+    }
+
+    pub fn topics(&self) -> TopicLayout {
+        TopicLayout {
+            data: self.data_topic.clone(),
+            voice: self.voice_topic.clone(),
+            dlq: self.dlq_topic.clone(),
+            checkpoints: self.checkpoint_topic.clone(),
+            partitions: self.partitions,
+            replication: self.replication_factor,
+        }
+    }
+}
+
+/// Where the ledger lives.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Ledger")]
+pub struct LedgerArgs {
+    /// Directory of the redb ledger (and the staging area for downloads).
+    #[arg(long, env = "CDR_LEDGER_DIR", default_value = ".cdr-to-redpanda")]
+    pub ledger_dir: PathBuf,
+}
+
+/// How rows are validated and files produced.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Ingest")]
+pub struct IngestArgs {
+    /// Most rows in one Kafka transaction.
+    #[arg(long, env = "CDR_CHUNK_ROWS", default_value_t = 100_000)]
+    pub chunk_rows: u64,
+    /// Longest a transaction stays open, seconds.
+    #[arg(long, env = "CDR_CHUNK_SECONDS", default_value_t = 10)]
+    pub chunk_seconds: u64,
+    /// Accepted data_type values, comma-separated.
+    #[arg(long, env = "CDR_DATA_TYPES", value_delimiter = ',', default_value = "application,text,image,video")]
+    pub data_types: Vec<String>,
+    /// Accepted call_type values, comma-separated.
+    #[arg(long, env = "CDR_CALL_TYPES", value_delimiter = ',', default_value = "voice,video")]
+    pub call_types: Vec<String>,
+    /// UTC offset of the files' timestamps, e.g. +02:00.
+    #[arg(long, env = "CDR_TIME_OFFSET", default_value = "+00:00", value_parser = parse_offset)]
+    pub time_offset: FixedOffset,
+    /// A name ingested before that arrives with different bytes: record a
+    /// conflict, or ingest it again as a new version.
+    #[arg(long, env = "CDR_ON_CHANGED", value_enum, default_value_t = OnChanged::Conflict)]
+    pub on_changed: OnChanged,
+    /// Ingest files whose bytes equal an already ingested file's.
+    #[arg(long, env = "CDR_ALLOW_DUPLICATE_CONTENT")]
+    pub allow_duplicate_content: bool,
+    /// After a file is committed: keep, delete, or move:<dir> on the source.
+    #[arg(long, env = "CDR_AFTER_INGEST", default_value = "keep", value_parser = parse_after)]
+    pub after_ingest: AfterIngest,
+    /// Move failed, conflicting and duplicate files into this source directory.
+    #[arg(long, env = "CDR_ERROR_DIR")]
+    pub error_dir: Option<String>,
+}
+
+fn parse_offset(s: &str) -> Result<FixedOffset, String> {
+    let bad = || format!("expected an offset like +02:00 or -05:30, got {s:?}");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let secs = h.parse::<i32>().map_err(|_| bad())? * 3600 + m.parse::<i32>().map_err(|_| bad())? * 60;
+    FixedOffset::east_opt(sign * secs).ok_or_else(bad)
+}
+
+fn parse_after(s: &str) -> Result<AfterIngest, String> {
+    match s {
+        "keep" => Ok(AfterIngest::Keep),
+        "delete" => Ok(AfterIngest::Delete),
+        _ => match s.strip_prefix("move:") {
+            Some(dir) if !dir.is_empty() => Ok(AfterIngest::Move(dir.to_string())),
+            _ => Err(format!("expected keep, delete or move:<dir>, got {s:?}")),
+        },
+    }
+}
+
+impl IngestArgs {
+    pub fn settings(&self, kafka: &KafkaArgs, ledger: &LedgerArgs) -> IngestSettings {
+        let mut s = IngestSettings::new(ledger.ledger_dir.join("staging"));
+        s.topics = kafka.topics();
+        s.chunk_rows = self.chunk_rows.max(1);
+        s.chunk_time = Duration::from_secs(self.chunk_seconds.max(1));
+        s.validation = Validation {
+            data_types: self.data_types.clone(),
+            call_types: self.call_types.clone(),
+            time_offset: self.time_offset,
+        };
+        s.on_changed = self.on_changed;
+        s.allow_duplicate_content = self.allow_duplicate_content;
+        s.after_success = self.after_ingest.clone();
+        s.error_dir = self.error_dir.clone();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_after_actions_parse() {
+        assert_eq!(parse_offset("+02:00").unwrap().local_minus_utc(), 7200);
+        assert_eq!(parse_offset("-05:30").unwrap().local_minus_utc(), -19800);
+        assert!(parse_offset("2").is_err());
+        assert_eq!(parse_after("move:/done").unwrap(), AfterIngest::Move("/done".into()));
+        assert!(parse_after("move:").is_err());
+        assert!(parse_key_value("acks").is_err());
+    }
+}

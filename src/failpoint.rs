@@ -1,0 +1,44 @@
+//! Crash injection for the crash-torture tests.
+//!
+//! `CDR_FAILPOINTS=name=N[,name=N...]` makes the process abort (no cleanup,
+//! no flush, like SIGKILL) the N-th time execution reaches `hit("name")`.
+//! Unset in production: then a hit is one relaxed load of a OnceLock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+static ARMED: OnceLock<HashMap<String, (u64, AtomicU64)>> = OnceLock::new();
+
+fn armed() -> &'static HashMap<String, (u64, AtomicU64)> {
+    ARMED.get_or_init(|| {
+        let spec = std::env::var("CDR_FAILPOINTS").unwrap_or_default();
+        spec.split(',')
+            .filter_map(|item| {
+                let (name, n) = item.trim().split_once('=').unwrap_or((item.trim(), "1"));
+                let n = n.parse().ok()?;
+                (!name.is_empty()).then(|| (name.to_string(), (n, AtomicU64::new(0))))
+            })
+            .collect()
+    })
+}
+
+/// Aborts the process if the failpoint `name` is armed and this is its N-th hit.
+pub fn hit(name: &str) {
+    if let Some((at, count)) = armed().get(name) {
+        if count.fetch_add(1, Ordering::Relaxed) + 1 == *at {
+            eprintln!("failpoint {name} reached: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Every failpoint the code defines, for the torture test to choose from.
+pub const ALL: &[&str] = &[
+    "after-intent-before-begin",
+    "mid-chunk",
+    "after-produce-before-commit",
+    "after-commit-before-ledger",
+    "after-ledger-before-action",
+    "mid-download",
+];

@@ -1,0 +1,286 @@
+//! What to do with a ready file, from what the ledger and the checkpoint
+//! topic know about it. Pure: no I/O, so every case is unit-tested.
+
+use cdr_state::{FileRecord, FileStatus};
+
+use super::OnChanged;
+use crate::sink::Checkpoint;
+use crate::source::RemoteFile;
+
+/// How far a file got, as counted in committed transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub rows_done: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+}
+
+impl Progress {
+    pub fn of_record(r: &FileRecord) -> Self {
+        Progress {
+            rows_done: r.rows_done,
+            valid: r.valid_rows,
+            invalid: r.invalid_rows,
+            first_event_ms: r.first_event_ms,
+            last_event_ms: r.last_event_ms,
+        }
+    }
+
+    pub fn of_checkpoint(c: &Checkpoint) -> Self {
+        Progress {
+            rows_done: c.rows_done,
+            valid: c.valid,
+            invalid: c.invalid,
+            first_event_ms: c.first_event_ms,
+            last_event_ms: c.last_event_ms,
+        }
+    }
+
+    /// Copies the counts into a ledger record.
+    pub fn apply_to(&self, rec: &mut FileRecord) {
+        rec.rows_done = self.rows_done;
+        rec.valid_rows = self.valid;
+        rec.invalid_rows = self.invalid;
+        rec.first_event_ms = self.first_event_ms;
+        rec.last_event_ms = self.last_event_ms;
+        rec.updated_ms = super::now_ms();
+    }
+
+    /// Folds one row's event time in.
+    pub fn saw_event(&mut self, ms: i64) {
+        self.first_event_ms = Some(self.first_event_ms.map_or(ms, |f| f.min(ms)));
+        self.last_event_ms = Some(self.last_event_ms.map_or(ms, |l| l.max(ms)));
+    }
+}
+
+/// Before downloading: can the listing alone settle it?
+pub fn needs_fetch(file: &RemoteFile, rec: Option<&FileRecord>) -> bool {
+    match rec {
+        // Same size and mtime as when we settled it: no need to touch the
+        // remote file again. A file that failed is retried once it changes.
+        Some(r) if r.size == file.size && r.mtime == file.mtime => !matches!(
+            r.status,
+            FileStatus::Committed | FileStatus::Conflict | FileStatus::Duplicate | FileStatus::Failed
+        ),
+        _ => true,
+    }
+}
+
+/// After downloading and hashing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The same bytes are already committed (ledger or checkpoint says so).
+    AlreadyDone { version: u32, progress: Progress },
+    /// Produce from `progress.rows_done + 1` on, as ingest `version`.
+    Ingest { version: u32, progress: Progress },
+    /// The name was ingested before with other bytes.
+    Conflict { previous_sha256: String },
+    /// These bytes were ingested under another name.
+    Duplicate { of: String },
+}
+
+/// The facts `plan` weighs.
+pub struct Facts<'a> {
+    pub sha256: &'a str,
+    pub record: Option<&'a FileRecord>,
+    pub checkpoint: Option<&'a Checkpoint>,
+    /// Another file name whose committed (or started) bytes have this hash.
+    pub same_bytes_as: Option<&'a str>,
+    pub on_changed: OnChanged,
+    pub allow_duplicate_content: bool,
+}
+
+/// What earlier runs left of this name: the ledger's view, corrected by the
+/// checkpoint topic (the truth of record) where it knows the same version.
+struct Prior {
+    sha256: String,
+    version: u32,
+    progress: Progress,
+    done: bool,
+}
+
+fn prior(f: &Facts<'_>) -> Option<Prior> {
+    let from_record = f.record.filter(|r| !r.sha256.is_empty()).map(|r| Prior {
+        sha256: r.sha256.clone(),
+        version: r.version,
+        progress: Progress::of_record(r),
+        done: r.status == FileStatus::Committed,
+    });
+    let from_checkpoint = f.checkpoint.map(|c| Prior {
+        sha256: c.sha256.clone(),
+        version: c.version,
+        progress: Progress::of_checkpoint(c),
+        done: c.done,
+    });
+    match (from_record, from_checkpoint) {
+        (Some(r), Some(c)) if c.version >= r.version => Some(c),
+        (Some(r), _) => Some(r),
+        (None, c) => c,
+    }
+}
+
+pub fn plan(f: &Facts<'_>) -> Plan {
+    let Some(p) = prior(f) else {
+        return fresh(f, 1);
+    };
+    if p.sha256 == f.sha256 {
+        return if p.done {
+            Plan::AlreadyDone {
+                version: p.version,
+                progress: p.progress,
+            }
+        } else {
+            Plan::Ingest {
+                version: p.version,
+                progress: p.progress,
+            }
+        };
+    }
+    let committed_any = p.done || p.progress.rows_done > 0;
+    if !committed_any {
+        // Nothing of the old bytes reached Kafka: the new bytes simply replace them.
+        return fresh(f, p.version);
+    }
+    match f.on_changed {
+        OnChanged::Conflict => Plan::Conflict {
+            previous_sha256: p.sha256,
+        },
+        OnChanged::Reingest => fresh(f, p.version + 1),
+    }
+}
+
+fn fresh(f: &Facts<'_>, version: u32) -> Plan {
+    match f.same_bytes_as {
+        Some(of) if !f.allow_duplicate_content => Plan::Duplicate { of: of.to_string() },
+        _ => Plan::Ingest {
+            version,
+            progress: Progress::default(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: FileStatus, sha: &str, rows_done: u64) -> FileRecord {
+        FileRecord {
+            name: "cdr_data_20240101_000000.csv".into(),
+            size: 10,
+            mtime: 100,
+            sha256: sha.into(),
+            kind: "data".into(),
+            status,
+            rows_done,
+            valid_rows: rows_done,
+            invalid_rows: 0,
+            first_event_ms: None,
+            last_event_ms: None,
+            first_seen_ms: 0,
+            updated_ms: 0,
+            started_ms: None,
+            finished_ms: None,
+            error: None,
+            duplicate_of: None,
+            version: 1,
+            bytes: 10,
+        }
+    }
+
+    fn checkpoint(sha: &str, rows_done: u64, done: bool) -> Checkpoint {
+        Checkpoint {
+            v: 1,
+            file: "cdr_data_20240101_000000.csv".into(),
+            sha256: sha.into(),
+            version: 1,
+            seq: 1,
+            rows_done,
+            valid: rows_done,
+            invalid: 0,
+            done,
+            first_event_ms: None,
+            last_event_ms: None,
+        }
+    }
+
+    fn facts<'a>(sha: &'a str, r: Option<&'a FileRecord>, c: Option<&'a Checkpoint>) -> Facts<'a> {
+        Facts {
+            sha256: sha,
+            record: r,
+            checkpoint: c,
+            same_bytes_as: None,
+            on_changed: OnChanged::Conflict,
+            allow_duplicate_content: false,
+        }
+    }
+
+    #[test]
+    fn unchanged_committed_file_is_not_fetched_again() {
+        let r = record(FileStatus::Committed, "aa", 5);
+        let listing = RemoteFile { name: r.name.clone(), size: 10, mtime: 100 };
+        assert!(!needs_fetch(&listing, Some(&r)));
+        let touched = RemoteFile { mtime: 101, ..listing };
+        assert!(needs_fetch(&touched, Some(&r)));
+    }
+
+    #[test]
+    fn new_file_is_ingested_from_the_start() {
+        assert_eq!(
+            plan(&facts("aa", None, None)),
+            Plan::Ingest { version: 1, progress: Progress::default() }
+        );
+    }
+
+    #[test]
+    fn lost_ledger_resumes_from_the_checkpoint_topic() {
+        let c = checkpoint("aa", 300, false);
+        assert_eq!(
+            plan(&facts("aa", None, Some(&c))),
+            Plan::Ingest { version: 1, progress: Progress::of_checkpoint(&c) }
+        );
+        let done = checkpoint("aa", 300, true);
+        assert!(matches!(plan(&facts("aa", None, Some(&done))), Plan::AlreadyDone { .. }));
+    }
+
+    #[test]
+    fn checkpoint_wins_over_a_ledger_that_missed_the_last_commit() {
+        let r = record(FileStatus::InProgress, "aa", 100);
+        let c = checkpoint("aa", 200, false);
+        assert_eq!(
+            plan(&facts("aa", Some(&r), Some(&c))),
+            Plan::Ingest { version: 1, progress: Progress::of_checkpoint(&c) }
+        );
+    }
+
+    #[test]
+    fn changed_bytes_under_a_committed_name_conflict_or_reingest_as_new_version() {
+        let r = record(FileStatus::Committed, "aa", 5);
+        assert_eq!(
+            plan(&facts("bb", Some(&r), None)),
+            Plan::Conflict { previous_sha256: "aa".into() }
+        );
+        let mut f = facts("bb", Some(&r), None);
+        f.on_changed = OnChanged::Reingest;
+        assert_eq!(plan(&f), Plan::Ingest { version: 2, progress: Progress::default() });
+    }
+
+    #[test]
+    fn changed_bytes_before_anything_was_committed_just_replace_the_old() {
+        let r = record(FileStatus::Failed, "aa", 0);
+        assert_eq!(
+            plan(&facts("bb", Some(&r), None)),
+            Plan::Ingest { version: 1, progress: Progress::default() }
+        );
+    }
+
+    #[test]
+    fn same_bytes_under_another_name_are_a_duplicate_unless_allowed() {
+        let mut f = facts("aa", None, None);
+        f.same_bytes_as = Some("cdr_data_20230101_000000.csv");
+        assert_eq!(plan(&f), Plan::Duplicate { of: "cdr_data_20230101_000000.csv".into() });
+        f.allow_duplicate_content = true;
+        assert!(matches!(plan(&f), Plan::Ingest { .. }));
+    }
+}

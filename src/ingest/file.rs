@@ -1,0 +1,315 @@
+//! One staged file through parse -> validate -> encode -> chunked Kafka
+//! transactions, with the ledger written around every transaction.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
+use rdkafka::message::{Header, OwnedHeaders};
+
+use super::decide::Progress;
+use super::{now_ms, IngestSettings};
+use crate::encode::{self, FileContext};
+use crate::failpoint;
+use crate::source::retry::backoff;
+use crate::parse::{self, CdrReader, Decoded, Row};
+
+/// The reader over a staged file, gzip decoded when it starts with the magic.
+type StagedReader = CdrReader<Decoded<BufReader<File>>>;
+use crate::schema::RecordKind;
+use crate::sink::producer::OutRecord;
+use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TxnProducer};
+
+/// Why a file's ingest stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The file itself is bad (header, gzip, unreadable): record it as failed.
+    #[error("{0}")]
+    File(String),
+    /// Kafka said stop: fenced, unauthorized, or the outcome of a commit is
+    /// unknown. The service exits non-zero; a restart recovers.
+    #[error("fatal: {0}")]
+    Fatal(SinkError),
+    /// A chunk kept failing (broker down?); the file is left in progress and
+    /// tried again at the next pass.
+    #[error("giving up on this pass after {attempts} attempts: {last}")]
+    Exhausted { attempts: u32, last: SinkError },
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// A file ready to be produced.
+pub struct Job<'a> {
+    pub record: FileRecord,
+    pub kind: RecordKind,
+    pub staged: &'a Path,
+    pub sha256: &'a [u8; 32],
+    pub progress: Progress,
+    pub next_seq: u64,
+}
+
+fn open_reader<'v>(
+    job: &Job<'_>,
+    validation: &'v parse::Validation,
+) -> Result<StagedReader, IngestError> {
+    let file = File::open(job.staged)
+        .map_err(|e| IngestError::File(format!("{}: opening staged copy: {e}", job.record.name)))?;
+    let decoded = parse::decode(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| IngestError::File(format!("{}: {e}", job.record.name)))?;
+    CdrReader::new(job.kind, &job.record.name, decoded, validation)
+        .map_err(|e| IngestError::File(e.to_string()))
+}
+
+/// Opens the reader positioned after `rows_done` rows.
+fn reader_at(
+    job: &Job<'_>,
+    validation: &parse::Validation,
+    rows_done: u64,
+) -> Result<StagedReader, IngestError> {
+    let mut reader = open_reader(job, validation)?;
+    let skipped = reader
+        .skip_rows(rows_done)
+        .map_err(|e| IngestError::File(e.to_string()))?;
+    if skipped < rows_done {
+        return Err(IngestError::File(format!(
+            "{}: has {skipped} rows but {rows_done} were already committed",
+            job.record.name
+        )));
+    }
+    Ok(reader)
+}
+
+/// Reads a gzip file through to its end before anything is produced, so a
+/// truncated or corrupt stream fails the file with nothing committed.
+pub fn check_whole_stream(path: &Path, name: &str) -> Result<(), IngestError> {
+    let file = File::open(path).map_err(|e| IngestError::File(format!("{name}: {e}")))?;
+    let mut decoded =
+        parse::decode(BufReader::with_capacity(1 << 20, file)).map_err(|e| IngestError::File(format!("{name}: {e}")))?;
+    if !decoded.is_gzip() {
+        return Ok(());
+    }
+    io::copy(&mut decoded, &mut io::sink())
+        .map(|_| ())
+        .map_err(|e| IngestError::File(format!("{name}: unreadable compressed stream: {e}")))
+}
+
+/// Buffers reused across rows: no allocation per row on the hot path.
+struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    row: itoa::Buffer,
+    ingestion_ts: String,
+}
+
+enum ChunkEnd {
+    Full,
+    EndOfFile,
+}
+
+enum ChunkError {
+    Sink(SinkError),
+    File(String),
+}
+
+impl From<SinkError> for ChunkError {
+    fn from(e: SinkError) -> Self {
+        ChunkError::Sink(e)
+    }
+}
+
+/// Produces the job's rows from `job.progress.rows_done + 1` to the end.
+///
+/// Per chunk: ledger intent (durable) -> begin -> rows + checkpoint ->
+/// commit -> ledger outcome (durable). A crash between the intent and the
+/// outcome leaves the transaction in doubt in the ledger; recovery settles it
+/// from the checkpoint topic, which committed (or not) atomically with the rows.
+pub fn produce_file(
+    producer: &mut TxnProducer,
+    ledger: &Ledger,
+    checkpoints: &mut CheckpointStore,
+    settings: &IngestSettings,
+    job: Job<'_>,
+) -> Result<FileRecord, IngestError> {
+    let ctx = FileContext::new(&job.record.name, job.kind, job.sha256);
+    let topic = match job.kind {
+        RecordKind::Data => settings.topics.data.as_str(),
+        RecordKind::Voice => settings.topics.voice.as_str(),
+    };
+    let mut rec = job.record.clone();
+    rec.status = FileStatus::InProgress;
+    rec.started_ms.get_or_insert_with(now_ms);
+    let mut progress = job.progress;
+    let mut seq = job.next_seq;
+    let mut reader = reader_at(&job, &settings.validation, progress.rows_done)?;
+    let mut scratch = Scratch {
+        key: Vec::with_capacity(64),
+        value: Vec::with_capacity(1024),
+        row: itoa::Buffer::new(),
+        ingestion_ts: String::new(),
+    };
+    let mut attempts = 0u32;
+    let mut last_log = Instant::now();
+    loop {
+        let start = progress;
+        start.apply_to(&mut rec);
+        // Failure contract: durable on return. A crash from here until
+        // txn_committed leaves this seq InDoubt, settled by `recover`.
+        ledger.txn_intent(&rec, seq, start.rows_done + 1)?;
+        failpoint::hit("after-intent-before-begin");
+        let result = produce_chunk(producer, &mut reader, &ctx, topic, settings, &mut progress, &mut scratch)
+            .and_then(|end| {
+                let cp = Checkpoint {
+                    v: crate::sink::checkpoint::CHECKPOINT_VERSION,
+                    file: rec.name.clone(),
+                    sha256: rec.sha256.clone(),
+                    version: rec.version,
+                    seq,
+                    rows_done: progress.rows_done,
+                    valid: progress.valid,
+                    invalid: progress.invalid,
+                    done: matches!(end, ChunkEnd::EndOfFile),
+                    first_event_ms: progress.first_event_ms,
+                    last_event_ms: progress.last_event_ms,
+                };
+                producer.send(OutRecord {
+                    topic: &settings.topics.checkpoints,
+                    key: rec.name.as_bytes(),
+                    value: &cp.encode(),
+                    timestamp_ms: None,
+                    headers: None,
+                })?;
+                failpoint::hit("after-produce-before-commit");
+                // Failure contract: Ok means rows and checkpoint are durable
+                // and visible together; Err means neither is, or (Fatal) that
+                // the outcome is unknown until the next start.
+                producer.commit()?;
+                Ok((end, cp))
+            });
+        match result {
+            Ok((end, cp)) => {
+                failpoint::hit("after-commit-before-ledger");
+                checkpoints.record(cp);
+                progress.apply_to(&mut rec);
+                let done = matches!(end, ChunkEnd::EndOfFile);
+                if done {
+                    rec.status = FileStatus::Committed;
+                    rec.finished_ms = Some(now_ms());
+                    rec.error = None;
+                }
+                // Failure contract: durable on return; the seq is Committed.
+                ledger.txn_committed(&rec, seq, progress.rows_done)?;
+                seq += 1;
+                attempts = 0;
+                if done {
+                    return Ok(rec);
+                }
+                if last_log.elapsed() >= Duration::from_secs(5) {
+                    tracing::info!(file = %rec.name, rows = progress.rows_done, invalid = progress.invalid, "progress");
+                    last_log = Instant::now();
+                }
+            }
+            Err(ChunkError::File(reason)) => {
+                let _ = producer.abort();
+                ledger.txn_aborted(&rec.name, seq, &reason)?;
+                return Err(IngestError::File(reason));
+            }
+            Err(ChunkError::Sink(e)) if e.action() == Action::Fatal => {
+                // Not aborted here: a fenced producer cannot, and the outcome
+                // stays InDoubt in the ledger for recovery to settle.
+                return Err(IngestError::Fatal(e));
+            }
+            Err(ChunkError::Sink(e)) => {
+                tracing::warn!(file = %rec.name, seq, attempt = attempts + 1, error = %e, "aborting the chunk to replay it");
+                if let Err(abort_err) = producer.abort() {
+                    return Err(IngestError::Fatal(abort_err));
+                }
+                ledger.txn_aborted(&rec.name, seq, &e.to_string())?;
+                seq += 1;
+                attempts += 1;
+                if attempts >= settings.max_chunk_attempts {
+                    return Err(IngestError::Exhausted { attempts, last: e });
+                }
+                std::thread::sleep(backoff(attempts));
+                progress = start;
+                reader = reader_at(&job, &settings.validation, start.rows_done)?;
+            }
+        }
+    }
+}
+
+
+fn headers(key: &[u8], file: &str, row: &str, sha256: &str) -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(4)
+        .insert(Header { key: "cdr-id", value: Some(key) })
+        .insert(Header { key: "cdr-source-file", value: Some(file) })
+        .insert(Header { key: "cdr-row", value: Some(row) })
+        .insert(Header { key: "cdr-file-sha256", value: Some(sha256) })
+}
+
+/// Produces rows until the chunk is full (rows or time) or the file ends.
+fn produce_chunk(
+    producer: &mut TxnProducer,
+    reader: &mut StagedReader,
+    ctx: &FileContext,
+    topic: &str,
+    settings: &IngestSettings,
+    progress: &mut Progress,
+    s: &mut Scratch,
+) -> Result<ChunkEnd, ChunkError> {
+    producer.begin()?;
+    let deadline = Instant::now() + settings.chunk_time;
+    s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
+    let mut n = 0u64;
+    let half = settings.chunk_rows / 2;
+    loop {
+        if n >= settings.chunk_rows {
+            return Ok(ChunkEnd::Full);
+        }
+        if n % 4096 == 4095 {
+            producer.poll();
+            s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
+            if Instant::now() >= deadline {
+                return Ok(ChunkEnd::Full);
+            }
+        }
+        if n == half {
+            failpoint::hit("mid-chunk");
+        }
+        let row = match reader.next_row() {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(ChunkEnd::EndOfFile),
+            Err(e) => return Err(ChunkError::File(e.to_string())),
+        };
+        match row {
+            Row::Valid(r) => {
+                encode::write_key(ctx, r.index, &mut s.key);
+                encode::write_value(ctx, &r, &s.ingestion_ts, &mut s.value);
+                progress.saw_event(r.event_time_ms);
+                progress.valid += 1;
+                producer.send(OutRecord {
+                    topic,
+                    key: &s.key,
+                    value: &s.value,
+                    timestamp_ms: Some(r.event_time_ms),
+                    headers: Some(headers(&s.key, ctx.file_name(), s.row.format(r.index), ctx.sha256_hex())),
+                })?;
+            }
+            Row::Invalid(r) => {
+                encode::write_key(ctx, r.index, &mut s.key);
+                encode::write_dlq_value(ctx, &r, &s.ingestion_ts, &mut s.value);
+                progress.invalid += 1;
+                producer.send(OutRecord {
+                    topic: &settings.topics.dlq,
+                    key: &s.key,
+                    value: &s.value,
+                    timestamp_ms: None,
+                    headers: Some(headers(&s.key, ctx.file_name(), s.row.format(r.index), ctx.sha256_hex())),
+                })?;
+            }
+        }
+        progress.rows_done += 1;
+        n += 1;
+    }
+}

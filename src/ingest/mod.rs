@@ -1,0 +1,80 @@
+//! The ingest engine: decides what to do with each ready file, produces it in
+//! transactions, and keeps the ledger and the checkpoint topic in step.
+//!
+//! - `decide`: ledger + checkpoints + listing -> skip, resume, conflict, ...
+//! - `file`: one staged file through parse -> encode -> chunked transactions.
+//! - `pass`: one pass over the source directory, in name order.
+//! - `recover`: settles transactions a crash left in doubt.
+
+pub mod decide;
+pub mod file;
+pub mod pass;
+pub mod recover;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::parse::Validation;
+use crate::sink::topics::TopicLayout;
+
+/// What to do when a file name seen before arrives with different bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnChanged {
+    /// Record it as a conflict and leave it alone (default).
+    Conflict,
+    /// Ingest it as a new version: new keys, since the hash differs.
+    Reingest,
+}
+
+/// What to do with a source file once its outcome is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterIngest {
+    Keep,
+    Delete,
+    /// Move into this directory on the source side.
+    Move(String),
+}
+
+/// Everything the engine needs besides its connections.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub topics: TopicLayout,
+    /// A transaction holds at most this many rows...
+    pub chunk_rows: u64,
+    /// ...and stays open at most this long, so it commits well inside the
+    /// broker's transaction timeout.
+    pub chunk_time: Duration,
+    pub validation: Validation,
+    pub on_changed: OnChanged,
+    pub allow_duplicate_content: bool,
+    /// Where fetched files are staged while they are ingested.
+    pub staging_dir: PathBuf,
+    pub after_success: AfterIngest,
+    /// Failed, conflicting and duplicate files are moved here, if set.
+    pub error_dir: Option<String>,
+    /// Attempts at one chunk (abort and replay) before the file is left for
+    /// the next pass.
+    pub max_chunk_attempts: u32,
+}
+
+impl IngestSettings {
+    pub fn new(staging_dir: PathBuf) -> Self {
+        IngestSettings {
+            topics: TopicLayout::default(),
+            chunk_rows: 100_000,
+            chunk_time: Duration::from_secs(10),
+            validation: Validation::default(),
+            on_changed: OnChanged::Conflict,
+            allow_duplicate_content: false,
+            staging_dir,
+            after_success: AfterIngest::Keep,
+            error_dir: None,
+            max_chunk_attempts: 20,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, for ledger timestamps.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

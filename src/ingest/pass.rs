@@ -1,0 +1,425 @@
+//! The engine: one worker slot's producer, the ledger, the checkpoints and a
+//! source, taking ready files one at a time in name order.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
+
+use super::decide::{needs_fetch, plan, Facts, Plan, Progress};
+use super::file::{check_whole_stream, produce_file, IngestError, Job};
+use super::recover::settle_in_doubt;
+use super::{now_ms, AfterIngest, IngestSettings};
+use crate::schema::RecordKind;
+use crate::sink::checkpoint::CheckpointError;
+use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
+use crate::source::retry::backoff;
+use crate::source::{Fetched, RemoteFile, Source, SourceError};
+
+/// Errors that stop the engine (the caller exits non-zero).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Checkpoints(#[from] CheckpointError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("staging directory {path}: {source}")]
+    Staging {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What happened to one file in a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    Committed { rows: u64, invalid: u64 },
+    /// Nothing to do: done before, or already recorded as conflict/duplicate/failed.
+    Skipped,
+    Conflict,
+    Duplicate,
+    Failed(String),
+    /// Not finished this pass (source or broker unreachable); tried again later.
+    Deferred(String),
+}
+
+/// Tally of one pass.
+#[derive(Debug, Default, Clone)]
+pub struct PassSummary {
+    pub committed: u64,
+    pub skipped: u64,
+    pub conflicts: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    pub rows: u64,
+    pub invalid_rows: u64,
+}
+
+impl PassSummary {
+    fn add(&mut self, o: &FileOutcome) {
+        match o {
+            FileOutcome::Committed { rows, invalid } => {
+                self.committed += 1;
+                self.rows += rows;
+                self.invalid_rows += invalid;
+            }
+            FileOutcome::Skipped => self.skipped += 1,
+            FileOutcome::Conflict => self.conflicts += 1,
+            FileOutcome::Duplicate => self.duplicates += 1,
+            FileOutcome::Failed(_) => self.failed += 1,
+            FileOutcome::Deferred(_) => self.deferred += 1,
+        }
+    }
+}
+
+pub struct Engine {
+    ledger: Ledger,
+    source: Box<dyn Source>,
+    producer: TxnProducer,
+    checkpoints: CheckpointStore,
+    settings: IngestSettings,
+}
+
+/// Source fetch attempts (with reconnects) before a file is deferred.
+const FETCH_ATTEMPTS: u32 = 6;
+
+impl Engine {
+    /// Fences any earlier instance (init_transactions), reads the checkpoint
+    /// topic, and settles transactions a crash left in doubt, in that order:
+    /// reading checkpoints before fencing could block on, or miss, a
+    /// transaction the dead instance left open.
+    pub fn start(
+        kafka: &KafkaConfig,
+        slot: u32,
+        ledger: Ledger,
+        source: Box<dyn Source>,
+        settings: IngestSettings,
+    ) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(&settings.staging_dir).map_err(|source| EngineError::Staging {
+            path: settings.staging_dir.clone(),
+            source,
+        })?;
+        let producer = TxnProducer::new(kafka, slot)?;
+        let checkpoints =
+            CheckpointStore::load(kafka, &settings.topics.checkpoints, Duration::from_secs(60))?;
+        tracing::info!(
+            producer = producer.transactional_id(),
+            checkpoints = checkpoints.len(),
+            "engine ready"
+        );
+        let settled = settle_in_doubt(&ledger, &checkpoints)?;
+        if settled > 0 {
+            tracing::info!(settled, "recovered transactions left in doubt");
+        }
+        Ok(Engine {
+            ledger,
+            source,
+            producer,
+            checkpoints,
+            settings,
+        })
+    }
+
+    pub fn source_mut(&mut self) -> &mut dyn Source {
+        self.source.as_mut()
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Ingests the given ready files in name order. Stops early only on a
+    /// fatal error; `stop` is checked between files.
+    pub fn pass(
+        &mut self,
+        mut ready: Vec<RemoteFile>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<PassSummary, EngineError> {
+        ready.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut summary = PassSummary::default();
+        for file in &ready {
+            if stop() {
+                break;
+            }
+            let outcome = self.ingest_one(file)?;
+            summary.add(&outcome);
+        }
+        Ok(summary)
+    }
+
+    /// One file, start to finish. Only fatal errors are returned as Err.
+    pub fn ingest_one(&mut self, file: &RemoteFile) -> Result<FileOutcome, EngineError> {
+        let Some(kind) = RecordKind::from_file_name(&file.name) else {
+            return Ok(FileOutcome::Skipped);
+        };
+        let existing = self.ledger.file(&file.name)?;
+        if !needs_fetch(file, existing.as_ref()) {
+            if let Some(rec) = &existing {
+                self.after_outcome(rec);
+            }
+            return Ok(FileOutcome::Skipped);
+        }
+        let staged = self.settings.staging_dir.join(format!("{}.staging", file.name));
+        let outcome = self.fetch_and_ingest(file, kind, existing, &staged);
+        let _ = std::fs::remove_file(&staged);
+        outcome
+    }
+
+    fn fetch_and_ingest(
+        &mut self,
+        file: &RemoteFile,
+        kind: RecordKind,
+        existing: Option<FileRecord>,
+        staged: &std::path::Path,
+    ) -> Result<FileOutcome, EngineError> {
+        let mut rec = existing.clone().unwrap_or_else(|| new_record(file, kind));
+        rec.size = file.size;
+        rec.mtime = file.mtime;
+        let fetched = match self.fetch(file, staged) {
+            Ok(f) => f,
+            Err(SourceError::Changed { what, .. }) => {
+                return self.fail(rec, format!("changed while being read ({what}); retried once stable"));
+            }
+            Err(SourceError::Gone { .. }) => return Ok(FileOutcome::Skipped),
+            Err(e) => {
+                tracing::warn!(file = %file.name, error = %e, "download failed; will retry at the next pass");
+                return Ok(FileOutcome::Deferred(e.to_string()));
+            }
+        };
+        let sha_hex = hex(&fetched.sha256);
+        if let Err(e) = check_whole_stream(&fetched.path, &file.name) {
+            rec.sha256 = sha_hex;
+            return self.fail(rec, e.to_string());
+        }
+        let same_bytes_as = self.same_bytes_elsewhere(&sha_hex, &file.name)?;
+        let checkpoint = self.checkpoints.get(&file.name).cloned();
+        let decision = plan(&Facts {
+            sha256: &sha_hex,
+            record: existing.as_ref(),
+            checkpoint: checkpoint.as_ref(),
+            same_bytes_as: same_bytes_as.as_deref(),
+            on_changed: self.settings.on_changed,
+            allow_duplicate_content: self.settings.allow_duplicate_content,
+        });
+        match decision {
+            Plan::AlreadyDone { version, progress } => {
+                if rec.status != FileStatus::Committed || rec.sha256 != sha_hex {
+                    tracing::info!(file = %file.name, "already committed in Kafka; ledger brought up to date");
+                }
+                rec.sha256 = sha_hex;
+                rec.version = version;
+                rec.bytes = fetched.size;
+                progress.apply_to(&mut rec);
+                rec.status = FileStatus::Committed;
+                rec.error = None;
+                rec.finished_ms.get_or_insert_with(now_ms);
+                self.ledger.put_file(&rec)?;
+                self.after_outcome(&rec);
+                Ok(FileOutcome::Skipped)
+            }
+            Plan::Conflict { previous_sha256 } => {
+                tracing::warn!(
+                    file = %file.name, previous_sha256 = %previous_sha256, sha256 = %sha_hex,
+                    "file was ingested before with different content; not ingested (use --on-changed reingest to ingest it as a new version)"
+                );
+                if rec.status != FileStatus::Conflict {
+                    // Keep the committed record's hash: it is what Kafka holds.
+                    rec.status = FileStatus::Conflict;
+                    rec.error = Some(format!(
+                        "content changed after ingest: sha256 {sha_hex}, ingested {previous_sha256}"
+                    ));
+                    rec.updated_ms = now_ms();
+                    self.ledger.put_file(&rec)?;
+                }
+                self.after_outcome(&rec);
+                Ok(FileOutcome::Conflict)
+            }
+            Plan::Duplicate { of } => {
+                tracing::warn!(file = %file.name, duplicate_of = %of, "same content as an already ingested file; not ingested (use --allow-duplicate-content to ingest it anyway)");
+                rec.sha256 = sha_hex;
+                rec.status = FileStatus::Duplicate;
+                rec.error = Some(format!("same content as {of}"));
+                rec.duplicate_of = Some(of);
+                rec.updated_ms = now_ms();
+                self.ledger.put_file(&rec)?;
+                self.after_outcome(&rec);
+                Ok(FileOutcome::Duplicate)
+            }
+            Plan::Ingest { version, progress } => {
+                if version != rec.version {
+                    tracing::info!(file = %file.name, version, "ingesting changed content as a new version");
+                    rec.started_ms = None;
+                    rec.finished_ms = None;
+                }
+                rec.sha256 = sha_hex;
+                rec.version = version;
+                rec.bytes = fetched.size;
+                rec.error = None;
+                rec.duplicate_of = None;
+                progress.apply_to(&mut rec);
+                let next_seq = self.next_seq(&rec.name, checkpoint.as_ref())?;
+                self.produce(rec, kind, &fetched, progress, next_seq)
+            }
+        }
+    }
+
+    fn produce(
+        &mut self,
+        rec: FileRecord,
+        kind: RecordKind,
+        fetched: &Fetched,
+        progress: Progress,
+        next_seq: u64,
+    ) -> Result<FileOutcome, EngineError> {
+        let started = Instant::now();
+        let resumed_at = progress.rows_done;
+        tracing::info!(file = %rec.name, bytes = fetched.size, sha256 = %rec.sha256, resume_after_row = resumed_at, "ingest started");
+        let fallback = rec.clone();
+        let job = Job {
+            record: rec,
+            kind,
+            staged: &fetched.path,
+            sha256: &fetched.sha256,
+            progress,
+            next_seq,
+        };
+        match produce_file(&mut self.producer, &self.ledger, &mut self.checkpoints, &self.settings, job) {
+            Ok(done) => {
+                let secs = started.elapsed().as_secs_f64();
+                let rows = done.rows_done - resumed_at;
+                tracing::info!(
+                    file = %done.name, rows = done.rows_done, invalid = done.invalid_rows,
+                    bytes = fetched.size, seconds = format_args!("{secs:.2}"),
+                    rows_per_sec = format_args!("{:.0}", rows as f64 / secs.max(1e-9)),
+                    "ingest committed"
+                );
+                self.after_outcome(&done);
+                Ok(FileOutcome::Committed {
+                    rows: done.rows_done,
+                    invalid: done.invalid_rows,
+                })
+            }
+            Err(IngestError::File(reason)) => {
+                let rec = self.ledger.file(&fallback.name)?.unwrap_or(fallback);
+                self.fail(rec, reason)
+            }
+            Err(IngestError::Fatal(e)) => Err(EngineError::Sink(e)),
+            Err(IngestError::Ledger(e)) => Err(EngineError::Ledger(e)),
+            Err(e @ IngestError::Exhausted { .. }) => {
+                tracing::warn!(file = %fallback.name, error = %e, "file left in progress for the next pass");
+                Ok(FileOutcome::Deferred(e.to_string()))
+            }
+        }
+    }
+
+    fn fail(&mut self, mut rec: FileRecord, reason: String) -> Result<FileOutcome, EngineError> {
+        tracing::error!(file = %rec.name, reason = %reason, "file failed; nothing of it is committed");
+        rec.status = FileStatus::Failed;
+        rec.error = Some(reason.clone());
+        rec.updated_ms = now_ms();
+        self.ledger.put_file(&rec)?;
+        self.after_outcome(&rec);
+        Ok(FileOutcome::Failed(reason))
+    }
+
+    /// Downloads into staging, reconnecting with backoff on transient errors.
+    fn fetch(&mut self, file: &RemoteFile, staged: &std::path::Path) -> Result<Fetched, SourceError> {
+        let mut attempt = 0;
+        loop {
+            match self.source.fetch(file, staged) {
+                Ok(f) => return Ok(f),
+                Err(e) if e.is_transient() && attempt + 1 < FETCH_ATTEMPTS => {
+                    attempt += 1;
+                    let wait = backoff(attempt);
+                    tracing::warn!(file = %file.name, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "download failed; reconnecting");
+                    std::thread::sleep(wait);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Another file name holding these exact bytes, per ledger or checkpoints.
+    fn same_bytes_elsewhere(&self, sha_hex: &str, name: &str) -> Result<Option<String>, LedgerError> {
+        if let Some(r) = self.ledger.file_by_sha256(sha_hex)? {
+            if r.name != name {
+                return Ok(Some(r.name));
+            }
+        }
+        Ok(self
+            .checkpoints
+            .iter()
+            .find(|c| c.sha256 == sha_hex && c.file != name)
+            .map(|c| c.file.clone()))
+    }
+
+    /// Transaction seqs only grow for a file, across restarts and ledger loss.
+    fn next_seq(&self, name: &str, cp: Option<&crate::sink::Checkpoint>) -> Result<u64, LedgerError> {
+        let from_ledger = self.ledger.transactions(name)?.iter().map(|t| t.seq).max().unwrap_or(0);
+        Ok(from_ledger.max(cp.map_or(0, |c| c.seq)) + 1)
+    }
+
+    /// The configured keep/delete/move, once the file's outcome is durable.
+    fn after_outcome(&mut self, rec: &FileRecord) {
+        let action = match rec.status {
+            FileStatus::Committed => self.settings.after_success.clone(),
+            FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate => {
+                match &self.settings.error_dir {
+                    Some(dir) => AfterIngest::Move(dir.clone()),
+                    None => AfterIngest::Keep,
+                }
+            }
+            _ => AfterIngest::Keep,
+        };
+        crate::failpoint::hit("after-ledger-before-action");
+        let result = match &action {
+            AfterIngest::Keep => return,
+            AfterIngest::Delete => self.source.delete(&rec.name).map(|_| "deleted".to_string()),
+            AfterIngest::Move(dir) => self.source.move_to(&rec.name, dir),
+        };
+        match result {
+            Ok(to) => tracing::info!(file = %rec.name, status = %rec.status, to = %to, "after-ingest action done"),
+            Err(SourceError::Gone { .. }) => {}
+            Err(e) => tracing::warn!(file = %rec.name, error = %e, "after-ingest action failed; will retry at the next pass"),
+        }
+    }
+}
+
+fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
+    let now = now_ms();
+    FileRecord {
+        name: file.name.clone(),
+        size: file.size,
+        mtime: file.mtime,
+        sha256: String::new(),
+        kind: kind.as_str().to_string(),
+        status: FileStatus::Seen,
+        rows_done: 0,
+        valid_rows: 0,
+        invalid_rows: 0,
+        first_event_ms: None,
+        last_event_ms: None,
+        first_seen_ms: now,
+        updated_ms: now,
+        started_ms: None,
+        finished_ms: None,
+        error: None,
+        duplicate_of: None,
+        version: 1,
+        bytes: 0,
+    }
+}
+
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

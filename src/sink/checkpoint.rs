@@ -1,0 +1,199 @@
+//! Checkpoint records: the truth of record for how far each file got.
+//!
+//! Every transaction writes one checkpoint to a compacted topic (key = file
+//! name), so the checkpoint commits or vanishes together with the rows it
+//! describes. After a crash, or with the ledger lost, reading this topic with
+//! read_committed says exactly which rows of which file are in Kafka.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use super::producer::KafkaConfig;
+
+/// Version of the stored checkpoint value; readers accept this and older.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// One file's progress after a committed transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Format version of this value.
+    pub v: u32,
+    pub file: String,
+    /// Hex SHA-256 of the file's bytes; a checkpoint only applies to the
+    /// same bytes.
+    pub sha256: String,
+    /// Ingest version of this file name (2+ after `--on-changed reingest`).
+    pub version: u32,
+    /// Sequence number of the transaction that wrote this checkpoint.
+    pub seq: u64,
+    /// Data rows (valid + invalid) committed so far, from the file's start.
+    pub rows_done: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    /// True when the file is complete.
+    pub done: bool,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("reading checkpoint topic {topic}: {source}")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("checkpoint topic {topic} not read to its end within {waited:?}")]
+    Timeout { topic: String, waited: Duration },
+    #[error("undecodable checkpoint for key {key:?}: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+impl Checkpoint {
+    pub fn encode(&self) -> Vec<u8> {
+        // A struct of plain fields cannot fail to serialize.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let cp: Checkpoint = serde_json::from_slice(bytes).map_err(|e| CheckpointError::Corrupt {
+            key: key.to_string(),
+            detail: e.to_string(),
+        })?;
+        if cp.v > CHECKPOINT_VERSION {
+            return Err(CheckpointError::Corrupt {
+                key: key.to_string(),
+                detail: format!("version {} is newer than this build reads ({CHECKPOINT_VERSION})", cp.v),
+            });
+        }
+        Ok(cp)
+    }
+}
+
+/// The latest committed checkpoint of every file, read from the topic.
+#[derive(Debug, Default, Clone)]
+pub struct CheckpointStore {
+    by_file: HashMap<String, Checkpoint>,
+}
+
+impl CheckpointStore {
+    /// Reads the whole topic with read_committed and keeps the last value per
+    /// key. Call after `init_transactions` of every slot: that aborts what a
+    /// dead instance left open, so the read cannot block on it.
+    pub fn load(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Self, CheckpointError> {
+        let kerr = |source| CheckpointError::Kafka {
+            topic: topic.to_string(),
+            source,
+        };
+        let consumer: BaseConsumer = cfg
+            .client_config()
+            .set("group.id", "cdr-to-redpanda-checkpoint-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(kerr)?;
+        let md = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(kerr)?;
+        let mut tpl = TopicPartitionList::new();
+        for t in md.topics().iter().filter(|t| t.name() == topic) {
+            if t.error().is_some() {
+                // Topic does not exist yet: nothing was ever checkpointed.
+                continue;
+            }
+            for p in t.partitions() {
+                let (lo, hi) = consumer
+                    .fetch_watermarks(topic, p.id(), timeout)
+                    .map_err(kerr)?;
+                if hi > lo {
+                    tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                        .map_err(kerr)?;
+                }
+            }
+        }
+        let mut store = CheckpointStore::default();
+        let mut open = tpl.count();
+        if open == 0 {
+            return Ok(store);
+        }
+        consumer.assign(&tpl).map_err(kerr)?;
+        let started = Instant::now();
+        while open > 0 {
+            if started.elapsed() > timeout {
+                return Err(CheckpointError::Timeout {
+                    topic: topic.to_string(),
+                    waited: timeout,
+                });
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
+                Some(Err(e)) => return Err(kerr(e)),
+                Some(Ok(m)) => {
+                    let Some(key) = m.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+                        continue;
+                    };
+                    match m.payload() {
+                        Some(p) => {
+                            let cp = Checkpoint::decode(&key, p)?;
+                            store.by_file.insert(key, cp);
+                        }
+                        // A tombstone forgets the file.
+                        None => {
+                            store.by_file.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn get(&self, file: &str) -> Option<&Checkpoint> {
+        self.by_file.get(file)
+    }
+
+    /// Records a checkpoint this process just committed.
+    pub fn record(&mut self, cp: Checkpoint) {
+        self.by_file.insert(cp.file.clone(), cp);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Checkpoint> {
+        self.by_file.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_file.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_file.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trips_and_v1_golden_decodes() {
+        let golden = br#"{"v":1,"file":"cdr_data_20240101_000000.csv","sha256":"ab","version":1,"seq":3,"rows_done":200,"valid":198,"invalid":2,"done":true,"first_event_ms":1,"last_event_ms":2}"#;
+        let cp = Checkpoint::decode("k", golden).unwrap();
+        assert_eq!(cp.rows_done, 200);
+        assert!(cp.done);
+        assert_eq!(Checkpoint::decode("k", &cp.encode()).unwrap(), cp);
+    }
+
+    #[test]
+    fn newer_checkpoint_version_is_refused() {
+        let v2 = br#"{"v":2,"file":"f","sha256":"ab","version":1,"seq":3,"rows_done":200,"valid":198,"invalid":2,"done":true,"first_event_ms":null,"last_event_ms":null}"#;
+        assert!(matches!(Checkpoint::decode("f", v2), Err(CheckpointError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,13 @@
+//! The transactional Kafka sink: one producer per worker slot, every Kafka
+//! error sorted into retry / abort-and-replay / fatal in one place
+//! (`classify`), the checkpoint records that commit atomically with the rows,
+//! and topic creation.
+
+pub mod checkpoint;
+pub mod classify;
+pub mod producer;
+pub mod topics;
+
+pub use checkpoint::{Checkpoint, CheckpointStore};
+pub use classify::{classify, Action};
+pub use producer::{KafkaConfig, SinkError, TxnProducer};

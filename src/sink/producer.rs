@@ -1,0 +1,370 @@
+//! One transactional producer per worker slot.
+//!
+//! `BaseProducer` with a delivery callback that only counts: a future per
+//! message (FutureProducer) costs more than the whole encode stage. Delivery
+//! failures are checked once per transaction, before commit.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+
+use super::classify::{classify, classify_code, Action};
+
+/// How to reach the brokers and how to produce.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// `transactional.id` is `<prefix>-<slot>`: stable across restarts, so a
+    /// restarted instance fences its zombie and the broker aborts what the
+    /// zombie left open.
+    pub transactional_id_prefix: String,
+    /// Exactly-once (default). Off only to measure what transactions cost:
+    /// then the producer is idempotent and a crash can duplicate a chunk.
+    pub transactions: bool,
+    /// Must stay under the broker's `transaction.max.timeout.ms` (15 min on
+    /// Kafka, Redpanda's default is similar); chunks commit well inside it.
+    pub transaction_timeout: Duration,
+    /// Bound on one commit/abort/init call; a retriable timeout is retried.
+    pub operation_timeout: Duration,
+    /// librdkafka properties passed through verbatim (SASL, TLS, tuning).
+    /// Applied last, so they win over the defaults above.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for everything but the brokers.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            transactional_id_prefix: "cdr-to-redpanda".into(),
+            transactions: true,
+            transaction_timeout: Duration::from_secs(60),
+            operation_timeout: Duration::from_secs(60),
+            overrides: Vec::new(),
+        }
+    }
+
+    /// Client settings shared by producers, consumers and the admin client.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("client.id", "cdr-to-redpanda")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in &self.overrides {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn producer_config(&self, slot: u32) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("client.id", format!("cdr-to-redpanda-{slot}"))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Java-compatible placement: every client agrees where a key lives.
+            .set("partitioner", "murmur2_random")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "20")
+            .set("batch.size", "1000000")
+            // Bounded queue: memory stays flat whatever the file size.
+            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.kbytes", "32768")
+            .set(
+                "message.timeout.ms",
+                self.transaction_timeout.as_millis().to_string(),
+            )
+            .set_log_level(RDKafkaLogLevel::Warning);
+        if self.transactions {
+            c.set(
+                "transactional.id",
+                format!("{}-{slot}", self.transactional_id_prefix),
+            )
+            .set(
+                "transaction.timeout.ms",
+                self.transaction_timeout.as_millis().to_string(),
+            );
+        }
+        for (k, v) in &self.overrides {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// Property names whose values are secrets: never printed.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "key.pem", "private"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let overrides: Vec<String> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| {
+                if is_secret_key(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("transactional_id_prefix", &self.transactional_id_prefix)
+            .field("transactions", &self.transactions)
+            .field("transaction_timeout", &self.transaction_timeout)
+            .field("overrides", &overrides)
+            .finish()
+    }
+}
+
+/// A sink failure with the action `classify` chose for it.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("kafka {op} failed: {source}")]
+    Kafka {
+        op: &'static str,
+        action: Action,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("{failed} record(s) of the transaction were not delivered; first error: {first}")]
+    Delivery { failed: u64, first: String, action: Action },
+}
+
+impl SinkError {
+    pub fn action(&self) -> Action {
+        match self {
+            SinkError::Kafka { action, .. } | SinkError::Delivery { action, .. } => *action,
+        }
+    }
+
+    fn kafka(op: &'static str, source: KafkaError) -> Self {
+        SinkError::Kafka {
+            op,
+            action: classify(&source),
+            source,
+        }
+    }
+}
+
+/// Counts delivery outcomes; read and reset once per transaction.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    failed: AtomicU64,
+    first_error: Mutex<Option<(RDKafkaErrorCode, String)>>,
+}
+
+impl ClientContext for DeliveryTracker {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {log_message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+            _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((err, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first_error.lock() {
+                if first.is_none() {
+                    let code = err.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+                    *first = Some((code, err.to_string()));
+                }
+            }
+        }
+    }
+}
+
+impl DeliveryTracker {
+    fn take(&self) -> Option<(u64, RDKafkaErrorCode, String)> {
+        let failed = self.failed.swap(0, Ordering::Relaxed);
+        let first = self.first_error.lock().ok().and_then(|mut f| f.take());
+        match (failed, first) {
+            (0, _) => None,
+            (n, Some((code, msg))) => Some((n, code, msg)),
+            (n, None) => Some((n, RDKafkaErrorCode::Fail, "unknown".into())),
+        }
+    }
+}
+
+/// A record to produce; every borrowed buffer may be reused after `send`
+/// returns (librdkafka copies key and value).
+pub struct OutRecord<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub timestamp_ms: Option<i64>,
+    pub headers: Option<OwnedHeaders>,
+}
+
+/// The transactional producer of one worker slot.
+pub struct TxnProducer {
+    producer: BaseProducer<DeliveryTracker>,
+    transactions: bool,
+    operation_timeout: Duration,
+    /// Transactional id, for log lines.
+    id: String,
+}
+
+/// Retriable operations are tried this many times before giving up as
+/// abort-and-replay (commit) or fatal (init).
+const RETRIES: u32 = 5;
+
+impl TxnProducer {
+    /// Creates the producer and, with transactions on, calls
+    /// `init_transactions`: this fences any earlier instance with the same
+    /// transactional id and makes the broker abort what it left open.
+    pub fn new(cfg: &KafkaConfig, slot: u32) -> Result<Self, SinkError> {
+        let producer: BaseProducer<DeliveryTracker> = cfg
+            .producer_config(slot)
+            .create_with_context(DeliveryTracker::default())
+            .map_err(|e| SinkError::kafka("create producer", e))?;
+        let id = format!("{}-{slot}", cfg.transactional_id_prefix);
+        let p = TxnProducer {
+            producer,
+            transactions: cfg.transactions,
+            operation_timeout: cfg.operation_timeout,
+            id,
+        };
+        if p.transactions {
+            p.retrying("init_transactions", |p| {
+                p.producer.init_transactions(p.operation_timeout)
+            })?;
+        }
+        Ok(p)
+    }
+
+    pub fn transactional_id(&self) -> &str {
+        &self.id
+    }
+
+    fn retrying(
+        &self,
+        op: &'static str,
+        f: impl Fn(&Self) -> Result<(), KafkaError>,
+    ) -> Result<(), SinkError> {
+        let mut attempt = 0;
+        loop {
+            match f(self) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let err = SinkError::kafka(op, e);
+                    attempt += 1;
+                    if err.action() != Action::Retry || attempt >= RETRIES {
+                        return Err(err);
+                    }
+                    tracing::warn!(producer = %self.id, attempt, error = %err, "retrying {op}");
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                }
+            }
+        }
+    }
+
+    pub fn begin(&mut self) -> Result<(), SinkError> {
+        // Failures from an earlier, aborted transaction must not leak into this one.
+        let _ = self.producer.context().take();
+        if self.transactions {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| SinkError::kafka("begin_transaction", e))?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues one record. A full local queue is drained by polling, which
+    /// is the backpressure that keeps memory flat.
+    pub fn send(&mut self, rec: OutRecord<'_>) -> Result<(), SinkError> {
+        let mut record = BaseRecord::to(rec.topic).key(rec.key).payload(rec.value);
+        if let Some(ts) = rec.timestamp_ms {
+            record = record.timestamp(ts);
+        }
+        if let Some(h) = rec.headers {
+            record = record.headers(h);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(SinkError::kafka("produce", e)),
+            }
+        }
+    }
+
+    /// Serves delivery callbacks without blocking; call now and then while producing.
+    pub fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Flushes, checks that every record was delivered, then commits.
+    /// Ok means the chunk is durable and visible to read_committed consumers.
+    pub fn commit(&mut self) -> Result<(), SinkError> {
+        self.producer
+            .flush(self.operation_timeout)
+            .map_err(|e| SinkError::kafka("flush", e))?;
+        if let Some((failed, code, first)) = self.producer.context().take() {
+            return Err(SinkError::Delivery {
+                failed,
+                first,
+                action: classify_code(code),
+            });
+        }
+        if !self.transactions {
+            return Ok(());
+        }
+        self.retrying("commit_transaction", |p| {
+            p.producer.commit_transaction(p.operation_timeout)
+        })
+        .map_err(|e| match e {
+            // Still retriable after every retry: whether the commit landed is
+            // unknown here. Stop; on restart init_transactions settles it and
+            // recovery reads the outcome from the checkpoint topic.
+            SinkError::Kafka { op, action: Action::Retry, source } => SinkError::Kafka {
+                op,
+                action: Action::Fatal,
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Aborts the open transaction: none of its records will ever be visible
+    /// to read_committed consumers.
+    pub fn abort(&mut self) -> Result<(), SinkError> {
+        if !self.transactions {
+            return Ok(());
+        }
+        let _ = self.producer.context().take();
+        self.retrying("abort_transaction", |p| {
+            p.producer.abort_transaction(p.operation_timeout)
+        })
+    }
+}

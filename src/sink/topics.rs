@@ -1,0 +1,111 @@
+//! Creates the topics the service writes to, if missing. Existing topics are
+//! checked and never altered: their layout belongs to the operator.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::producer::KafkaConfig;
+
+/// Topic names and the layout of topics the service creates.
+#[derive(Debug, Clone)]
+pub struct TopicLayout {
+    pub data: String,
+    pub voice: String,
+    pub dlq: String,
+    /// Compacted; key = file name.
+    pub checkpoints: String,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+impl Default for TopicLayout {
+    fn default() -> Self {
+        TopicLayout {
+            data: "cdr-data".into(),
+            voice: "cdr-voice".into(),
+            dlq: "cdr-dlq".into(),
+            checkpoints: "cdr-ingest-checkpoints".into(),
+            partitions: 12,
+            replication: 3,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("kafka admin request failed: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("replication factor {wanted} asked for, but the cluster has {brokers} broker(s); lower it with --replication-factor / CDR_TOPIC_REPLICATION")]
+    TooFewBrokers { wanted: i32, brokers: usize },
+    #[error("creating topic {topic}: {code}")]
+    Create { topic: String, code: RDKafkaErrorCode },
+}
+
+/// Creates whatever of the layout is missing; returns the names it created.
+pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Vec<String>, TopicError> {
+    let probe: BaseConsumer = cfg.client_config().create()?;
+    let md = probe.fetch_metadata(None, Duration::from_secs(10))?;
+    let existing: Vec<(String, usize)> = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name().to_string(), t.partitions().len()))
+        .collect();
+    let wanted = [
+        (&layout.data, layout.partitions, false),
+        (&layout.voice, layout.partitions, false),
+        (&layout.dlq, layout.partitions, false),
+        (&layout.checkpoints, 1, true),
+    ];
+    let mut to_create = Vec::new();
+    for (name, partitions, compacted) in wanted {
+        match existing.iter().find(|(n, _)| n == name) {
+            Some((_, have)) if *have as i32 != partitions && !compacted => {
+                tracing::warn!(topic = %name, have, configured = partitions, "existing topic has a different partition count; left as it is");
+            }
+            Some(_) => {}
+            None => to_create.push((name.as_str(), partitions, compacted)),
+        }
+    }
+    if to_create.is_empty() {
+        return Ok(Vec::new());
+    }
+    let brokers = md.brokers().len();
+    if (brokers as i32) < layout.replication {
+        return Err(TopicError::TooFewBrokers {
+            wanted: layout.replication,
+            brokers,
+        });
+    }
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let new_topics: Vec<NewTopic<'_>> = to_create
+        .iter()
+        .map(|(name, partitions, compacted)| {
+            let t = NewTopic::new(name, *partitions, TopicReplication::Fixed(layout.replication));
+            if *compacted {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut created = Vec::new();
+    for result in admin.create_topics(&new_topics, &opts).await? {
+        match result {
+            Ok(name) => {
+                tracing::info!(topic = %name, "created topic");
+                created.push(name);
+            }
+            // Another instance won the race: fine.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+        }
+    }
+    Ok(created)
+}

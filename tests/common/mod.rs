@@ -1,0 +1,183 @@
+//! Shared helpers for the integration tests: the local stack's addresses,
+//! unique names per test, and an independent read_committed reader.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// A variable the local stack exports; tests must not pass without it.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run under scripts/test.sh (needs the local stack: eval \"$(scripts/stack.sh env)\")")
+    })
+}
+
+pub fn brokers() -> String {
+    env("KAFKA_BROKERS")
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One record as a read_committed consumer sees it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub partition: i32,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub timestamp_ms: Option<i64>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Reads a whole topic with isolation.level=read_committed, every partition
+/// to its end. An absent topic reads as empty.
+pub fn read_committed(brokers: &str, topic: &str) -> Vec<Seen> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("test-reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic && t.error().is_none()) {
+        for p in t.partitions() {
+            let (lo, hi) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            if hi > lo {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+            }
+        }
+    }
+    let mut open = tpl.count();
+    let mut out = Vec::new();
+    if open == 0 {
+        return out;
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while open > 0 {
+        assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(m)) => {
+                let mut headers = BTreeMap::new();
+                if let Some(h) = m.headers() {
+                    for i in 0..h.count() {
+                        let hd = h.get(i);
+                        headers.insert(
+                            hd.key.to_string(),
+                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                        );
+                    }
+                }
+                out.push(Seen {
+                    partition: m.partition(),
+                    key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    headers,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Counts records per key; the exactly-once check is "every count is 1".
+pub fn key_counts(records: &[Seen]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in records {
+        *m.entry(r.key.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The service binary built by cargo for this test run.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cdr-to-redpanda"))
+}
+
+/// Settings every ingest test passes: fresh topics, its own transactional
+/// ids, one broker's replication, a ledger in `ledger_dir`.
+pub struct Topics {
+    pub data: String,
+    pub voice: String,
+    pub dlq: String,
+    pub checkpoints: String,
+    pub txn_prefix: String,
+}
+
+impl Topics {
+    pub fn new() -> Self {
+        let base = unique("t");
+        Topics {
+            data: format!("{base}-data"),
+            voice: format!("{base}-voice"),
+            dlq: format!("{base}-dlq"),
+            checkpoints: format!("{base}-ckpt"),
+            txn_prefix: format!("{base}-txn"),
+        }
+    }
+
+    /// Environment for the binary: stack addresses plus these topics.
+    pub fn apply(&self, cmd: &mut Command, ledger_dir: &Path) {
+        cmd.env("KAFKA_BROKERS", brokers())
+            .env("CDR_DATA_TOPIC", &self.data)
+            .env("CDR_VOICE_TOPIC", &self.voice)
+            .env("CDR_DLQ_TOPIC", &self.dlq)
+            .env("CDR_CHECKPOINT_TOPIC", &self.checkpoints)
+            .env("CDR_TRANSACTIONAL_ID_PREFIX", &self.txn_prefix)
+            .env("CDR_TOPIC_PARTITIONS", "3")
+            .env("CDR_TOPIC_REPLICATION", "1")
+            .env("CDR_LEDGER_DIR", ledger_dir)
+            .env("CDR_SETTLE_SECONDS", "0")
+            .env("CDR_MIN_AGE_SECONDS", "0")
+            .env("RUST_LOG", "info,librdkafka=warn");
+    }
+}
+
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A directory under the SFTP upload dir, writable by the SFTP user, and its
+/// path as the SFTP server shows it.
+pub fn sftp_subdir(name: &str) -> (PathBuf, String) {
+    let local = PathBuf::from(env("SFTP_UPLOAD_DIR")).join(name);
+    std::fs::create_dir_all(&local).unwrap();
+    let status = Command::new("chown")
+        .arg(format!("{}:", env("SFTP_USER")))
+        .arg(&local)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (local, format!("{}/{name}", env("SFTP_REMOTE_PATH")))
+}

@@ -1,0 +1,176 @@
+//! Crash torture: the real binary is killed again and again (SIGKILL at
+//! random moments, aborts at every failpoint between durable steps, the
+//! ledger deleted now and then) while it ingests over the real sshd into the
+//! real broker. At the end every row of every file is in Kafka exactly once.
+//!
+//! CDR_TORTURE_KILLS sets how many kills (default 50; try 500 for a long run).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+/// Failpoints defined by the service (src/failpoint.rs).
+const FAILPOINTS: &[&str] = &[
+    "after-intent-before-begin",
+    "mid-chunk",
+    "after-produce-before-commit",
+    "after-commit-before-ledger",
+    "after-ledger-before-action",
+    "mid-download",
+];
+
+fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<String>) -> Child {
+    let mut cmd = bin();
+    cmd.args(["once", "--chunk-rows", "150"]);
+    topics.apply(&mut cmd, ledger);
+    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_KEY_FILE", "SFTP_KNOWN_HOSTS"] {
+        cmd.env(v, env(v));
+    }
+    cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
+    match failpoints {
+        Some(f) => cmd.env("CDR_FAILPOINTS", f),
+        None => cmd.env_remove("CDR_FAILPOINTS"),
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
+fn wait_max(child: &mut Child, limit: Duration) -> ExitStatus {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("ingest run did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// (key -> 1) for every row of every file in `dir`, and the invalid-row total
+/// the generator reported.
+fn expected_keys(dir: &Path) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("cdr_") && name.ends_with(".csv")) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let prefix = format!("{:x}", Sha256::digest(&bytes))[..16].to_string();
+        let rows = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(&bytes[..])
+            .byte_records()
+            .count() as u64;
+        keys.extend((1..=rows).map(|i| format!("{prefix}-{i}")));
+    }
+    keys
+}
+
+fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {
+    // Each batch starts a day later, so names never collide.
+    let start = format!("2024-02-{:02}T00:00:00", batch + 1);
+    let out = bin()
+        .args(["generate", "--out"])
+        .arg(dir)
+        .args(["--files", "2", "--rows", "900", "--bad-rate", "0.03", "--start", &start])
+        .args(["--seed", &(1000 + batch).to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in summary["files"].as_array().unwrap() {
+        *invalid += f["invalid_rows"].as_u64().unwrap();
+    }
+}
+
+#[test]
+fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
+    let target: u32 = std::env::var("CDR_TORTURE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let seed: u64 = std::env::var("CDR_TORTURE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| rand::random());
+    eprintln!("torture seed {seed} (set CDR_TORTURE_SEED to replay)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("torture"));
+    let ledger_root = tempfile::tempdir().unwrap();
+    let ledger = ledger_root.path().join("ledger");
+    let mut invalid = 0u64;
+    let mut batch = 0;
+    generate_batch(&local, batch, &mut invalid);
+
+    let mut kills = 0u32;
+    let mut by_point: BTreeMap<String, u32> = BTreeMap::new();
+    let mut runs = 0u32;
+    while kills < target {
+        runs += 1;
+        assert!(runs < target * 4 + 20, "too many runs without being killed");
+        if runs % 12 == 0 {
+            // The ledger is lost: recovery rebuilds what it needs from the checkpoint topic.
+            let _ = std::fs::remove_dir_all(&ledger);
+        }
+        let (mut child, how) = if rng.random_bool(0.6) {
+            let point = FAILPOINTS[rng.random_range(0..FAILPOINTS.len())];
+            let nth = rng.random_range(1..=4);
+            (spawn_once(&topics, &remote, &ledger, Some(format!("{point}={nth}"))), point.to_string())
+        } else {
+            let child = spawn_once(&topics, &remote, &ledger, None);
+            (child, "sigkill".to_string())
+        };
+        let status = if how == "sigkill" {
+            std::thread::sleep(Duration::from_millis(rng.random_range(100..2500)));
+            let _ = child.kill();
+            wait_max(&mut child, Duration::from_secs(60))
+        } else {
+            wait_max(&mut child, Duration::from_secs(180))
+        };
+        if status.success() {
+            // Everything so far is in: drop more files so there is work to crash in.
+            batch += 1;
+            generate_batch(&local, batch, &mut invalid);
+        } else if status.code().is_none() {
+            kills += 1;
+            *by_point.entry(how).or_default() += 1;
+        } else {
+            panic!("ingest exited with {status} (not a crash) on run {runs}");
+        }
+    }
+    eprintln!("{kills} kills in {runs} runs: {by_point:?}");
+
+    // A last clean run finishes whatever the last crash interrupted.
+    let mut clean = spawn_once(&topics, &remote, &ledger, None);
+    let status = wait_max(&mut clean, Duration::from_secs(300));
+    assert!(status.success(), "final clean run failed: {status}");
+
+    let data = read_committed(&brokers(), &topics.data);
+    let voice = read_committed(&brokers(), &topics.voice);
+    let dlq = read_committed(&brokers(), &topics.dlq);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in data.iter().chain(&voice).chain(&dlq) {
+        *counts.entry(r.key.clone()).or_default() += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(dups.is_empty(), "duplicated keys: {dups:?}");
+    let expected = expected_keys(&local);
+    let got: BTreeSet<String> = counts.into_keys().collect();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    let extra: Vec<_> = got.difference(&expected).take(5).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert_eq!(dlq.len() as u64, invalid);
+}

@@ -1,0 +1,148 @@
+//! Ledger loss, changed files, duplicate content and bad files, against the
+//! real broker (local-directory source, so each case is quick).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+fn once(topics: &Topics, dir: &Path, ledger: &Path, extra: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.arg("once").args(extra);
+    topics.apply(&mut cmd, ledger);
+    cmd.env("CDR_LOCAL_DIR", dir);
+    cmd.output().unwrap()
+}
+
+fn generate(dir: &Path, files: u32, rows: u64, seed: u64, bad_rate: f64) {
+    let out = bin()
+        .args(["generate", "--out"])
+        .arg(dir)
+        .args(["--files", &files.to_string(), "--rows", &rows.to_string()])
+        .args(["--seed", &seed.to_string(), "--bad-rate", &bad_rate.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+fn status_json(ledger: &Path) -> serde_json::Value {
+    let out = bin().arg("status").arg("--json").env("CDR_LEDGER_DIR", ledger).output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn keys(topic: &str) -> Vec<String> {
+    read_committed(&brokers(), topic).into_iter().map(|r| r.key).collect()
+}
+
+#[test]
+fn deleted_ledger_is_rebuilt_from_the_checkpoint_topic_and_nothing_is_ingested_twice() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    generate(dir.path(), 2, 400, 3, 0.02);
+    let first = once(&topics, dir.path(), ledger.path(), &["--chunk-rows", "100"]);
+    assert!(first.status.success(), "{}", output_text(&first));
+    let before = (keys(&topics.data).len(), keys(&topics.voice).len(), keys(&topics.dlq).len());
+    assert!(before.0 > 0 && before.1 > 0);
+
+    std::fs::remove_dir_all(ledger.path()).unwrap();
+    let second = once(&topics, dir.path(), ledger.path(), &[]);
+    assert!(second.status.success(), "{}", output_text(&second));
+    let after = (keys(&topics.data).len(), keys(&topics.voice).len(), keys(&topics.dlq).len());
+    assert_eq!(before, after);
+    assert_eq!(status_json(ledger.path())["counts"]["committed"], 4);
+}
+
+#[test]
+fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    generate(dir.path(), 1, 50, 5, 0.0);
+    let out = once(&topics, dir.path(), ledger.path(), &["--kafka-config", "linger.ms=5"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let original: BTreeSet<String> = keys(&topics.data).into_iter().collect();
+    assert_eq!(original.len(), 50);
+
+    // Same name, other bytes: append a row.
+    let data_file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cdr_data_"))
+        .unwrap();
+    let mut bytes = std::fs::read(&data_file).unwrap();
+    bytes.extend_from_slice(b"27831234567,17,100,200,text,10.0.0.1,http://example.com,2024-01-01 00:00:01\n");
+    std::fs::write(&data_file, &bytes).unwrap();
+
+    let out = once(&topics, dir.path(), ledger.path(), &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(keys(&topics.data).len(), 50, "a conflicting file must not be ingested");
+    let status = status_json(ledger.path());
+    assert_eq!(status["counts"]["conflict"], 1);
+    assert!(status["problems"][0]["error"].as_str().unwrap().contains("changed"));
+
+    let out = once(&topics, dir.path(), ledger.path(), &["--on-changed", "reingest"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let all = keys(&topics.data);
+    assert_eq!(all.len(), 50 + 51);
+    let new: BTreeSet<String> = all.into_iter().filter(|k| !original.contains(k)).collect();
+    assert_eq!(new.len(), 51, "the new version has new keys, each once");
+}
+
+#[test]
+fn same_bytes_under_another_name_are_recorded_as_duplicate_and_not_ingested() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    generate(dir.path(), 1, 30, 9, 0.0);
+    let out = once(&topics, dir.path(), ledger.path(), &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let voice = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cdr_voice_"))
+        .unwrap();
+    std::fs::copy(&voice, dir.path().join("cdr_voice_20991231_235959.csv")).unwrap();
+    let out = once(&topics, dir.path(), ledger.path(), &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(keys(&topics.voice).len(), 30);
+    let status = status_json(ledger.path());
+    assert_eq!(status["counts"]["duplicate"], 1);
+    let dup = &status["problems"][0];
+    assert_eq!(dup["duplicate_of"].as_str().unwrap(), voice.file_name().unwrap().to_string_lossy());
+}
+
+#[test]
+fn bad_files_fail_with_the_reason_and_nothing_of_them_is_committed() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    // A header without up_bytes.
+    std::fs::write(
+        dir.path().join("cdr_data_20240101_000000.csv"),
+        "msisdn,tower_id,down_bytes,data_type,ip_address,website_url,event_datetime\n27831234567,1,2,text,10.0.0.1,http://x,2024-01-01 00:00:00\n",
+    )
+    .unwrap();
+    // A gzip stream cut short, after enough rows for several chunks.
+    let mut csv = String::from("msisdn,tower_id,call_type,dest_nr,call_duration_sec,start_time\n");
+    for i in 0..5000 {
+        csv += &format!("2783123{i:04},1,voice,2783765{i:04},{},2024-01-01 00:00:00.{i:06}\n", i % 600);
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, csv.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(dir.path().join("cdr_voice_20240101_000000.csv.gz"), &gz[..gz.len() * 2 / 3]).unwrap();
+
+    let out = once(&topics, dir.path(), ledger.path(), &["--chunk-rows", "500"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cdr_data_20240101_000000.csv"), "{stderr}");
+    assert!(stderr.contains("up_bytes"), "the missing column is named: {stderr}");
+    assert!(keys(&topics.data).is_empty() && keys(&topics.voice).is_empty());
+    let status = status_json(ledger.path());
+    assert_eq!(status["counts"]["failed"], 2);
+}
