@@ -1,0 +1,601 @@
+//! Which listed files are ready to ingest.
+//!
+//! CDR producers write files in place, so a file seen in a listing may still be
+//! growing. A file is taken only once it has stopped changing: its (size,
+//! mtime) were identical in an earlier listing at least `settle` ago, and its
+//! mtime is at least `min_age` old. Optionally a marker file (`<name>.done`)
+//! must exist too, for producers that announce completion that way.
+//!
+//! This is pure logic over listings and a clock value, with no I/O, so every
+//! rule is unit-tested with synthetic listings. It holds one small entry per
+//! listed name and forgets a name as soon as it leaves the listing, so memory
+//! is O(entries in the directory).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::{is_plain_name, RemoteFile};
+
+/// File name patterns taken by default: plain and gzip-compressed data and
+/// voice CDRs (see the CDR contract).
+pub const DEFAULT_PATTERNS: [&str; 4] = [
+    "cdr_data_*.csv",
+    "cdr_voice_*.csv",
+    "cdr_data_*.csv.gz",
+    "cdr_voice_*.csv.gz",
+];
+
+/// Default settle interval: long enough to span a producer's write bursts.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
+
+/// Default minimum age of a file's mtime: a second guard against producers that
+/// write in bursts further apart than the settle interval.
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(10);
+
+/// Name endings of files that are still being written by common transfer tools
+/// (WinSCP `.filepart`, rsync/curl `.part`, editors' `~` backups). Never taken.
+const TEMP_SUFFIXES: [&str; 4] = [".tmp", ".part", ".filepart", "~"];
+
+/// What makes a listed file eligible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectConfig {
+    /// Glob patterns on the bare file name; `*` matches any run of characters,
+    /// `?` exactly one. A file matching none is left alone (logged once).
+    pub patterns: Vec<String>,
+    /// How long a file's (size, mtime) must stay unchanged across listings.
+    pub settle: Duration,
+    /// How old a file's mtime must be.
+    pub min_age: Duration,
+    /// When set (e.g. `.done`), a file is taken only if `<name><suffix>` is in
+    /// the same listing. Marker files themselves are never taken. The settle
+    /// and age rules still apply.
+    pub marker_suffix: Option<String>,
+}
+
+impl Default for SelectConfig {
+    fn default() -> Self {
+        SelectConfig {
+            patterns: DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect(),
+            settle: DEFAULT_SETTLE,
+            min_age: DEFAULT_MIN_AGE,
+            marker_suffix: None,
+        }
+    }
+}
+
+/// What the selector remembers about one listed name.
+#[derive(Debug, Clone, Copy)]
+enum Seen {
+    /// Never eligible (unsafe, temporary, marker or unmatched name). Being in
+    /// the map means it was already logged, if it deserved a log line.
+    Ignored,
+    /// Eligible by name; tracks since when it has looked the same.
+    Candidate {
+        size: u64,
+        mtime: i64,
+        /// When (size, mtime) were first seen with their current values.
+        stable_since_ms: i64,
+        /// True once the same (size, mtime) showed up in a later listing.
+        confirmed: bool,
+    },
+}
+
+/// Why a name is never eligible.
+#[derive(Debug, PartialEq, Eq)]
+enum NameVerdict {
+    Candidate,
+    /// Would escape the directory or is not a plain name: logged as a warning.
+    Unsafe,
+    /// Dotfile, transfer temp file or marker file: skipped silently, these are
+    /// expected in a drop directory.
+    Skipped,
+    /// A plain name matching no pattern: logged once, as the contract says.
+    Unmatched,
+}
+
+/// Remembers listings across polls and tells which files are ready.
+///
+/// Feed it every listing (`ready` is cheap); a ready file stays ready in every
+/// later call until it disappears, so deciding whether it was already ingested
+/// is the ledger's job, not this one's.
+#[derive(Debug)]
+pub struct Selector {
+    config: SelectConfig,
+    seen: HashMap<String, Seen>,
+}
+
+impl Selector {
+    /// A selector that has seen nothing yet: no file is ready on the first call.
+    pub fn new(config: SelectConfig) -> Self {
+        Selector {
+            config,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The rules in force.
+    pub fn config(&self) -> &SelectConfig {
+        &self.config
+    }
+
+    /// Number of names currently remembered (equals the last listing's length).
+    pub fn tracked(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Records `listing` (taken at `now_unix_ms`) and returns the files that
+    /// are ready, sorted by name (names carry the producer's timestamp, so name
+    /// order is chronological order).
+    pub fn ready(&mut self, listing: &[RemoteFile], now_unix_ms: i64) -> Vec<RemoteFile> {
+        let names: HashSet<&str> = match self.config.marker_suffix {
+            Some(_) => listing.iter().map(|f| f.name.as_str()).collect(),
+            None => HashSet::new(),
+        };
+        let settle_ms = duration_ms(self.config.settle);
+        let min_age_ms = duration_ms(self.config.min_age);
+
+        let mut previous = std::mem::take(&mut self.seen);
+        let mut next = HashMap::with_capacity(listing.len());
+        let mut ready = Vec::new();
+
+        for file in listing {
+            let before = previous.remove(&file.name);
+            let seen = match self.verdict(&file.name) {
+                NameVerdict::Candidate => {
+                    let seen = observe(before, file, now_unix_ms);
+                    if is_ready(&seen, now_unix_ms, settle_ms, min_age_ms)
+                        && self.marker_present(&file.name, &names)
+                    {
+                        ready.push(file.clone());
+                    }
+                    seen
+                }
+                verdict => {
+                    if before.is_none() {
+                        log_ignored(&file.name, &verdict);
+                    }
+                    Seen::Ignored
+                }
+            };
+            next.insert(file.name.clone(), seen);
+        }
+        // Whatever is left in `previous` has left the directory: dropped here.
+        self.seen = next;
+        ready.sort_by(|a, b| a.name.cmp(&b.name));
+        ready
+    }
+
+    fn verdict(&self, name: &str) -> NameVerdict {
+        if !is_plain_name(name) {
+            return NameVerdict::Unsafe;
+        }
+        if name.starts_with('.') || TEMP_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            return NameVerdict::Skipped;
+        }
+        if let Some(suffix) = &self.config.marker_suffix {
+            if name.ends_with(suffix.as_str()) {
+                return NameVerdict::Skipped;
+            }
+        }
+        if self.config.patterns.iter().any(|p| glob_match(p, name)) {
+            NameVerdict::Candidate
+        } else {
+            NameVerdict::Unmatched
+        }
+    }
+
+    fn marker_present(&self, name: &str, names: &HashSet<&str>) -> bool {
+        match &self.config.marker_suffix {
+            None => true,
+            Some(suffix) => names.contains(format!("{name}{suffix}").as_str()),
+        }
+    }
+}
+
+/// Updates what is known about a candidate from its latest listing entry.
+fn observe(before: Option<Seen>, file: &RemoteFile, now_ms: i64) -> Seen {
+    match before {
+        Some(Seen::Candidate {
+            size,
+            mtime,
+            stable_since_ms,
+            ..
+        }) if size == file.size && mtime == file.mtime => Seen::Candidate {
+            size,
+            mtime,
+            stable_since_ms,
+            confirmed: true,
+        },
+        _ => Seen::Candidate {
+            size: file.size,
+            mtime: file.mtime,
+            stable_since_ms: now_ms,
+            confirmed: false,
+        },
+    }
+}
+
+fn is_ready(seen: &Seen, now_ms: i64, settle_ms: i64, min_age_ms: i64) -> bool {
+    match *seen {
+        Seen::Candidate {
+            mtime,
+            stable_since_ms,
+            confirmed,
+            ..
+        } => {
+            confirmed
+                && now_ms.saturating_sub(stable_since_ms) >= settle_ms
+                && now_ms.saturating_sub(mtime.saturating_mul(1000)) >= min_age_ms
+        }
+        Seen::Ignored => false,
+    }
+}
+
+fn log_ignored(name: &str, verdict: &NameVerdict) {
+    match verdict {
+        NameVerdict::Unsafe => tracing::warn!(
+            name = %name.escape_debug(),
+            "ignoring a file whose name is not a plain file name (path separator, `..` or NUL)"
+        ),
+        NameVerdict::Unmatched => {
+            tracing::info!(name = %name.escape_debug(), "ignoring a file that matches no pattern")
+        }
+        NameVerdict::Skipped | NameVerdict::Candidate => {}
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Matches `name` against `pattern`, where `*` is any run of characters
+/// (possibly empty) and `?` exactly one character; everything else is literal.
+///
+/// The classic two-pointer algorithm: on a mismatch, backtrack to the last `*`
+/// and let it swallow one more character. Linear in practice, never exponential.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1000;
+    /// A clock value far from zero so that ages are realistic.
+    const T0: i64 = 1_700_000_000_000;
+
+    fn f(name: &str, size: u64, mtime_s: i64) -> RemoteFile {
+        RemoteFile {
+            name: name.to_string(),
+            size,
+            mtime: mtime_s,
+        }
+    }
+
+    fn names(files: &[RemoteFile]) -> Vec<&str> {
+        files.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// Settle 5 s, min age 10 s: mtimes an hour old so only settle matters.
+    fn selector() -> Selector {
+        Selector::new(SelectConfig::default())
+    }
+
+    const OLD: i64 = T0 / 1000 - 3600;
+
+    #[test]
+    fn glob_star_and_question_mark() {
+        assert!(glob_match("cdr_data_*.csv", "cdr_data_20240101_000000.csv"));
+        assert!(glob_match("cdr_data_*.csv", "cdr_data_.csv"));
+        assert!(!glob_match("cdr_data_*.csv", "cdr_data_1.csv.gz"));
+        assert!(!glob_match("cdr_data_*.csv", "xcdr_data_1.csv"));
+        assert!(glob_match("cdr_data_*.csv.gz", "cdr_data_1.csv.gz"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("**a**", "bab"));
+        assert!(glob_match("*.csv", "a.csv.csv"));
+        assert!(!glob_match("", "a"));
+        assert!(glob_match("", ""));
+        assert!(glob_match("a*b*c", "aXXbYYbZZc"));
+        assert!(!glob_match("a*b*c", "aXXbYYbZZ"));
+        // Multi-byte characters count as one for `?`.
+        assert!(glob_match("caf?", "café"));
+    }
+
+    #[test]
+    fn glob_pathological_pattern_is_fast() {
+        let name = "a".repeat(10_000);
+        let pattern = format!("{}b", "*a".repeat(50));
+        let start = std::time::Instant::now();
+        assert!(!glob_match(&pattern, &name));
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn first_listing_never_ready_even_if_old() {
+        let mut s = selector();
+        assert!(s.ready(&[f("cdr_data_1.csv", 10, OLD)], T0).is_empty());
+    }
+
+    #[test]
+    fn ready_after_settle_with_identical_size_and_mtime() {
+        let mut s = selector();
+        let l = [f("cdr_data_1.csv", 10, OLD)];
+        assert!(s.ready(&l, T0).is_empty());
+        assert!(s.ready(&l, T0 + 4 * SEC).is_empty(), "settle not elapsed");
+        assert_eq!(names(&s.ready(&l, T0 + 5 * SEC)), ["cdr_data_1.csv"]);
+        // Stays ready while present: deduplication is the ledger's job.
+        assert_eq!(names(&s.ready(&l, T0 + 6 * SEC)), ["cdr_data_1.csv"]);
+    }
+
+    #[test]
+    fn growing_file_is_not_ready_until_it_stops() {
+        let mut s = selector();
+        let mut now = T0;
+        for size in [10, 20, 30, 40] {
+            let got = s.ready(&[f("cdr_data_1.csv", size, OLD)], now);
+            assert!(got.is_empty(), "size {size} still growing");
+            now += 10 * SEC;
+        }
+        // Stopped growing at 40: first identical sighting restarts nothing, but
+        // settle counts from when 40 was first seen (now - 10 s).
+        assert_eq!(
+            names(&s.ready(&[f("cdr_data_1.csv", 40, OLD)], now)),
+            ["cdr_data_1.csv"]
+        );
+    }
+
+    #[test]
+    fn mtime_change_alone_resets_settle() {
+        let mut s = selector();
+        s.ready(&[f("cdr_data_1.csv", 10, OLD)], T0);
+        assert!(s
+            .ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 6 * SEC)
+            .is_empty());
+        assert!(s
+            .ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 10 * SEC)
+            .is_empty());
+        assert_eq!(
+            s.ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 11 * SEC)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn young_mtime_waits_for_min_age() {
+        let mut s = selector();
+        let mtime = T0 / 1000; // written "now"
+        let l = [f("cdr_data_1.csv", 10, mtime)];
+        s.ready(&l, T0);
+        assert!(
+            s.ready(&l, T0 + 6 * SEC).is_empty(),
+            "settled but only 6 s old"
+        );
+        assert!(s.ready(&l, T0 + 9_999).is_empty());
+        assert_eq!(s.ready(&l, T0 + 10 * SEC).len(), 1);
+    }
+
+    #[test]
+    fn future_mtime_is_not_ready() {
+        let mut s = selector();
+        let l = [f("cdr_data_1.csv", 10, T0 / 1000 + 3600)];
+        s.ready(&l, T0);
+        assert!(s.ready(&l, T0 + 60 * SEC).is_empty());
+    }
+
+    #[test]
+    fn clock_going_backwards_does_not_make_files_ready() {
+        let mut s = selector();
+        let l = [f("cdr_data_1.csv", 10, OLD)];
+        s.ready(&l, T0);
+        assert!(s.ready(&l, T0 - 60 * SEC).is_empty());
+    }
+
+    #[test]
+    fn zero_settle_and_age_still_need_a_second_listing() {
+        let mut s = Selector::new(SelectConfig {
+            settle: Duration::ZERO,
+            min_age: Duration::ZERO,
+            ..SelectConfig::default()
+        });
+        let l = [f("cdr_data_1.csv", 10, T0 / 1000)];
+        assert!(s.ready(&l, T0).is_empty());
+        assert_eq!(s.ready(&l, T0).len(), 1);
+    }
+
+    #[test]
+    fn disappearing_file_is_forgotten_and_starts_over() {
+        let mut s = selector();
+        let l = [f("cdr_data_1.csv", 10, OLD)];
+        s.ready(&l, T0);
+        s.ready(&[], T0 + SEC);
+        assert_eq!(s.tracked(), 0);
+        assert!(
+            s.ready(&l, T0 + 10 * SEC).is_empty(),
+            "reappeared: settle restarts"
+        );
+        assert_eq!(s.ready(&l, T0 + 15 * SEC).len(), 1);
+    }
+
+    #[test]
+    fn marker_mode_needs_the_marker_in_the_same_listing() {
+        let mut s = Selector::new(SelectConfig {
+            marker_suffix: Some(".done".into()),
+            ..SelectConfig::default()
+        });
+        let data = f("cdr_data_1.csv", 10, OLD);
+        let marker = f("cdr_data_1.csv.done", 0, OLD);
+        s.ready(std::slice::from_ref(&data), T0);
+        assert!(
+            s.ready(std::slice::from_ref(&data), T0 + 6 * SEC)
+                .is_empty(),
+            "no marker yet"
+        );
+        let got = s.ready(&[data.clone(), marker.clone()], T0 + 7 * SEC);
+        assert_eq!(
+            names(&got),
+            ["cdr_data_1.csv"],
+            "the marker itself is never taken"
+        );
+        // Marker gone again: not ready.
+        assert!(s
+            .ready(std::slice::from_ref(&data), T0 + 8 * SEC)
+            .is_empty());
+        // A marker without its file yields nothing.
+        assert!(s.ready(&[marker], T0 + 9 * SEC).is_empty());
+    }
+
+    #[test]
+    fn marker_mode_still_applies_settle() {
+        let mut s = Selector::new(SelectConfig {
+            marker_suffix: Some(".done".into()),
+            ..SelectConfig::default()
+        });
+        let l = [
+            f("cdr_data_1.csv", 10, OLD),
+            f("cdr_data_1.csv.done", 0, OLD),
+        ];
+        assert!(s.ready(&l, T0).is_empty());
+        assert!(s.ready(&l, T0 + SEC).is_empty());
+        assert_eq!(s.ready(&l, T0 + 5 * SEC).len(), 1);
+    }
+
+    #[test]
+    fn temp_and_hidden_names_are_never_taken() {
+        let mut s = Selector::new(SelectConfig {
+            patterns: vec!["*".into()],
+            ..SelectConfig::default()
+        });
+        let l: Vec<RemoteFile> = [
+            ".cdr_data_1.csv",
+            "cdr_data_1.csv.tmp",
+            "cdr_data_1.csv.part",
+            "cdr_data_1.csv.filepart",
+            "cdr_data_1.csv~",
+            "cdr_data_2.csv",
+        ]
+        .iter()
+        .map(|n| f(n, 1, OLD))
+        .collect();
+        s.ready(&l, T0);
+        assert_eq!(names(&s.ready(&l, T0 + 5 * SEC)), ["cdr_data_2.csv"]);
+    }
+
+    #[test]
+    fn traversal_and_unsafe_names_are_rejected() {
+        let mut s = Selector::new(SelectConfig {
+            patterns: vec!["*".into()],
+            ..SelectConfig::default()
+        });
+        let l: Vec<RemoteFile> = [
+            "../cdr_data_1.csv",
+            "sub/cdr_data_1.csv",
+            "..\\cdr_data_1.csv",
+            "cdr_data_1..csv",
+            "cdr_data_\0.csv",
+            "",
+            "..",
+            "cdr_data_ok.csv",
+        ]
+        .iter()
+        .map(|n| f(n, 1, OLD))
+        .collect();
+        s.ready(&l, T0);
+        assert_eq!(names(&s.ready(&l, T0 + 5 * SEC)), ["cdr_data_ok.csv"]);
+        assert_eq!(s.verdict("a/b"), NameVerdict::Unsafe);
+        assert_eq!(s.verdict("a\\b"), NameVerdict::Unsafe);
+        assert_eq!(s.verdict("a..b"), NameVerdict::Unsafe);
+        assert_eq!(s.verdict("a\0b"), NameVerdict::Unsafe);
+    }
+
+    #[test]
+    fn unmatched_names_are_remembered_so_they_are_logged_once() {
+        let mut s = selector();
+        let l = [f("readme.txt", 1, OLD), f("cdr_sms_1.csv", 1, OLD)];
+        assert!(s.ready(&l, T0).is_empty());
+        assert_eq!(s.verdict("readme.txt"), NameVerdict::Unmatched);
+        assert!(matches!(s.seen.get("readme.txt"), Some(Seen::Ignored)));
+        assert!(s.ready(&l, T0 + 60 * SEC).is_empty());
+        assert_eq!(s.tracked(), 2);
+    }
+
+    #[test]
+    fn routing_is_by_prefix_not_substring() {
+        let s = selector();
+        assert_eq!(s.verdict("old_cdr_data_1.csv"), NameVerdict::Unmatched);
+        assert_eq!(s.verdict("cdr_voice_1.csv.gz"), NameVerdict::Candidate);
+        assert_eq!(s.verdict("cdr_voice_1.csv.bz2"), NameVerdict::Unmatched);
+    }
+
+    #[test]
+    fn output_is_sorted_by_name_whatever_the_listing_order() {
+        let mut s = selector();
+        let l = [
+            f("cdr_voice_20240101_000000.csv", 1, OLD),
+            f("cdr_data_20240102_000000.csv", 1, OLD),
+            f("cdr_data_20240101_000000.csv.gz", 1, OLD),
+            f("cdr_data_20240101_000000.csv", 1, OLD),
+        ];
+        s.ready(&l, T0);
+        assert_eq!(
+            names(&s.ready(&l, T0 + 5 * SEC)),
+            [
+                "cdr_data_20240101_000000.csv",
+                "cdr_data_20240101_000000.csv.gz",
+                "cdr_data_20240102_000000.csv",
+                "cdr_voice_20240101_000000.csv",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_changed_file_waits_again() {
+        let mut s = selector();
+        s.ready(
+            &[f("cdr_data_1.csv", 1, OLD), f("cdr_data_2.csv", 1, OLD)],
+            T0,
+        );
+        let got = s.ready(
+            &[f("cdr_data_1.csv", 1, OLD), f("cdr_data_2.csv", 2, OLD)],
+            T0 + 5 * SEC,
+        );
+        assert_eq!(names(&got), ["cdr_data_1.csv"]);
+    }
+
+    #[test]
+    fn hundred_thousand_entries_tracked_and_forgotten() {
+        let mut s = selector();
+        let l: Vec<RemoteFile> = (0..100_000)
+            .map(|i| f(&format!("cdr_data_{i:06}.csv"), i, OLD))
+            .collect();
+        assert!(s.ready(&l, T0).is_empty());
+        assert_eq!(s.tracked(), 100_000);
+        let got = s.ready(&l, T0 + 5 * SEC);
+        assert_eq!(got.len(), 100_000);
+        assert!(got.windows(2).all(|w| w[0].name < w[1].name));
+        s.ready(&l[..10], T0 + 6 * SEC);
+        assert_eq!(s.tracked(), 10);
+    }
+}

@@ -1,0 +1,435 @@
+//! SftpSource against the real sshd of the local stack (`scripts/stack.sh`).
+//! Each test works in its own upload subdirectory, so they run in parallel.
+//! The sshd restart test lives in `sftp_reconnect.rs`, a separate binary, so
+//! it never cuts these tests' connections.
+
+mod sftp_support;
+
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use cdr_to_redpanda::source::select::{SelectConfig, Selector};
+use cdr_to_redpanda::source::sftp::{Fingerprint, HostKeyPolicy, Secret, SftpConfig, SftpSource};
+use cdr_to_redpanda::source::{RemoteFile, Source, SourceError};
+use sftp_support::{new_key, pseudo_random_bytes, sha256_of, ssh_keygen_fingerprint, stack};
+
+fn find(listing: &[RemoteFile], name: &str) -> RemoteFile {
+    listing
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{name} not in listing {listing:?}"))
+        .clone()
+}
+
+fn refused(result: Result<SftpSource, SourceError>) -> String {
+    match result {
+        Err(SourceError::Refused(msg)) => msg,
+        Err(other) => panic!("expected Refused, got {other:?}"),
+        Ok(_) => panic!("expected Refused, got a connection"),
+    }
+}
+
+#[test]
+fn password_auth_lists_and_fetches_a_file_byte_identical() {
+    let stack = stack();
+    let dir = stack.test_dir("pw-fetch");
+    // Not a multiple of the 2 MiB read buffer, so the last read is partial.
+    let bytes = pseudo_random_bytes(5 * 1024 * 1024 + 12_345, 1);
+    let local = dir.write("cdr_data_20240101_000000.csv", &bytes);
+    std::fs::create_dir(dir.local.join("a_directory")).unwrap();
+    std::os::unix::fs::symlink(&local, dir.local.join("a_symlink.csv")).unwrap();
+
+    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
+    assert!(!source.is_connected(), "connects lazily");
+    let listing = source.list().unwrap();
+    assert_eq!(listing.len(), 1, "only regular files: {listing:?}");
+    let file = find(&listing, "cdr_data_20240101_000000.csv");
+    let meta = std::fs::metadata(&local).unwrap();
+    assert_eq!(file.size, bytes.len() as u64);
+    assert_eq!(
+        file.mtime,
+        std::os::unix::fs::MetadataExt::mtime(&meta),
+        "mtime in Unix seconds"
+    );
+
+    let staging_dir = tempfile::tempdir().unwrap();
+    let staging = staging_dir.path().join("staged");
+    let fetched = source.fetch(&file, &staging).unwrap();
+    assert_eq!(fetched.size, bytes.len() as u64);
+    assert_eq!(fetched.path, staging);
+    assert_eq!(fetched.sha256, sha256_of(&std::fs::read(&local).unwrap()));
+    assert_eq!(std::fs::read(&staging).unwrap(), bytes);
+    assert!(source.describe().contains(&stack.user));
+    assert!(!source.describe().contains(&stack.password));
+}
+
+#[test]
+fn password_can_come_from_a_file() {
+    let stack = stack();
+    let dir = stack.test_dir("pw-file");
+    dir.write("x.csv", b"x");
+    let secrets = tempfile::tempdir().unwrap();
+    let pw_file = secrets.path().join("password");
+    std::fs::write(&pw_file, format!("{}\n", stack.password)).unwrap();
+    let mut config = stack.password_config(&dir);
+    config.password = Some(Secret::File(pw_file));
+    let mut source = SftpSource::connect(config).unwrap();
+    assert_eq!(source.list().unwrap().len(), 1);
+}
+
+#[test]
+fn key_auth_works() {
+    let stack = stack();
+    let dir = stack.test_dir("key-auth");
+    dir.write("cdr_voice_20240101_000000.csv", b"msisdn\n1\n");
+    let mut source = SftpSource::connect(stack.key_config(&dir)).unwrap();
+    assert!(source.is_connected());
+    let listing = source.list().unwrap();
+    let file = find(&listing, "cdr_voice_20240101_000000.csv");
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    let fetched = source.fetch(&file, staging.path()).unwrap();
+    assert_eq!(fetched.sha256, sha256_of(b"msisdn\n1\n"));
+}
+
+#[test]
+fn wrong_password_is_refused_with_a_clear_message_without_the_password() {
+    let stack = stack();
+    let dir = stack.test_dir("pw-wrong");
+    let mut config = stack.password_config(&dir);
+    let wrong = "Wr0ng-P4ssw0rd-do-not-log";
+    config.password = Some(Secret::Value(wrong.into()));
+    let msg = refused(SftpSource::connect(config));
+    assert!(msg.contains("authentication failed"), "{msg}");
+    assert!(msg.contains(&stack.user), "{msg}");
+    assert!(
+        msg.contains(&format!("{}:{}", stack.host, stack.port)),
+        "{msg}"
+    );
+    assert!(msg.contains("password"), "{msg}");
+    assert!(!msg.contains(wrong), "{msg}");
+}
+
+#[test]
+fn wrong_key_is_refused() {
+    let stack = stack();
+    let dir = stack.test_dir("key-wrong");
+    let keys = tempfile::tempdir().unwrap();
+    let mut config = stack.key_config(&dir);
+    config.private_key.as_mut().unwrap().path = new_key(keys.path(), "stranger");
+    let msg = refused(SftpSource::connect(config));
+    assert!(msg.contains("authentication failed"), "{msg}");
+    assert!(msg.contains("publickey"), "{msg}");
+}
+
+#[test]
+fn unreadable_key_file_is_refused_naming_the_file() {
+    let stack = stack();
+    let dir = stack.test_dir("key-missing");
+    let mut config = stack.key_config(&dir);
+    config.private_key.as_mut().unwrap().path = "/nonexistent/id_ed25519".into();
+    let msg = refused(SftpSource::connect(config));
+    assert!(msg.contains("/nonexistent/id_ed25519"), "{msg}");
+}
+
+#[test]
+fn unknown_host_key_is_refused_with_the_ssh_keyscan_command() {
+    let stack = stack();
+    let dir = stack.test_dir("hk-unknown");
+    let tmp = tempfile::tempdir().unwrap();
+    let known = tmp.path().join("known_hosts");
+    std::fs::write(&known, "").unwrap();
+    let mut config = stack.password_config(&dir);
+    config.host_key = HostKeyPolicy::KnownHosts(known.clone());
+    let msg = refused(SftpSource::connect(config));
+    let keyscan = format!(
+        "ssh-keyscan -p {} {} >> {}",
+        stack.port,
+        stack.host,
+        known.display()
+    );
+    assert!(msg.contains(&keyscan), "{msg}");
+    assert!(
+        msg.contains(&format!("[{}]:{}", stack.host, stack.port)),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&stack.host_fingerprint()),
+        "offered key shown: {msg}"
+    );
+}
+
+#[test]
+fn missing_known_hosts_file_is_refused_with_the_ssh_keyscan_command() {
+    let stack = stack();
+    let dir = stack.test_dir("hk-nofile");
+    let mut config = stack.password_config(&dir);
+    config.host_key = HostKeyPolicy::KnownHosts("/nonexistent/known_hosts".into());
+    let msg = refused(SftpSource::connect(config));
+    assert!(msg.contains("/nonexistent/known_hosts"), "{msg}");
+    assert!(msg.contains("ssh-keyscan"), "{msg}");
+}
+
+#[test]
+fn mismatched_host_key_is_refused_showing_both_fingerprints() {
+    let stack = stack();
+    let dir = stack.test_dir("hk-mismatch");
+    let tmp = tempfile::tempdir().unwrap();
+    let impostor = new_key(tmp.path(), "impostor");
+    let impostor_pub = std::fs::read_to_string(impostor.with_extension("pub")).unwrap();
+    let mut fields = impostor_pub.split_whitespace();
+    let (kind, blob) = (fields.next().unwrap(), fields.next().unwrap());
+    let known = tmp.path().join("known_hosts");
+    std::fs::write(
+        &known,
+        format!("[{}]:{} {kind} {blob}\n", stack.host, stack.port),
+    )
+    .unwrap();
+    let mut config = stack.password_config(&dir);
+    config.host_key = HostKeyPolicy::KnownHosts(known.clone());
+    let msg = refused(SftpSource::connect(config));
+    assert!(msg.contains("does not match"), "{msg}");
+    assert!(msg.contains(&stack.host_fingerprint()), "offered: {msg}");
+    assert!(
+        msg.contains(&ssh_keygen_fingerprint(&known)),
+        "expected: {msg}"
+    );
+    assert!(msg.contains("ssh-keygen -R"), "{msg}");
+}
+
+#[test]
+fn pinned_fingerprint_correct_connects_and_wrong_is_refused() {
+    let stack = stack();
+    let dir = stack.test_dir("hk-pin");
+    dir.write("a.csv", b"a");
+    let right: Fingerprint = stack.host_fingerprint().parse().unwrap();
+    let mut config = stack.password_config(&dir);
+    config.host_key = HostKeyPolicy::Fingerprint(right);
+    let mut source = SftpSource::connect(config.clone()).unwrap();
+    assert_eq!(source.list().unwrap().len(), 1);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let other = new_key(tmp.path(), "other");
+    let wrong: Fingerprint = ssh_keygen_fingerprint(&other.with_extension("pub"))
+        .parse()
+        .unwrap();
+    config.host_key = HostKeyPolicy::Fingerprint(wrong);
+    let msg = refused(SftpSource::connect(config));
+    assert!(msg.contains("pinned fingerprint"), "{msg}");
+    assert!(msg.contains(&wrong.to_string()), "{msg}");
+    assert!(msg.contains(&right.to_string()), "offered: {msg}");
+}
+
+#[test]
+fn insecure_skip_connects_without_any_known_host() {
+    let stack = stack();
+    let dir = stack.test_dir("hk-skip");
+    let mut config = stack.password_config(&dir);
+    config.host_key = HostKeyPolicy::InsecureSkip;
+    let mut source = SftpSource::connect(config).unwrap();
+    assert!(source.list().unwrap().is_empty());
+}
+
+#[test]
+fn missing_remote_directory_is_refused() {
+    let stack = stack();
+    let dir = stack.test_dir("no-dir");
+    let mut config = stack.password_config(&dir);
+    config.remote_dir = format!("{}/does-not-exist", dir.remote);
+    let mut source = SftpSource::new(config).unwrap();
+    match source.list() {
+        Err(SourceError::Refused(msg)) => assert!(msg.contains("does-not-exist"), "{msg}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_growing_between_listing_and_fetch_is_changed() {
+    let stack = stack();
+    let dir = stack.test_dir("changed");
+    let path = dir.write("cdr_data_20240101_000000.csv", b"header\nrow1\n");
+    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
+    let file = find(&source.list().unwrap(), "cdr_data_20240101_000000.csv");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"row2\n").unwrap();
+    drop(f);
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    match source.fetch(&file, staging.path()) {
+        Err(SourceError::Changed { name, what }) => {
+            assert_eq!(name, "cdr_data_20240101_000000.csv");
+            assert!(what.contains("size"), "{what}");
+        }
+        other => panic!("expected Changed, got {other:?}"),
+    }
+    // Listed again, it is fetched whole.
+    let file = find(&source.list().unwrap(), "cdr_data_20240101_000000.csv");
+    let fetched = source.fetch(&file, staging.path()).unwrap();
+    assert_eq!(fetched.sha256, sha256_of(b"header\nrow1\nrow2\n"));
+}
+
+#[test]
+fn a_file_touched_between_listing_and_fetch_is_changed() {
+    let stack = stack();
+    let dir = stack.test_dir("touched");
+    let path = dir.write("cdr_data_1.csv", b"same size");
+    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
+    let file = find(&source.list().unwrap(), "cdr_data_1.csv");
+    let later = std::time::SystemTime::now() + Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    assert!(matches!(
+        source.fetch(&file, staging.path()),
+        Err(SourceError::Changed { .. })
+    ));
+}
+
+#[test]
+fn a_file_removed_after_listing_is_gone() {
+    let stack = stack();
+    let dir = stack.test_dir("gone");
+    let path = dir.write("cdr_data_1.csv", b"x");
+    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
+    let file = find(&source.list().unwrap(), "cdr_data_1.csv");
+    std::fs::remove_file(path).unwrap();
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    assert!(matches!(
+        source.fetch(&file, staging.path()),
+        Err(SourceError::Gone { .. })
+    ));
+    // The session survives a file-level error.
+    assert!(source.is_connected());
+}
+
+#[test]
+fn delete_removes_and_a_second_delete_is_gone() {
+    let stack = stack();
+    let dir = stack.test_dir("delete");
+    let path = dir.write("cdr_data_1.csv", b"x");
+    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
+    source.delete("cdr_data_1.csv").unwrap();
+    assert!(!path.exists());
+    assert!(source.list().unwrap().is_empty());
+    assert!(matches!(
+        source.delete("cdr_data_1.csv"),
+        Err(SourceError::Gone { .. })
+    ));
+}
+
+#[test]
+fn move_to_creates_the_directory_and_suffixes_collisions() {
+    let stack = stack();
+    let dir = stack.test_dir("move");
+    let mut source = SftpSource::new(stack.key_config(&dir)).unwrap();
+
+    dir.write("cdr_data_1.csv", b"first");
+    let first = source.move_to("cdr_data_1.csv", "processed/2024").unwrap();
+    assert_eq!(
+        first,
+        format!("{}/processed/2024/cdr_data_1.csv", dir.remote)
+    );
+
+    dir.write("cdr_data_1.csv", b"second");
+    let second = source.move_to("cdr_data_1.csv", "processed/2024").unwrap();
+    assert_eq!(second, format!("{first}.1"));
+
+    dir.write("cdr_data_1.csv", b"third");
+    let absolute = format!("{}/processed/2024", dir.remote);
+    let third = source.move_to("cdr_data_1.csv", &absolute).unwrap();
+    assert_eq!(third, format!("{first}.2"));
+
+    let moved = dir.local.join("processed/2024");
+    assert_eq!(
+        std::fs::read(moved.join("cdr_data_1.csv")).unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        std::fs::read(moved.join("cdr_data_1.csv.1")).unwrap(),
+        b"second"
+    );
+    assert_eq!(
+        std::fs::read(moved.join("cdr_data_1.csv.2")).unwrap(),
+        b"third"
+    );
+    assert!(
+        source.list().unwrap().is_empty(),
+        "directories are not listed"
+    );
+    assert!(matches!(
+        source.move_to("cdr_data_1.csv", "processed"),
+        Err(SourceError::Gone { .. })
+    ));
+}
+
+#[test]
+fn ten_thousand_files_are_listed() {
+    let stack = stack();
+    let dir = stack.test_dir("many");
+    for i in 0..10_000 {
+        dir.write(&format!("cdr_data_20240101_{i:06}.csv"), b"x");
+    }
+    let mut source = SftpSource::connect(stack.password_config(&dir)).unwrap();
+    let start = Instant::now();
+    let listing = source.list().unwrap();
+    let took = start.elapsed();
+    println!("listed {} files over SFTP in {took:?}", listing.len());
+    assert_eq!(listing.len(), 10_000);
+}
+
+#[test]
+fn path_traversal_and_odd_names_are_rejected_by_select_and_refused_by_fetch() {
+    let stack = stack();
+    let dir = stack.test_dir("traversal");
+    dir.write("cdr_data_1..csv", b"x");
+    dir.write("cdr_data_\\2.csv", b"x");
+    dir.write("cdr_data_3.csv", b"x");
+    dir.write(".cdr_data_4.csv", b"x");
+    dir.write("cdr_data_5.csv.part", b"x");
+    // A name that is not UTF-8 is skipped by the listing itself.
+    let raw = std::ffi::OsStr::from_bytes(b"cdr_data_\xff.csv");
+    std::fs::write(dir.local.join(raw), b"x").unwrap();
+
+    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
+    let listing = source.list().unwrap();
+    assert_eq!(listing.len(), 5, "{listing:?}");
+    let mut selector = Selector::new(SelectConfig {
+        settle: Duration::ZERO,
+        min_age: Duration::ZERO,
+        ..SelectConfig::default()
+    });
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(selector.ready(&listing, now).is_empty());
+    let ready = selector.ready(&listing, now + 1);
+    let names: Vec<&str> = ready.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["cdr_data_3.csv"]);
+
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    let hostile = RemoteFile {
+        name: "../../../../etc/passwd".into(),
+        size: 1,
+        mtime: 0,
+    };
+    assert!(matches!(
+        source.fetch(&hostile, staging.path()),
+        Err(SourceError::Refused(_))
+    ));
+    assert!(matches!(
+        source.delete("../x"),
+        Err(SourceError::Refused(_))
+    ));
+}
+
+#[test]
+fn config_debug_never_shows_the_password() {
+    let stack = stack();
+    let dir = stack.test_dir("debug");
+    let config: SftpConfig = stack.password_config(&dir);
+    let shown = format!("{config:?}");
+    assert!(!shown.contains(&stack.password), "{shown}");
+}
