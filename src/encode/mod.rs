@@ -1,0 +1,200 @@
+//! Kafka record keys and JSON values for valid rows and dead-letter rows.
+//!
+//! Exact bytes matter: the values must stay what the original Python streamer's
+//! consumers read, and keys must be the same for the same file on every run.
+//!
+//! **Value of a valid row** (compact JSON, keys in this order):
+//! the row's fields as strings, exactly as in the file, the kind's required
+//! columns in the canonical order of `schema.rs` then any other header columns
+//! in header order; then `_source_file`, `_ingestion_timestamp`, `_record_type`:
+//!
+//! ```json
+//! {"msisdn":"9724515726732",…,"event_datetime":"2024-01-01 01:01:15.291148","_source_file":"cdr_data_20240102_224000.csv","_ingestion_timestamp":"2025-12-06T20:55:06.123456","_record_type":"data"}
+//! ```
+//!
+//! **Value of a dead-letter row**:
+//!
+//! ```json
+//! {"_source_file":"cdr_data_x.csv","_row":7,"_line":8,"_record_type":"data","_error":"field \"up_bytes\": expected an unsigned 64-bit integer, found \"12x4\"","_raw":"…","_raw_base64":"…","_ingestion_timestamp":"2025-12-06T20:55:06.123456"}
+//! ```
+//!
+//! - `_row`: the row index from 1 (as in the key); `_line`: the physical line the
+//!   record starts on (the header is line 1); both JSON numbers.
+//! - `_error`: the [`RowError`](crate::parse::RowError) message (field and reason).
+//! - `_raw`: the record's original bytes, quotes included, line terminator
+//!   excluded, as UTF-8 with invalid sequences replaced by U+FFFD.
+//! - `_raw_base64`: present only when the record was not valid UTF-8: the exact
+//!   bytes, standard base64 with padding, so nothing is lost to the replacement.
+//!
+//! **Key**: `<first 16 hex digits of the file's SHA-256>-<row index>`, for valid
+//! and dead-letter rows alike.
+//!
+//! Strings are escaped as Python's `json.dumps` does by default
+//! (`ensure_ascii=True`): `\"`, `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other
+//! control characters and DEL as `\u00XX`, non-ASCII as `\uXXXX` (lowercase hex;
+//! a surrogate pair above the BMP). Output is pure ASCII.
+
+mod json;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+
+use crate::parse::{InvalidRow, ValidRow};
+use crate::schema::RecordKind;
+use json::{push_plain, push_str, push_u64, push_utf8, Piece, KEY_BLOCK};
+
+/// Block size of the piece after a row's fields: its 46 fixed bytes and a file
+/// name of up to 82 (CDR names are about 30).
+const TAIL_BLOCK: usize = 128;
+
+/// What every record of one file shares, with its JSON pieces prepared once.
+#[derive(Debug, Clone)]
+pub struct FileContext {
+    file_name: String,
+    kind: RecordKind,
+    sha256_hex: String,
+    /// `<key prefix>-`: how every key starts (a fixed-size array, so copied inline).
+    key_head: [u8; 17],
+    /// `","_source_file":"<name>","_ingestion_timestamp":"`: what follows the
+    /// last field value of a valid row.
+    value_tail: Piece<TAIL_BLOCK>,
+    /// `","_record_type":"<kind>"}`: what ends a valid row.
+    value_end: Piece<KEY_BLOCK>,
+    /// `{"_source_file":"<name>","_row":`: how a dead-letter value starts.
+    dlq_head: Vec<u8>,
+}
+
+impl FileContext {
+    pub fn new(file_name: &str, kind: RecordKind, sha256: &[u8; 32]) -> Self {
+        let sha256_hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+        let mut key_head = [b'-'; 17];
+        key_head[..16].copy_from_slice(&sha256_hex.as_bytes()[..16]);
+        let mut name = Vec::with_capacity(file_name.len() + 2);
+        push_str(&mut name, file_name);
+        let join = |parts: &[&[u8]]| parts.concat();
+        FileContext {
+            value_tail: Piece::new(&join(&[
+                b"\",\"_source_file\":\"",
+                &name,
+                b"\",\"_ingestion_timestamp\":\"",
+            ])),
+            value_end: Piece::new(&join(&[
+                b"\",\"_record_type\":\"",
+                kind.as_str().as_bytes(),
+                b"\"}",
+            ])),
+            dlq_head: join(&[b"{\"_source_file\":\"", &name, b"\",\"_row\":"]),
+            file_name: file_name.to_owned(),
+            kind,
+            sha256_hex,
+            key_head,
+        }
+    }
+
+    /// The file's name: `_source_file` and the `cdr-source-file` header.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+
+    /// The file's SHA-256, 64 lowercase hex digits (the `cdr-file-sha256` header).
+    pub fn sha256_hex(&self) -> &str {
+        &self.sha256_hex
+    }
+
+    /// The first 16 hex digits of the file's SHA-256: every key's prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.sha256_hex[..16]
+    }
+}
+
+/// Writes the record key `<key prefix>-<index>` into `out`, replacing its content.
+pub fn write_key(ctx: &FileContext, index: u64, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&ctx.key_head);
+    push_u64(out, index);
+}
+
+/// `_ingestion_timestamp` for records produced at `now`: UTC,
+/// `YYYY-MM-DDTHH:MM:SS.ffffff`, always 6 fraction digits. Computed once per
+/// batch by the caller, not per row.
+pub fn ingestion_timestamp(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// Writes the JSON value of a valid row into `out`, replacing its content.
+/// `ingestion_ts` is normally what [`ingestion_timestamp`] returned, computed
+/// once per batch rather than per row.
+pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
+    out.clear();
+    let keys = json::required_keys(row.kind());
+    let mut fields = row.json_fields();
+    // The row's first fields are its kind's required columns, in order (a
+    // guarantee of `ValidRow`), whose key pieces are prepared once.
+    for (key, f) in keys.iter().zip(fields.by_ref()) {
+        key.push(out);
+        if f.plain {
+            push_plain(out, f.value, f.padded);
+        } else {
+            push_utf8(out, f.value, f.padded);
+        }
+    }
+    for f in fields {
+        out.extend_from_slice(b"\",\"");
+        push_str(out, f.column);
+        out.extend_from_slice(b"\":\"");
+        push_utf8(out, f.value, f.padded);
+    }
+    ctx.value_tail.push(out);
+    match ingestion_ts.as_bytes().first_chunk::<TIMESTAMP_LEN>() {
+        // The usual case: one fixed-size copy of what `ingestion_timestamp` made.
+        Some(ts) if ingestion_ts.len() == TIMESTAMP_LEN && json::is_plain(ts) => {
+            out.extend_from_slice(ts)
+        }
+        _ => push_str(out, ingestion_ts),
+    }
+    ctx.value_end.push(out);
+}
+
+/// Length of what [`ingestion_timestamp`] returns, `YYYY-MM-DDTHH:MM:SS.ffffff`.
+const TIMESTAMP_LEN: usize = 26;
+
+/// Writes the JSON value of a dead-letter row into `out`, replacing its content.
+/// The format is in the [module doc](self).
+pub fn write_dlq_value(
+    ctx: &FileContext,
+    row: &InvalidRow<'_>,
+    ingestion_ts: &str,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.extend_from_slice(&ctx.dlq_head);
+    push_u64(out, row.index);
+    out.extend_from_slice(b",\"_line\":");
+    push_u64(out, row.line);
+    out.extend_from_slice(b",\"_record_type\":\"");
+    out.extend_from_slice(ctx.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"_error\":\"");
+    push_str(out, &row.error.to_string());
+    out.extend_from_slice(b"\",\"_raw\":\"");
+    let raw = String::from_utf8_lossy(row.raw);
+    push_str(out, &raw);
+    if let std::borrow::Cow::Owned(_) = raw {
+        // Lossy conversion replaced something: keep the exact bytes too.
+        out.extend_from_slice(b"\",\"_raw_base64\":\"");
+        out.extend_from_slice(
+            base64::engine::general_purpose::STANDARD
+                .encode(row.raw)
+                .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"\",\"_ingestion_timestamp\":\"");
+    push_str(out, ingestion_ts);
+    out.extend_from_slice(b"\"}");
+}
+
+#[cfg(test)]
+mod tests;
