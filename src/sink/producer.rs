@@ -161,9 +161,12 @@ impl SinkError {
     }
 }
 
-/// Counts delivery outcomes; read and reset once per transaction.
+/// Counts delivery failures of the current transaction. Every record carries
+/// the generation (transaction number) it was sent in, so a late report of a
+/// record purged by an earlier abort never counts against a later transaction.
 #[derive(Default)]
 pub struct DeliveryTracker {
+    generation: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<(RDKafkaErrorCode, String)>>,
 }
@@ -186,9 +189,12 @@ impl ClientContext for DeliveryTracker {
 }
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, generation: usize) {
+        if generation as u64 != self.generation.load(Ordering::Relaxed) {
+            return;
+        }
         if let Err((err, _)) = result {
             self.failed.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut first) = self.first_error.lock() {
@@ -202,6 +208,15 @@ impl ProducerContext for DeliveryTracker {
 }
 
 impl DeliveryTracker {
+    /// Starts a new generation with no failures; returns its number.
+    fn next_generation(&self) -> usize {
+        self.failed.store(0, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock() {
+            *first = None;
+        }
+        (self.generation.fetch_add(1, Ordering::Relaxed) + 1) as usize
+    }
+
     fn take(&self) -> Option<(u64, RDKafkaErrorCode, String)> {
         let failed = self.failed.swap(0, Ordering::Relaxed);
         let first = self.first_error.lock().ok().and_then(|mut f| f.take());
@@ -228,6 +243,8 @@ pub struct TxnProducer {
     producer: BaseProducer<DeliveryTracker>,
     transactions: bool,
     operation_timeout: Duration,
+    /// The delivery generation records are sent in (see `DeliveryTracker`).
+    generation: usize,
     /// Transactional id, for log lines.
     id: String,
 }
@@ -250,6 +267,7 @@ impl TxnProducer {
             producer,
             transactions: cfg.transactions,
             operation_timeout: cfg.operation_timeout,
+            generation: 0,
             id,
         };
         if p.transactions {
@@ -287,8 +305,7 @@ impl TxnProducer {
     }
 
     pub fn begin(&mut self) -> Result<(), SinkError> {
-        // Failures from an earlier, aborted transaction must not leak into this one.
-        let _ = self.producer.context().take();
+        self.generation = self.producer.context().next_generation();
         if self.transactions {
             self.producer
                 .begin_transaction()
@@ -300,7 +317,9 @@ impl TxnProducer {
     /// Enqueues one record. A full local queue is drained by polling, which
     /// is the backpressure that keeps memory flat.
     pub fn send(&mut self, rec: OutRecord<'_>) -> Result<(), SinkError> {
-        let mut record = BaseRecord::to(rec.topic).key(rec.key).payload(rec.value);
+        let mut record = BaseRecord::with_opaque_to(rec.topic, self.generation)
+            .key(rec.key)
+            .payload(rec.value);
         if let Some(ts) = rec.timestamp_ms {
             record = record.timestamp(ts);
         }
@@ -331,6 +350,15 @@ impl TxnProducer {
             .flush(self.operation_timeout)
             .map_err(|e| SinkError::kafka("flush", e))?;
         if let Some((failed, code, first)) = self.producer.context().take() {
+            // After a fatal error (e.g. fenced) librdkafka purges what is
+            // queued; those reports say "purged", the fatal error says why.
+            if let Some((fatal, reason)) = self.producer.client().fatal_error() {
+                return Err(SinkError::Delivery {
+                    failed,
+                    first: format!("{reason} ({fatal})"),
+                    action: Action::Fatal,
+                });
+            }
             return Err(SinkError::Delivery {
                 failed,
                 first,
@@ -362,9 +390,22 @@ impl TxnProducer {
         if !self.transactions {
             return Ok(());
         }
-        let _ = self.producer.context().take();
-        self.retrying("abort_transaction", |p| {
-            p.producer.abort_transaction(p.operation_timeout)
-        })
+        // abort_transaction purges what is queued and then waits for the
+        // delivery reports of what is in flight; with a BaseProducer only our
+        // own polling serves them. So: short abort calls (resumable when they
+        // time out), with polling in between, until it completes.
+        let deadline = std::time::Instant::now() + self.operation_timeout;
+        loop {
+            match self.producer.abort_transaction(Duration::from_millis(500)) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let err = SinkError::kafka("abort_transaction", e);
+                    if err.action() != Action::Retry || std::time::Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    self.producer.poll(Duration::from_millis(100));
+                }
+            }
+        }
     }
 }
