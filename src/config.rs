@@ -152,6 +152,11 @@ pub struct KafkaArgs {
     /// Replication factor of topics the service creates.
     #[arg(long, env = "CDR_TOPIC_REPLICATION", default_value_t = 3)]
     pub replication_factor: i32,
+    /// retention.ms of the record topics the service creates (-1: forever).
+    /// Kafka timestamps are the CDRs' event times, so a time-based retention
+    /// counts from the call, not from the ingest.
+    #[arg(long, env = "CDR_TOPIC_RETENTION_MS", default_value_t = -1, allow_hyphen_values = true)]
+    pub topic_retention_ms: i64,
     /// transactional.id prefix; slot N uses `<prefix>-<N>`. Two instances on
     /// one broker must use different prefixes.
     #[arg(long, env = "CDR_TRANSACTIONAL_ID_PREFIX", default_value = "cdr-to-redpanda")]
@@ -202,6 +207,7 @@ impl KafkaArgs {
             checkpoints: self.checkpoint_topic.clone(),
             partitions: self.partitions,
             replication: self.replication_factor,
+            retention_ms: self.topic_retention_ms,
         }
     }
 }

@@ -77,7 +77,7 @@ fn sftp_once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str]) -> st
 
 fn kcat_count(topic: &str) -> usize {
     let out = Command::new("kcat")
-        .args(["-C", "-b", &brokers(), "-t", topic, "-e", "-q", "-f", "%k\\n"])
+        .args(["-C", "-b", &brokers(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\\n"])
         .args(["-X", "isolation.level=read_committed"])
         .output()
         .expect("kcat is installed by scripts/bootstrap.sh");

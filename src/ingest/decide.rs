@@ -56,14 +56,16 @@ impl Progress {
 }
 
 /// Before downloading: can the listing alone settle it?
-pub fn needs_fetch(file: &RemoteFile, rec: Option<&FileRecord>) -> bool {
+pub fn needs_fetch(file: &RemoteFile, rec: Option<&FileRecord>, on_changed: OnChanged) -> bool {
     match rec {
         // Same size and mtime as when we settled it: no need to touch the
-        // remote file again. A file that failed is retried once it changes.
-        Some(r) if r.size == file.size && r.mtime == file.mtime => !matches!(
-            r.status,
-            FileStatus::Committed | FileStatus::Conflict | FileStatus::Duplicate | FileStatus::Failed
-        ),
+        // remote file again. A file that failed is retried once it changes;
+        // a conflict is taken again once the operator asks for a re-ingest.
+        Some(r) if r.size == file.size && r.mtime == file.mtime => match r.status {
+            FileStatus::Conflict => on_changed == OnChanged::Reingest,
+            FileStatus::Committed | FileStatus::Duplicate | FileStatus::Failed => false,
+            FileStatus::Seen | FileStatus::InProgress => true,
+        },
         _ => true,
     }
 }
@@ -220,9 +222,12 @@ mod tests {
     fn unchanged_committed_file_is_not_fetched_again() {
         let r = record(FileStatus::Committed, "aa", 5);
         let listing = RemoteFile { name: r.name.clone(), size: 10, mtime: 100 };
-        assert!(!needs_fetch(&listing, Some(&r)));
-        let touched = RemoteFile { mtime: 101, ..listing };
-        assert!(needs_fetch(&touched, Some(&r)));
+        assert!(!needs_fetch(&listing, Some(&r), OnChanged::Conflict));
+        let touched = RemoteFile { mtime: 101, ..listing.clone() };
+        assert!(needs_fetch(&touched, Some(&r), OnChanged::Conflict));
+        let conflict = record(FileStatus::Conflict, "aa", 5);
+        assert!(!needs_fetch(&listing, Some(&conflict), OnChanged::Conflict));
+        assert!(needs_fetch(&listing, Some(&conflict), OnChanged::Reingest));
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Engine {
             return Ok(FileOutcome::Skipped);
         };
         let existing = self.ledger.file(&file.name)?;
-        if !needs_fetch(file, existing.as_ref()) {
+        if !needs_fetch(file, existing.as_ref(), self.settings.on_changed) {
             if let Some(rec) = &existing {
                 self.after_outcome(rec);
             }

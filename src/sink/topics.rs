@@ -21,6 +21,11 @@ pub struct TopicLayout {
     pub checkpoints: String,
     pub partitions: i32,
     pub replication: i32,
+    /// `retention.ms` of the record topics the service creates. Records carry
+    /// their event time as Kafka timestamp, so time-based retention counts
+    /// from the call, not from the ingest: a week's default retention would
+    /// delete last month's CDRs right after they land. -1 keeps them.
+    pub retention_ms: i64,
 }
 
 impl Default for TopicLayout {
@@ -32,6 +37,7 @@ impl Default for TopicLayout {
             checkpoints: "cdr-ingest-checkpoints".into(),
             partitions: 12,
             replication: 3,
+            retention_ms: -1,
         }
     }
 }
@@ -83,6 +89,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
         });
     }
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let retention = layout.retention_ms.to_string();
     let new_topics: Vec<NewTopic<'_>> = to_create
         .iter()
         .map(|(name, partitions, compacted)| {
@@ -90,7 +97,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
             if *compacted {
                 t.set("cleanup.policy", "compact")
             } else {
-                t
+                t.set("retention.ms", &retention)
             }
         })
         .collect();
