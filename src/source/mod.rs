@@ -215,6 +215,9 @@ fn copy_and_hash<R: Read>(
         };
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(StageError::Write)?;
+        if total == 0 {
+            crate::failpoint::hit("mid-download");
+        }
         total += n as u64;
         unsynced += n as u64;
         if unsynced >= BACKGROUND_SYNC_EVERY {
