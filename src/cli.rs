@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::scope::{parse_time, TimeBasis};
 use crate::config::{IngestArgs, KafkaArgs, LedgerArgs, SourceArgs};
 use crate::generate::GenerateArgs;
 
@@ -33,6 +34,10 @@ pub enum Command {
     Generate(GenerateArgs),
     /// The ledger at a glance (read-only; safe while the daemon runs).
     Status(StatusCommand),
+    /// Reconcile the ledger, the topics and the checkpoint topic (and with
+    /// --rehash the source files). Exit 0 when all agree, 1 on any
+    /// discrepancy, 2 when the audit could not run.
+    Audit(AuditCommand),
 }
 
 /// Everything an ingest needs.
@@ -67,4 +72,40 @@ pub struct StatusCommand {
     /// How many recent files to list.
     #[arg(long, default_value_t = 10)]
     pub recent: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuditCommand {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Where --rehash re-reads the files from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Audit only this file (its name, no directory).
+    #[arg(long, help_heading = "Audit")]
+    pub file: Option<String>,
+    /// Audit only file names matching this glob (`*`, `?`).
+    #[arg(long, help_heading = "Audit")]
+    pub pattern: Option<String>,
+    /// Only files whose time span reaches this time or later: RFC 3339 or
+    /// `YYYY-MM-DD[ HH:MM[:SS]]` (UTC).
+    #[arg(long, value_parser = parse_time, help_heading = "Audit")]
+    pub since: Option<i64>,
+    /// Only files whose time span starts at or before this time.
+    #[arg(long, value_parser = parse_time, help_heading = "Audit")]
+    pub until: Option<i64>,
+    /// Which span --since/--until apply to: the CDRs' event times or the ingest.
+    #[arg(long, value_enum, default_value_t = TimeBasis::Ingest, help_heading = "Audit")]
+    pub time: TimeBasis,
+    /// Re-read every ingested file from the source and compare its SHA-256.
+    #[arg(long, help_heading = "Audit")]
+    pub rehash: bool,
+    /// Machine-readable report.
+    #[arg(long, help_heading = "Audit")]
+    pub json: bool,
+    /// Seconds a Kafka read may stall before the audit gives up (exit 2).
+    #[arg(long, default_value_t = 60, help_heading = "Audit")]
+    pub timeout_seconds: u64,
 }

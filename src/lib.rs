@@ -4,6 +4,7 @@
 //! (CSV + validation, pure) -> `encode` (JSON values, keys, headers) -> `sink`
 //! (transactional Kafka producer), with the ledger (`cdr-state`) beside it.
 
+pub mod audit;
 pub mod generate;
 pub mod encode;
 pub mod parse;

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::ingest::run(&args),
         Command::Generate(args) => commands::generate::generate(&args),
         Command::Status(args) => commands::status::status(&args),
+        Command::Audit(args) => commands::audit::audit(&args),
     };
     match result {
         Ok(code) => code,

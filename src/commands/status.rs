@@ -1,5 +1,10 @@
-//! `status`: the ledger at a glance, read-only.
+//! `status`: the ledger at a glance, read-only. It opens the ledger with
+//! `Ledger::open_read_only`, which reads beside a running daemon (or a
+//! private snapshot of a crashed writer's file), so it works while the
+//! service runs and on a copied ledger directory alike.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -7,75 +12,135 @@ use cdr_state::{FileRecord, FileStatus, Ledger};
 use serde::Serialize;
 
 use crate::cli::StatusCommand;
+use crate::ingest::now_ms;
 
 #[derive(Serialize)]
 struct Report<'a> {
-    counts: std::collections::BTreeMap<String, u64>,
-    in_progress: Vec<&'a FileRecord>,
-    recent: Vec<&'a FileRecord>,
-    problems: Vec<&'a FileRecord>,
+    /// Files per status; every status is listed, zero or not.
+    counts: BTreeMap<FileStatus, u64>,
     rows_committed: u64,
     invalid_rows_committed: u64,
+    in_progress: Vec<&'a FileRecord>,
+    /// The last files committed, newest first.
+    recent: Vec<Recent<'a>>,
+    /// Every failure, conflict and duplicate, with its reason.
+    problems: Vec<&'a FileRecord>,
+    /// The file seen longest ago that is not done yet.
+    oldest_waiting: Option<Waiting<'a>>,
+    /// Kafka transactions started and not known to have ended (the one the
+    /// daemon runs now, or ones a crash left for recovery).
+    in_doubt_transactions: usize,
+    /// False when the ledger was left by a crashed writer and a snapshot of
+    /// its last durable commit was read.
+    live: bool,
+}
+
+#[derive(Serialize)]
+struct Recent<'a> {
+    name: &'a str,
+    rows: u64,
+    invalid_rows: u64,
+    seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Waiting<'a> {
+    name: &'a str,
+    status: FileStatus,
+    rows_done: u64,
+    first_seen_ms: i64,
+    waiting_seconds: f64,
 }
 
 pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
     let reader = Ledger::open_read_only(&args.ledger.ledger_dir)
         .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
     let files = reader.files()?;
-    let mut counts = std::collections::BTreeMap::new();
-    for f in &files {
-        *counts.entry(f.status.to_string()).or_insert(0u64) += 1;
-    }
-    let mut recent: Vec<&FileRecord> = files
-        .iter()
-        .filter(|f| f.status == FileStatus::Committed)
-        .collect();
+    let counts = reader.counts()?;
+    let of = |wanted: &'static [FileStatus]| files.iter().filter(move |f| wanted.contains(&f.status));
+    let committed = || of(&[FileStatus::Committed]);
+    let mut recent: Vec<&FileRecord> = committed().collect();
     recent.sort_by_key(|f| std::cmp::Reverse(f.finished_ms));
-    recent.truncate(args.recent);
-    let committed = files.iter().filter(|f| f.status == FileStatus::Committed);
+    let now = now_ms();
     let report = Report {
         counts,
-        in_progress: files.iter().filter(|f| f.status == FileStatus::InProgress).collect(),
-        recent,
-        problems: files
-            .iter()
-            .filter(|f| matches!(f.status, FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate))
+        rows_committed: committed().map(|f| f.valid_rows).sum(),
+        invalid_rows_committed: committed().map(|f| f.invalid_rows).sum(),
+        in_progress: of(&[FileStatus::InProgress]).collect(),
+        recent: recent
+            .into_iter()
+            .take(args.recent)
+            .map(|f| Recent {
+                name: &f.name,
+                rows: f.rows_done,
+                invalid_rows: f.invalid_rows,
+                seconds: f.started_ms.zip(f.finished_ms).map(|(s, e)| (e - s) as f64 / 1000.0),
+            })
             .collect(),
-        rows_committed: committed.clone().map(|f| f.valid_rows).sum(),
-        invalid_rows_committed: committed.map(|f| f.invalid_rows).sum(),
+        problems: of(&[FileStatus::Failed, FileStatus::Conflict, FileStatus::Duplicate]).collect(),
+        oldest_waiting: of(&[FileStatus::Seen, FileStatus::InProgress])
+            .min_by_key(|f| f.first_seen_ms)
+            .map(|f| Waiting {
+                name: &f.name,
+                status: f.status,
+                rows_done: f.rows_done,
+                first_seen_ms: f.first_seen_ms,
+                waiting_seconds: (now - f.first_seen_ms).max(0) as f64 / 1000.0,
+            }),
+        in_doubt_transactions: reader.in_doubt()?.len(),
+        live: reader.follows_writer(),
     };
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write_human(&report, &mut out)?;
     }
-    let counts: Vec<String> = report.counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    println!("files: {}", if counts.is_empty() { "none".into() } else { counts.join(", ") });
-    println!(
-        "rows committed: {} valid, {} invalid (dead-letter)",
-        report.rows_committed, report.invalid_rows_committed
-    );
-    if !report.in_progress.is_empty() {
-        println!("\nin progress:");
-        for f in &report.in_progress {
-            println!("  {:<40} {:>10} rows done", f.name, f.rows_done);
-        }
-    }
-    if !report.recent.is_empty() {
-        println!("\nrecent:");
-        println!("  {:<40} {:>10} {:>8} {:>9}", "file", "rows", "invalid", "seconds");
-        for f in &report.recent {
-            let secs = match (f.started_ms, f.finished_ms) {
-                (Some(s), Some(e)) => format!("{:.2}", (e - s) as f64 / 1000.0),
-                _ => "-".into(),
-            };
-            println!("  {:<40} {:>10} {:>8} {:>9}", f.name, f.rows_done, f.invalid_rows, secs);
-        }
-    }
-    if !report.problems.is_empty() {
-        println!("\nproblems:");
-        for f in &report.problems {
-            println!("  {:<40} {:<9} {}", f.name, f.status.to_string(), f.error.as_deref().unwrap_or(""));
-        }
-    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
+    let counts: Vec<String> = r.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(out, "files: {}", counts.join(", "))?;
+    writeln!(
+        out,
+        "rows committed: {} valid, {} invalid (dead-letter); {} transaction(s) in doubt",
+        r.rows_committed, r.invalid_rows_committed, r.in_doubt_transactions
+    )?;
+    if !r.live {
+        writeln!(out, "(the last writer crashed: this is its last durable commit, read from a private copy)")?;
+    }
+    match &r.oldest_waiting {
+        Some(w) => writeln!(
+            out,
+            "oldest waiting: {} ({}, {} rows done), seen {:.0} s ago",
+            w.name, w.status, w.rows_done, w.waiting_seconds
+        )?,
+        None => writeln!(out, "oldest waiting: none")?,
+    }
+    if !r.in_progress.is_empty() {
+        writeln!(out, "\nin progress:")?;
+        writeln!(out, "  {:<40} {:>10}", "file", "rows done")?;
+        for f in &r.in_progress {
+            writeln!(out, "  {:<40} {:>10}", f.name, f.rows_done)?;
+        }
+    }
+    if !r.recent.is_empty() {
+        writeln!(out, "\nrecent:")?;
+        writeln!(out, "  {:<40} {:>10} {:>8} {:>9}", "file", "rows", "invalid", "seconds")?;
+        for f in &r.recent {
+            let secs = f.seconds.map_or("-".into(), |s| format!("{s:.2}"));
+            writeln!(out, "  {:<40} {:>10} {:>8} {:>9}", f.name, f.rows, f.invalid_rows, secs)?;
+        }
+    }
+    if !r.problems.is_empty() {
+        writeln!(out, "\nproblems:")?;
+        writeln!(out, "  {:<40} {:<9} reason", "file", "status")?;
+        for f in &r.problems {
+            writeln!(out, "  {:<40} {:<9} {}", f.name, f.status.as_str(), f.error.as_deref().unwrap_or(""))?;
+        }
+    }
+    Ok(())
 }

@@ -253,7 +253,7 @@ fn duration_ms(d: Duration) -> i64 {
 ///
 /// The classic two-pointer algorithm: on a mismatch, backtrack to the last `*`
 /// and let it swallow one more character. Linear in practice, never exponential.
-fn glob_match(pattern: &str, name: &str) -> bool {
+pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni) = (0, 0);

@@ -1,0 +1,57 @@
+//! `audit`: reconcile ledger, topics, checkpoints (and the source), print the
+//! report, and turn the verdict into the exit status.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use cdr_state::Ledger;
+
+use crate::audit::scan::TopicSet;
+use crate::audit::scope::Scope;
+use crate::audit::{audit as run_audit, AuditSettings};
+use crate::cli::AuditCommand;
+
+/// Exit status when the audit ran and found a discrepancy; errors exit 2 from main.
+const DISCREPANCY: u8 = 1;
+
+pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
+    let ledger = Ledger::open_read_only(&args.ledger.ledger_dir)
+        .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
+    let mut source = if args.rehash {
+        Some(args.source.build().context("configuring the source for --rehash")?)
+    } else {
+        None
+    };
+    let settings = AuditSettings {
+        topics: TopicSet {
+            data: args.kafka.data_topic.clone(),
+            voice: args.kafka.voice_topic.clone(),
+            dlq: args.kafka.dlq_topic.clone(),
+        },
+        checkpoint_topic: args.kafka.checkpoint_topic.clone(),
+        scope: Scope {
+            file: args.file.clone(),
+            pattern: args.pattern.clone(),
+            since_ms: args.since,
+            until_ms: args.until,
+            basis: Some(args.time),
+        },
+        timeout: Duration::from_secs(args.timeout_seconds.max(1)),
+    };
+    let report = run_audit(&ledger, &args.kafka.kafka_config(), &settings, source.as_deref_mut().map(|s| s as &mut dyn crate::source::Source))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_human(&mut out)?;
+    }
+    out.flush()?;
+    Ok(if report.summary.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(DISCREPANCY)
+    })
+}
