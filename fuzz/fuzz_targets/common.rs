@@ -3,9 +3,9 @@
 
 use std::io::{self, Read};
 
-use cdr_to_redpanda::encode::{self, FileContext};
-use cdr_to_redpanda::parse::{CdrReader, Row, Validation};
-use cdr_to_redpanda::schema::RecordKind;
+use cdr_stages::encode::{self, FileContext};
+use cdr_stages::parse::{CdrReader, Row, Validation};
+use cdr_stages::schema::RecordKind;
 
 /// A row reduced to what two reads of the same bytes must agree on.
 #[derive(Debug, PartialEq)]
