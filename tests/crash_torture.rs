@@ -173,4 +173,11 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
     let extra: Vec<_> = got.difference(&expected).take(5).collect();
     assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
     assert_eq!(dlq.len() as u64, invalid);
+
+    // The service's own audit agrees with this independent check.
+    let mut audit = bin();
+    audit.arg("audit");
+    topics.apply(&mut audit, &ledger);
+    let out = audit.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "audit after the torture: {}", output_text(&out));
 }
