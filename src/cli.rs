@@ -1,6 +1,8 @@
 //! The command line: subcommands and their argument groups. Parsing only;
 //! `commands` does the work.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 use crate::audit::scope::{parse_time, TimeBasis};
@@ -13,6 +15,11 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "CDR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// TOML file of settings; keys are the long flag names (`sftp-host = "x"`,
+    /// `kafka-config = { "sasl.mechanism" = "SCRAM-SHA-256" }`). Flags win
+    /// over environment variables, which win over the file.
+    #[arg(long, env = "CDR_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -34,6 +41,12 @@ pub enum Command {
     Generate(GenerateArgs),
     /// The ledger at a glance (read-only; safe while the daemon runs).
     Status(StatusCommand),
+    /// Print the effective settings (secrets masked) and test the SFTP and
+    /// Kafka connections. Exit status 1 if either fails.
+    CheckConfig(RunCommand),
+    /// GET a health URL of a running daemon; exit 0 on HTTP 200 (for the
+    /// container HEALTHCHECK: the runtime image has no curl).
+    Healthcheck(HealthcheckCommand),
     /// Reconcile the ledger, the topics and the checkpoint topic (and with
     /// --rehash the source files). Exit 0 when all agree, 1 on any
     /// discrepancy, 2 when the audit could not run.
@@ -60,6 +73,29 @@ pub struct RunCommand {
     /// Seconds between polls of the source directory.
     #[arg(long, env = "CDR_POLL_INTERVAL_SECONDS", default_value_t = 10, help_heading = "Daemon")]
     pub poll_interval_seconds: u64,
+    /// Worker slots, each with its own transactional producer
+    /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
+    /// order, so more than 2 slots (one per kind) add nothing.
+    #[arg(long, env = "CDR_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Daemon")]
+    pub workers: u32,
+    /// After SIGTERM/SIGINT, the current chunk commits and the daemon exits
+    /// 0; if that takes longer than this, it exits 1 at once (recovery
+    /// settles the open transaction at the next start).
+    #[arg(long, env = "CDR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20, help_heading = "Daemon")]
+    pub shutdown_timeout_seconds: u64,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT. Off unless set.
+    #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT", help_heading = "Daemon")]
+    pub metrics_addr: Option<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct HealthcheckCommand {
+    /// The URL to GET.
+    #[arg(long, default_value = "http://127.0.0.1:9464/healthz")]
+    pub url: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_seconds: u64,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -1,6 +1,9 @@
 //! Settings, one clap struct per concern. Every flag also reads an
 //! environment variable (the Python streamer's names where it had one);
 //! flags win. Parsed and validated here, before any connection is opened.
+//! `file`: the optional TOML file beneath the environment.
+
+pub mod file;
 
 use std::path::PathBuf;
 use std::time::Duration;

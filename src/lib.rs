@@ -15,4 +15,5 @@ pub mod commands;
 pub mod config;
 pub mod failpoint;
 pub mod ingest;
+pub mod metrics;
 pub mod sink;

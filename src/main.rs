@@ -1,20 +1,32 @@
 //! Thin binary: parse the command line, set up logging, dispatch, and turn
 //! the outcome into one message and an exit status.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use cdr_to_redpanda::cli::{Cli, Command, LogFormat};
-use cdr_to_redpanda::commands;
+use cdr_to_redpanda::{commands, config};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // Before parsing: the file's settings become environment defaults.
+    let from_file = match config::file::apply(&Cli::command(), &argv) {
+        Ok(applied) => applied,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(&argv);
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Once(args) => commands::ingest::once(&args),
         Command::Run(args) => commands::ingest::run(&args),
         Command::Generate(args) => commands::generate::generate(&args),
         Command::Status(args) => commands::status::status(&args),
+        Command::CheckConfig(args) => commands::check_config::check_config(&args, &argv, &from_file),
+        Command::Healthcheck(args) => commands::healthcheck::healthcheck(&args),
         Command::Audit(args) => commands::audit::audit(&args),
     };
     match result {

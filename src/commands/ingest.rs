@@ -2,37 +2,51 @@
 //! engine and drive it.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cdr_state::Ledger;
 
 use crate::cli::{IngestCommand, RunCommand};
-use crate::ingest::now_ms;
-use crate::ingest::pass::{Engine, PassSummary};
-use crate::sink::topics::ensure_topics;
+use crate::ingest::decide::needs_fetch;
+use crate::ingest::pass::PassSummary;
+use crate::ingest::workers::Workers;
+use crate::ingest::{now_ms, OnChanged, Shutdown};
+use crate::metrics::{server, HEALTH, METRICS};
+use crate::schema::RecordKind;
+use crate::sink::probe::BrokerProbe;
+use crate::sink::topics::{ensure_topics, TopicError};
+use crate::sink::KafkaConfig;
 use crate::source::retry::backoff;
 use crate::source::select::Selector;
 use crate::source::{RemoteFile, Source, SourceError};
 
-fn start_engine(args: &IngestCommand) -> anyhow::Result<Engine> {
-    let kafka = args.kafka.kafka_config();
-    let layout = args.kafka.topics();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let created = rt
-        .block_on(ensure_topics(&kafka, &layout))
-        .context("preparing topics")?;
+/// Opens the ledger and starts `slots` worker slots, each with its own source.
+fn start_workers(args: &IngestCommand, slots: u32, shutdown: &Shutdown) -> anyhow::Result<Workers> {
+    let ledger = Ledger::open(&args.ledger.ledger_dir)
+        .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
+    let sources = (0..slots)
+        .map(|_| args.source.build())
+        .collect::<Result<Vec<_>, _>>()
+        .context("configuring the source")?;
+    tracing::info!(source = %sources[0].describe(), slots, "source configured");
+    let mut settings = args.ingest.settings(&args.kafka, &args.ledger);
+    settings.shutdown = shutdown.clone();
+    Ok(Workers::start(&args.kafka.kafka_config(), ledger, sources, settings)?)
+}
+
+/// The admin client is async; its requests are driven on a small runtime.
+fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn prepare_topics(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<(), TopicError> {
+    let created = rt.block_on(ensure_topics(&args.kafka.kafka_config(), &args.kafka.topics()))?;
     if !created.is_empty() {
         tracing::info!(topics = ?created, "topics created");
     }
-    let ledger = Ledger::open(&args.ledger.ledger_dir)
-        .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
-    let source = args.source.build().context("configuring the source")?;
-    tracing::info!(source = %source.describe(), "source configured");
-    let settings = args.ingest.settings(&args.kafka, &args.ledger);
-    Ok(Engine::start(&kafka, 0, ledger, source, settings)?)
+    Ok(())
 }
 
 /// Lists the source, retrying transient failures a few times.
@@ -53,8 +67,8 @@ fn list(source: &mut dyn Source) -> Result<Vec<RemoteFile>, SourceError> {
 fn log_summary(s: &PassSummary, took: Duration) {
     tracing::info!(
         committed = s.committed, skipped = s.skipped, failed = s.failed, conflicts = s.conflicts,
-        duplicates = s.duplicates, deferred = s.deferred, rows = s.rows, invalid_rows = s.invalid_rows,
-        seconds = format_args!("{:.2}", took.as_secs_f64()),
+        duplicates = s.duplicates, deferred = s.deferred, interrupted = s.interrupted, rows = s.rows,
+        invalid_rows = s.invalid_rows, seconds = format_args!("{:.2}", took.as_secs_f64()),
         "pass finished"
     );
 }
@@ -62,20 +76,21 @@ fn log_summary(s: &PassSummary, took: Duration) {
 /// One pass: two listings a settle interval apart, so only files that stood
 /// still in between are taken.
 pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
-    let mut engine = start_engine(args)?;
+    prepare_topics(&admin_runtime()?, args).context("preparing topics")?;
+    let mut workers = start_workers(args, 1, &Shutdown::default())?;
     let mut selector = Selector::new(args.source.select_config());
-    let first = list(engine.source_mut())?;
+    let first = list(workers.source_mut())?;
     selector.ready(&first, now_ms());
     std::thread::sleep(selector.config().settle);
-    let mut ready = selector.ready(&list(engine.source_mut())?, now_ms());
+    let mut ready = selector.ready(&list(workers.source_mut())?, now_ms());
     // Files too young at the second listing are waited for, once.
     let wait = selector.config().min_age;
     if ready.len() < selector.tracked() && !wait.is_zero() {
         std::thread::sleep(wait);
-        ready = selector.ready(&list(engine.source_mut())?, now_ms());
+        ready = selector.ready(&list(workers.source_mut())?, now_ms());
     }
     let started = Instant::now();
-    let summary = engine.pass(ready, &|| false)?;
+    let summary = workers.pass(ready)?;
     log_summary(&summary, started.elapsed());
     println!(
         "committed {} file(s), {} row(s) ({} invalid); skipped {}, failed {}, conflicts {}, duplicates {}, deferred {}",
@@ -89,39 +104,150 @@ pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The daemon. The first SIGTERM/SIGINT stops taking new files and lets the
-/// current file's chunk finish; a second one exits at once (still safe: the
-/// ledger and the broker recover on the next start).
+/// Sleeps up to `d`, returning early (false) once shutdown is requested.
+fn sleep_unless_stopped(d: Duration, shutdown: &Shutdown) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if shutdown.requested() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
+    !shutdown.requested()
+}
+
+/// Retries `op` with backoff while it fails with a transient error, logging
+/// each wait; a permanent error is returned. False if shutdown came first.
+fn wait_for<E: std::fmt::Display>(
+    what: &str,
+    shutdown: &Shutdown,
+    mut op: impl FnMut() -> Result<(), E>,
+    transient: impl Fn(&E) -> bool,
+) -> Result<bool, E> {
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Ok(()) => {
+                if attempt > 0 {
+                    tracing::info!("{what} reachable");
+                }
+                return Ok(true);
+            }
+            Err(e) if transient(&e) => {
+                let wait = backoff(attempt);
+                tracing::warn!(error = %e, retry_in = ?wait, attempt = attempt + 1, "waiting for {what}");
+                if !sleep_unless_stopped(wait, shutdown) {
+                    return Ok(false);
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Keeps `HEALTH`'s broker flag current: one metadata request every
+/// `BROKER_PROBE_INTERVAL`, independent of what the slots are doing.
+fn spawn_broker_probe(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<()> {
+    const BROKER_PROBE_INTERVAL: Duration = Duration::from_secs(3);
+    let probe = BrokerProbe::new(kafka, topic).context("creating the broker probe")?;
+    std::thread::Builder::new().name("broker-probe".into()).spawn(move || loop {
+        let ok = probe.brokers(BROKER_PROBE_INTERVAL).is_ok_and(|n| n > 0);
+        HEALTH.set_brokers_ok(ok);
+        std::thread::sleep(BROKER_PROBE_INTERVAL);
+    })?;
+    Ok(())
+}
+
+/// The waiting-files gauges: listed files of a known kind that the ledger
+/// has not settled (what the next passes still have to do).
+fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged) {
+    let mut waiting = 0u64;
+    let mut oldest: Option<i64> = None;
+    for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some()) {
+        let Ok(rec) = ledger.file(&f.name) else { continue };
+        if needs_fetch(f, rec.as_ref(), on_changed) {
+            waiting += 1;
+            oldest = Some(oldest.map_or(f.mtime, |o| o.min(f.mtime)));
+        }
+    }
+    METRICS.files_waiting.set(waiting as f64);
+    let age = oldest.map_or(0, |m| (now_ms() / 1000 - m).max(0));
+    METRICS.oldest_waiting_age_seconds.set(age as f64);
+}
+
+/// The daemon. The first SIGTERM/SIGINT stops taking new files and ends
+/// the current chunk early; it commits, the file stays in progress, and the
+/// process exits 0 (or 1 if that takes longer than the shutdown deadline). A
+/// second signal exits at once (still safe: the ledger and the broker
+/// recover on the next start).
 pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    watch_signals(stop.clone())?;
-    let mut engine = start_engine(&args.common)?;
-    let mut selector = Selector::new(args.common.source.select_config());
+    let shutdown = Shutdown::default();
+    watch_signals(shutdown.clone(), Duration::from_secs(args.shutdown_timeout_seconds))?;
+    if let Some(addr) = &args.metrics_addr {
+        server::serve(addr)?;
+    }
+    if args.workers > 2 {
+        tracing::warn!(workers = args.workers, "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle");
+    }
+    let common = &args.common;
+    let kafka = common.kafka.kafka_config();
+    // Brokers first (the topics must exist before anything is produced),
+    // then the source; both waited for, so the order of container starts
+    // does not matter. Permanent errors (too few brokers, refused login)
+    // stop here with their reason.
+    let rt = admin_runtime()?;
+    let reached = wait_for("brokers", &shutdown, || prepare_topics(&rt, common), |e| matches!(e, TopicError::Kafka(_)))
+        .context("preparing topics")?;
+    if !reached {
+        return stopped();
+    }
+    HEALTH.set_brokers_ok(true);
+    let mut probe_source = common.source.build().context("configuring the source")?;
+    let reached = wait_for("the source", &shutdown, || probe_source.list().map(|_| ()), SourceError::is_transient)
+        .context("listing the source")?;
+    drop(probe_source);
+    if !reached {
+        return stopped();
+    }
+    HEALTH.set_source_ok(true);
+    let mut workers = start_workers(common, args.workers, &shutdown)?;
+    spawn_broker_probe(&kafka, &common.kafka.checkpoint_topic)?;
+    HEALTH.set_started();
+    tracing::info!("running");
+    let mut selector = Selector::new(common.source.select_config());
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
-    while !stop.load(Ordering::SeqCst) {
-        match list(engine.source_mut()) {
+    while !shutdown.requested() {
+        match list(workers.source_mut()) {
             Ok(listing) => {
+                HEALTH.set_source_ok(true);
+                update_waiting(&listing, workers.ledger(), common.ingest.on_changed);
                 let ready = selector.ready(&listing, now_ms());
                 if !ready.is_empty() {
                     let started = Instant::now();
-                    let summary = engine.pass(ready, &|| stop.load(Ordering::SeqCst))?;
-                    if summary.committed + summary.failed + summary.deferred > 0 {
+                    let summary = workers.pass(ready)?;
+                    if summary.committed + summary.failed + summary.deferred + summary.interrupted > 0 {
                         log_summary(&summary, started.elapsed());
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "source unavailable; will retry"),
+            Err(e) => {
+                HEALTH.set_source_ok(false);
+                tracing::warn!(error = %e, "source unavailable; will retry");
+            }
         }
-        let until = Instant::now() + interval;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        sleep_unless_stopped(interval, &shutdown);
     }
+    stopped()
+}
+
+fn stopped() -> anyhow::Result<ExitCode> {
     tracing::info!("stopped on signal");
     Ok(ExitCode::SUCCESS)
 }
 
-fn watch_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// First signal: request shutdown and arm the deadline. Second: exit now.
+fn watch_signals(shutdown: Shutdown, deadline: Duration) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new()
         .name("signals".into())
@@ -139,8 +265,9 @@ fn watch_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                         _ = int.recv() => {}
                     }
                     if count.fetch_add(1, Ordering::SeqCst) == 0 {
-                        tracing::info!("signal received: finishing the current chunk, then exiting (signal again to exit now)");
-                        stop.store(true, Ordering::SeqCst);
+                        tracing::info!(deadline = ?deadline, "signal received: committing the current chunk, then exiting (signal again to exit now)");
+                        shutdown.request();
+                        arm_deadline(deadline);
                     } else {
                         tracing::warn!("second signal: exiting now");
                         std::process::exit(130);
@@ -149,4 +276,17 @@ fn watch_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             });
         })?;
     Ok(())
+}
+
+/// Exits 1 if the orderly shutdown has not finished after `deadline`; the
+/// open transaction (if any) is settled by recovery at the next start.
+fn arm_deadline(deadline: Duration) {
+    let spawned = std::thread::Builder::new().name("shutdown-deadline".into()).spawn(move || {
+        std::thread::sleep(deadline);
+        tracing::error!(deadline = ?deadline, "shutdown deadline passed before the current chunk committed; exiting now");
+        std::process::exit(1);
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot arm the shutdown deadline");
+    }
 }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
@@ -13,6 +14,7 @@ use super::decide::Progress;
 use super::{now_ms, IngestSettings};
 use crate::encode::{self, FileContext};
 use crate::failpoint;
+use crate::metrics::METRICS;
 use crate::source::retry::backoff;
 use crate::parse::{self, CdrReader, Decoded, Row};
 
@@ -38,6 +40,10 @@ pub enum IngestError {
     Exhausted { attempts: u32, last: SinkError },
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
+    /// Shutdown was requested: the last chunk is committed and the file is
+    /// left in progress at `rows_done`, resumed by the next start.
+    #[error("stopped for shutdown after {rows_done} rows")]
+    Stopped { rows_done: u64 },
 }
 
 /// A file ready to be produced.
@@ -128,7 +134,7 @@ impl From<SinkError> for ChunkError {
 pub fn produce_file(
     producer: &mut TxnProducer,
     ledger: &Ledger,
-    checkpoints: &mut CheckpointStore,
+    checkpoints: &Mutex<CheckpointStore>,
     settings: &IngestSettings,
     job: Job<'_>,
 ) -> Result<FileRecord, IngestError> {
@@ -158,6 +164,7 @@ pub fn produce_file(
         // txn_committed leaves this seq InDoubt, settled by `recover`.
         ledger.txn_intent(&rec, seq, start.rows_done + 1)?;
         failpoint::hit("after-intent-before-begin");
+        let chunk_started = Instant::now();
         let result = produce_chunk(producer, &mut reader, &ctx, topic, settings, &mut progress, &mut scratch)
             .and_then(|end| {
                 let cp = Checkpoint {
@@ -190,7 +197,10 @@ pub fn produce_file(
         match result {
             Ok((end, cp)) => {
                 failpoint::hit("after-commit-before-ledger");
-                checkpoints.record(cp);
+                record_chunk_metrics(chunk_started.elapsed(), topic, &settings.topics.dlq, &start, &progress);
+                // Shared with the other slots; a slot that panicked holding
+                // the lock left the map as consistent as any single insert.
+                checkpoints.lock().unwrap_or_else(|p| p.into_inner()).record(cp);
                 progress.apply_to(&mut rec);
                 let done = matches!(end, ChunkEnd::EndOfFile);
                 if done {
@@ -205,12 +215,16 @@ pub fn produce_file(
                 if done {
                     return Ok(rec);
                 }
+                if settings.shutdown.requested() {
+                    return Err(IngestError::Stopped { rows_done: progress.rows_done });
+                }
                 if last_log.elapsed() >= Duration::from_secs(5) {
                     tracing::info!(file = %rec.name, rows = progress.rows_done, invalid = progress.invalid, "progress");
                     last_log = Instant::now();
                 }
             }
             Err(ChunkError::File(reason)) => {
+                METRICS.transactions.add("aborted", 1);
                 let _ = producer.abort();
                 ledger.txn_aborted(&rec.name, seq, &reason)?;
                 return Err(IngestError::File(reason));
@@ -222,6 +236,7 @@ pub fn produce_file(
             }
             Err(ChunkError::Sink(e)) => {
                 tracing::warn!(file = %rec.name, seq, attempt = attempts + 1, error = %e, "aborting the chunk to replay it");
+                METRICS.transactions.add("aborted", 1);
                 if let Err(abort_err) = producer.abort() {
                     return Err(IngestError::Fatal(abort_err));
                 }
@@ -239,6 +254,17 @@ pub fn produce_file(
     }
 }
 
+/// Counts one committed chunk: its latency and the records it made visible.
+fn record_chunk_metrics(took: Duration, topic: &str, dlq: &str, start: &Progress, end: &Progress) {
+    METRICS.transactions.add("committed", 1);
+    METRICS.chunk_seconds.observe(took);
+    METRICS.rows_produced.add(topic, end.valid - start.valid);
+    let invalid = end.invalid - start.invalid;
+    if invalid > 0 {
+        METRICS.rows_produced.add(dlq, invalid);
+        METRICS.invalid_rows.add(invalid);
+    }
+}
 
 fn headers(key: &[u8], file: &str, row: &str, sha256: &str) -> OwnedHeaders {
     OwnedHeaders::new_with_capacity(4)
@@ -270,7 +296,9 @@ fn produce_chunk(
         if n % 4096 == 4095 {
             producer.poll();
             s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
-            if Instant::now() >= deadline {
+            // A shutdown ends the chunk early so it commits within the
+            // shutdown deadline rather than after --chunk-seconds.
+            if Instant::now() >= deadline || settings.shutdown.requested() {
                 return Ok(ChunkEnd::Full);
             }
         }

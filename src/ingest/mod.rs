@@ -5,13 +5,17 @@
 //! - `file`: one staged file through parse -> encode -> chunked transactions.
 //! - `pass`: one pass over the source directory, in name order.
 //! - `recover`: settles transactions a crash left in doubt.
+//! - `workers`: N worker slots sharing the ledger, name order kept per kind.
 
 pub mod decide;
 pub mod file;
 pub mod pass;
 pub mod recover;
+pub mod workers;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::parse::Validation;
@@ -55,6 +59,23 @@ pub struct IngestSettings {
     /// Attempts at one chunk (abort and replay) before the file is left for
     /// the next pass.
     pub max_chunk_attempts: u32,
+    /// Set by the daemon's signal handler; every clone shares it.
+    pub shutdown: Shutdown,
+}
+
+/// A shutdown request, shared by the signal handler and every worker slot:
+/// no new file is taken and the current chunk ends early and commits.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl IngestSettings {
@@ -70,6 +91,7 @@ impl IngestSettings {
             after_success: AfterIngest::Keep,
             error_dir: None,
             max_chunk_attempts: 20,
+            shutdown: Shutdown::default(),
         }
     }
 }

@@ -1,18 +1,20 @@
-//! The engine: one worker slot's producer, the ledger, the checkpoints and a
-//! source, taking ready files one at a time in name order.
+//! The engine of one worker slot: its producer and source, with the ledger
+//! and the checkpoints shared by every slot, taking one ready file at a time.
+//! `workers` decides which slot takes which file.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 
 use super::decide::{needs_fetch, plan, Facts, Plan, Progress};
 use super::file::{check_whole_stream, produce_file, IngestError, Job};
-use super::recover::settle_in_doubt;
 use super::{now_ms, AfterIngest, IngestSettings};
+use crate::metrics::METRICS;
 use crate::schema::RecordKind;
 use crate::sink::checkpoint::CheckpointError;
-use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
+use crate::sink::{CheckpointStore, SinkError, TxnProducer};
 use crate::source::retry::backoff;
 use crate::source::{Fetched, RemoteFile, Source, SourceError};
 
@@ -25,6 +27,8 @@ pub enum EngineError {
     Checkpoints(#[from] CheckpointError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("starting a worker thread: {0}")]
+    Thread(std::io::Error),
     #[error("staging directory {path}: {source}")]
     Staging {
         path: PathBuf,
@@ -44,6 +48,23 @@ pub enum FileOutcome {
     Failed(String),
     /// Not finished this pass (source or broker unreachable); tried again later.
     Deferred(String),
+    /// Stopped mid-file by a shutdown, left in progress after `rows_done` rows.
+    Interrupted { rows_done: u64 },
+}
+
+impl FileOutcome {
+    /// The `outcome` label of the files metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FileOutcome::Committed { .. } => "committed",
+            FileOutcome::Skipped => "skipped",
+            FileOutcome::Conflict => "conflict",
+            FileOutcome::Duplicate => "duplicate",
+            FileOutcome::Failed(_) => "failed",
+            FileOutcome::Deferred(_) => "deferred",
+            FileOutcome::Interrupted { .. } => "interrupted",
+        }
+    }
 }
 
 /// Tally of one pass.
@@ -55,12 +76,13 @@ pub struct PassSummary {
     pub duplicates: u64,
     pub failed: u64,
     pub deferred: u64,
+    pub interrupted: u64,
     pub rows: u64,
     pub invalid_rows: u64,
 }
 
 impl PassSummary {
-    fn add(&mut self, o: &FileOutcome) {
+    pub(super) fn add(&mut self, o: &FileOutcome) {
         match o {
             FileOutcome::Committed { rows, invalid } => {
                 self.committed += 1;
@@ -72,15 +94,16 @@ impl PassSummary {
             FileOutcome::Duplicate => self.duplicates += 1,
             FileOutcome::Failed(_) => self.failed += 1,
             FileOutcome::Deferred(_) => self.deferred += 1,
+            FileOutcome::Interrupted { .. } => self.interrupted += 1,
         }
     }
 }
 
 pub struct Engine {
-    ledger: Ledger,
+    ledger: Arc<Ledger>,
     source: Box<dyn Source>,
     producer: TxnProducer,
-    checkpoints: CheckpointStore,
+    checkpoints: Arc<Mutex<CheckpointStore>>,
     settings: IngestSettings,
 }
 
@@ -88,67 +111,32 @@ pub struct Engine {
 const FETCH_ATTEMPTS: u32 = 6;
 
 impl Engine {
-    /// Fences any earlier instance (init_transactions), reads the checkpoint
-    /// topic, and settles transactions a crash left in doubt, in that order:
-    /// reading checkpoints before fencing could block on, or miss, a
-    /// transaction the dead instance left open.
-    pub fn start(
-        kafka: &KafkaConfig,
-        slot: u32,
-        ledger: Ledger,
+    /// One slot over shared state; `workers::Workers::start` builds them in
+    /// the order recovery needs.
+    pub(super) fn new(
+        ledger: Arc<Ledger>,
         source: Box<dyn Source>,
+        producer: TxnProducer,
+        checkpoints: Arc<Mutex<CheckpointStore>>,
         settings: IngestSettings,
-    ) -> Result<Self, EngineError> {
-        std::fs::create_dir_all(&settings.staging_dir).map_err(|source| EngineError::Staging {
-            path: settings.staging_dir.clone(),
-            source,
-        })?;
-        let producer = TxnProducer::new(kafka, slot)?;
-        let checkpoints =
-            CheckpointStore::load(kafka, &settings.topics.checkpoints, Duration::from_secs(60))?;
-        tracing::info!(
-            producer = producer.transactional_id(),
-            checkpoints = checkpoints.len(),
-            "engine ready"
-        );
-        let settled = settle_in_doubt(&ledger, &checkpoints)?;
-        if settled > 0 {
-            tracing::info!(settled, "recovered transactions left in doubt");
-        }
-        Ok(Engine {
+    ) -> Self {
+        Engine {
             ledger,
             source,
             producer,
             checkpoints,
             settings,
-        })
+        }
     }
 
     pub fn source_mut(&mut self) -> &mut dyn Source {
         self.source.as_mut()
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    /// Ingests the given ready files in name order. Stops early only on a
-    /// fatal error; `stop` is checked between files.
-    pub fn pass(
-        &mut self,
-        mut ready: Vec<RemoteFile>,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<PassSummary, EngineError> {
-        ready.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut summary = PassSummary::default();
-        for file in &ready {
-            if stop() {
-                break;
-            }
-            let outcome = self.ingest_one(file)?;
-            summary.add(&outcome);
-        }
-        Ok(summary)
+    /// The checkpoints every slot shares. A panic in another slot while it
+    /// held the lock leaves the map as consistent as any single insert.
+    fn checkpoints(&self) -> MutexGuard<'_, CheckpointStore> {
+        self.checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// One file, start to finish. Only fatal errors are returned as Err.
@@ -190,13 +178,14 @@ impl Engine {
                 return Ok(FileOutcome::Deferred(e.to_string()));
             }
         };
+        METRICS.bytes_downloaded.add(fetched.size);
         let sha_hex = hex(&fetched.sha256);
         if let Err(e) = check_whole_stream(&fetched.path, &file.name) {
             rec.sha256 = sha_hex;
             return self.fail(rec, e.to_string());
         }
         let same_bytes_as = self.same_bytes_elsewhere(&sha_hex, &file.name)?;
-        let checkpoint = self.checkpoints.get(&file.name).cloned();
+        let checkpoint = self.checkpoints().get(&file.name).cloned();
         let decision = plan(&Facts {
             sha256: &sha_hex,
             record: existing.as_ref(),
@@ -287,7 +276,7 @@ impl Engine {
             progress,
             next_seq,
         };
-        match produce_file(&mut self.producer, &self.ledger, &mut self.checkpoints, &self.settings, job) {
+        match produce_file(&mut self.producer, &self.ledger, &self.checkpoints, &self.settings, job) {
             Ok(done) => {
                 let secs = started.elapsed().as_secs_f64();
                 let rows = done.rows_done - resumed_at;
@@ -309,6 +298,10 @@ impl Engine {
             }
             Err(IngestError::Fatal(e)) => Err(EngineError::Sink(e)),
             Err(IngestError::Ledger(e)) => Err(EngineError::Ledger(e)),
+            Err(IngestError::Stopped { rows_done }) => {
+                tracing::info!(file = %fallback.name, rows_done, "shutdown: file left in progress; the next start resumes it");
+                Ok(FileOutcome::Interrupted { rows_done })
+            }
             Err(e @ IngestError::Exhausted { .. }) => {
                 tracing::warn!(file = %fallback.name, error = %e, "file left in progress for the next pass");
                 Ok(FileOutcome::Deferred(e.to_string()))
@@ -351,7 +344,7 @@ impl Engine {
             }
         }
         Ok(self
-            .checkpoints
+            .checkpoints()
             .iter()
             .find(|c| c.sha256 == sha_hex && c.file != name)
             .map(|c| c.file.clone()))

@@ -1,10 +1,11 @@
 //! The transactional Kafka sink: one producer per worker slot, every Kafka
 //! error sorted into retry / abort-and-replay / fatal in one place
 //! (`classify`), the checkpoint records that commit atomically with the rows,
-//! and topic creation.
+//! topic creation, and the reachability probe.
 
 pub mod checkpoint;
 pub mod classify;
+pub mod probe;
 pub mod producer;
 pub mod topics;
 

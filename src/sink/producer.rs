@@ -101,7 +101,7 @@ impl KafkaConfig {
 }
 
 /// Property names whose values are secrets: never printed.
-fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["password", "secret", "token", "key.pem", "private"]
         .iter()

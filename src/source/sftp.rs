@@ -370,6 +370,8 @@ pub struct SftpSource {
     /// next connect so the family search happens once, not at every reconnect.
     hostkey_family: Option<&'static str>,
     unreadable: UnreadableNames,
+    /// Sessions opened so far; every one after the first is a reconnect.
+    sessions_opened: u64,
 }
 
 impl fmt::Debug for SftpSource {
@@ -391,6 +393,7 @@ impl SftpSource {
             conn: None,
             hostkey_family: None,
             unreadable: UnreadableNames::default(),
+            sessions_opened: 0,
         })
     }
 
@@ -399,6 +402,7 @@ impl SftpSource {
     pub fn connect(config: SftpConfig) -> Result<Self, SourceError> {
         let mut source = Self::new(config)?;
         source.conn = Some(source.open()?);
+        source.sessions_opened = 1;
         Ok(source)
     }
 
@@ -447,7 +451,14 @@ impl SftpSource {
     ) -> Result<T, SourceError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
-            None => self.open()?,
+            None => {
+                let conn = self.open()?;
+                if self.sessions_opened > 0 {
+                    crate::metrics::METRICS.sftp_reconnects.add(1);
+                }
+                self.sessions_opened += 1;
+                conn
+            }
         };
         let result = op(&conn.sftp, &self.config);
         // A connection error leaves the session unusable: drop it here so the

@@ -1,0 +1,73 @@
+//! `check-config`: the effective settings, where each came from, secrets
+//! masked; then one test of each connection.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::CommandFactory;
+
+use crate::cli::{Cli, RunCommand};
+use crate::sink::probe::BrokerProbe;
+use crate::sink::producer::is_secret_key;
+
+/// Settings whose values are secrets: printed as `***`.
+fn is_secret_arg(arg: &clap::Arg) -> bool {
+    arg.is_hide_env_values_set()
+}
+
+pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) -> anyhow::Result<ExitCode> {
+    let cli = Cli::command();
+    let matches = cli.clone().try_get_matches_from(argv)?;
+    let (name, sub) = matches
+        .subcommand()
+        .ok_or_else(|| anyhow::anyhow!("check-config: no subcommand in the arguments"))?;
+    let cmd = cli
+        .find_subcommand(name)
+        .ok_or_else(|| anyhow::anyhow!("check-config: unknown subcommand {name}"))?;
+    println!("effective settings (source: flag, env, file, default):");
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help" || long == "version" || long == "kafka-config" {
+            continue;
+        }
+        let id = arg.get_id().as_str();
+        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+        let source = match sub.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable) if env.as_ref().is_some_and(|e| from_file.contains(e)) => "file",
+            Some(ValueSource::EnvVariable) => "env",
+            Some(ValueSource::DefaultValue) => "default",
+            _ => "unset",
+        };
+        let value = match sub.get_raw(id) {
+            Some(_) if is_secret_arg(arg) => "***".to_string(),
+            Some(raw) => raw.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
+            None => String::new(),
+        };
+        println!("  {long:<36} {value:<40} ({source})");
+    }
+    let kafka = args.common.kafka.kafka_config();
+    for (k, v) in &kafka.overrides {
+        let v = if is_secret_key(k) { "***" } else { v.as_str() };
+        println!("  kafka-config {k}={v}");
+    }
+
+    let mut ok = true;
+    match args.common.source.build().and_then(|mut s| s.list().map(|l| (s.describe(), l.len()))) {
+        Ok((what, n)) => println!("source: ok ({what}: {n} entries)"),
+        Err(e) => {
+            ok = false;
+            println!("source: FAILED: {e}");
+        }
+    }
+    match BrokerProbe::new(&kafka, &args.common.kafka.checkpoint_topic).and_then(|p| p.brokers(Duration::from_secs(10))) {
+        Ok(n) => println!("kafka: ok ({n} broker(s) at {})", kafka.brokers),
+        Err(e) => {
+            ok = false;
+            println!("kafka: FAILED: {e}");
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

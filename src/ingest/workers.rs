@@ -1,0 +1,262 @@
+//! N worker slots ingesting at once, each with its own transactional
+//! producer (`<prefix>-<slot>`) and its own source session, sharing the
+//! ledger and the checkpoints.
+//!
+//! Ordering: files of one kind are taken in name order and one at a time,
+//! so their commits land in name (= chronological) order, as with a single
+//! slot. Different kinds run side by side. A free slot takes the queue whose
+//! head has the smallest name among the kinds no other slot is busy with;
+//! with one slot this is plain name order over all files. Parallelism is
+//! therefore at most the number of kinds (data, voice): a third slot has
+//! nothing to do, and `run` says so at startup.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cdr_state::Ledger;
+
+use super::pass::{Engine, EngineError, FileOutcome, PassSummary};
+use super::recover::settle_in_doubt;
+use super::IngestSettings;
+use crate::metrics::METRICS;
+use crate::schema::RecordKind;
+use crate::sink::{CheckpointStore, KafkaConfig, TxnProducer};
+use crate::source::{RemoteFile, Source};
+
+/// The engines of every slot.
+pub struct Workers {
+    engines: Vec<Engine>,
+    ledger: Arc<Ledger>,
+    settings: IngestSettings,
+}
+
+/// How long reading the checkpoint topic may take at startup.
+const CHECKPOINT_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Workers {
+    /// One slot per source. In this order: every slot's `init_transactions`
+    /// (fencing each zombie of a previous run and making the broker abort
+    /// what it left open), then the checkpoint topic read with
+    /// read_committed, then the settling of in-doubt transactions. Reading
+    /// checkpoints before every slot is fenced could block on, or miss, a
+    /// transaction a dead instance left open.
+    pub fn start(
+        kafka: &KafkaConfig,
+        ledger: Ledger,
+        sources: Vec<Box<dyn Source>>,
+        settings: IngestSettings,
+    ) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(&settings.staging_dir).map_err(|source| EngineError::Staging {
+            path: settings.staging_dir.clone(),
+            source,
+        })?;
+        let mut producers = Vec::with_capacity(sources.len());
+        for slot in 0..sources.len() as u32 {
+            producers.push(TxnProducer::new(kafka, slot)?);
+        }
+        let checkpoints =
+            CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
+        let settled = settle_in_doubt(&ledger, &checkpoints)?;
+        if settled > 0 {
+            tracing::info!(settled, "recovered transactions left in doubt");
+        }
+        tracing::info!(
+            producers = ?producers.iter().map(TxnProducer::transactional_id).collect::<Vec<_>>(),
+            checkpoints = checkpoints.len(),
+            "engine ready"
+        );
+        let ledger = Arc::new(ledger);
+        let checkpoints = Arc::new(Mutex::new(checkpoints));
+        let engines = producers
+            .into_iter()
+            .zip(sources)
+            .map(|(producer, source)| {
+                Engine::new(ledger.clone(), source, producer, checkpoints.clone(), settings.clone())
+            })
+            .collect();
+        Ok(Workers {
+            engines,
+            ledger,
+            settings,
+        })
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The source slot 0 lists with (each slot fetches with its own).
+    pub fn source_mut(&mut self) -> &mut dyn Source {
+        self.engines[0].source_mut()
+    }
+
+    /// Ingests the ready files: per kind in name order, kinds side by side
+    /// over the slots. Stops taking files once shutdown is requested or a
+    /// slot hits a fatal error (the first fatal error is returned, after
+    /// every other slot has finished its current file).
+    pub fn pass(&mut self, ready: Vec<RemoteFile>) -> Result<PassSummary, EngineError> {
+        let queue = Queue::new(ready);
+        let shutdown = &self.settings.shutdown;
+        std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for (slot, engine) in self.engines.iter_mut().enumerate() {
+                let queue = &queue;
+                let spawned = std::thread::Builder::new()
+                    .name(format!("slot-{slot}"))
+                    .spawn_scoped(scope, move || loop {
+                        let Some((kind, file)) = queue.take(|| shutdown.requested()) else {
+                            return;
+                        };
+                        let result = engine.ingest_one(&file);
+                        queue.done(kind, result);
+                    });
+                match spawned {
+                    Ok(h) => handles.push(h),
+                    Err(e) => queue.done("", Err(EngineError::Thread(e))),
+                }
+            }
+            for h in handles {
+                // A slot that panicked has already poisoned nothing we rely
+                // on: its outcome is simply missing from the summary.
+                let _ = h.join();
+            }
+        });
+        queue.finish()
+    }
+}
+
+/// The pass's files by kind, and who is busy with which kind.
+struct Queue {
+    state: Mutex<QueueState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    by_kind: BTreeMap<&'static str, VecDeque<RemoteFile>>,
+    busy: BTreeSet<&'static str>,
+    summary: PassSummary,
+    fatal: Option<EngineError>,
+}
+
+impl Queue {
+    fn new(mut ready: Vec<RemoteFile>) -> Self {
+        ready.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut state = QueueState::default();
+        for f in ready {
+            // Names of no known kind share one queue; the engine skips them.
+            let kind = RecordKind::from_file_name(&f.name).map_or("", RecordKind::as_str);
+            state.by_kind.entry(kind).or_default().push_back(f);
+        }
+        Queue {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next file a free slot may take, waiting while every kind with
+    /// files left is busy; None when the pass is over for this slot.
+    fn take(&self, stop: impl Fn() -> bool) -> Option<(&'static str, RemoteFile)> {
+        let mut st = self.lock();
+        loop {
+            if stop() || st.fatal.is_some() {
+                return None;
+            }
+            let next = st
+                .by_kind
+                .iter()
+                .filter(|(kind, q)| !st.busy.contains(*kind) && !q.is_empty())
+                .min_by(|a, b| a.1.front().map(|f| &f.name).cmp(&b.1.front().map(|f| &f.name)))
+                .map(|(kind, _)| *kind);
+            if let Some(kind) = next {
+                let file = st.by_kind.get_mut(kind).and_then(VecDeque::pop_front)?;
+                st.busy.insert(kind);
+                return Some((kind, file));
+            }
+            if st.busy.is_empty() {
+                return None;
+            }
+            // Short waits: a shutdown request does not notify the condvar.
+            st = self
+                .changed
+                .wait_timeout(st, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    fn done(&self, kind: &'static str, result: Result<FileOutcome, EngineError>) {
+        let mut st = self.lock();
+        st.busy.remove(kind);
+        match result {
+            Ok(outcome) => {
+                // Skipped files are not counted: every poll lists the files
+                // settled earlier again, and they would swamp the rest.
+                if outcome != FileOutcome::Skipped {
+                    METRICS.files.add(outcome.label(), 1);
+                }
+                if matches!(outcome, FileOutcome::Committed { .. }) {
+                    METRICS
+                        .last_success_timestamp_seconds
+                        .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                }
+                st.summary.add(&outcome);
+            }
+            Err(e) => {
+                if st.fatal.is_none() {
+                    st.fatal = Some(e);
+                }
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    fn finish(self) -> Result<PassSummary, EngineError> {
+        let st = self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match st.fatal {
+            Some(e) => Err(e),
+            None => Ok(st.summary),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> RemoteFile {
+        RemoteFile { name: name.into(), size: 1, mtime: 1 }
+    }
+
+    #[test]
+    fn one_kind_at_a_time_in_name_order_kinds_side_by_side() {
+        let q = Queue::new(vec![
+            file("cdr_voice_20240101_000002.csv"),
+            file("cdr_data_20240101_000003.csv"),
+            file("cdr_data_20240101_000001.csv"),
+        ]);
+        let (k1, f1) = q.take(|| false).unwrap();
+        assert_eq!(f1.name, "cdr_data_20240101_000001.csv");
+        // data is busy: the other slot gets voice, not the next data file.
+        let (k2, f2) = q.take(|| false).unwrap();
+        assert_eq!(f2.name, "cdr_voice_20240101_000002.csv");
+        q.done(k2, Ok(FileOutcome::Skipped));
+        q.done(k1, Ok(FileOutcome::Skipped));
+        let (k3, f3) = q.take(|| false).unwrap();
+        assert_eq!(f3.name, "cdr_data_20240101_000003.csv");
+        q.done(k3, Ok(FileOutcome::Skipped));
+        assert!(q.take(|| false).is_none());
+        assert_eq!(q.finish().unwrap().skipped, 3);
+    }
+
+    #[test]
+    fn shutdown_stops_taking_files() {
+        let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")]);
+        assert!(q.take(|| true).is_none());
+    }
+}

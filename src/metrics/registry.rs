@@ -1,0 +1,247 @@
+//! The service's metrics and their Prometheus text rendering (format 0.0.4).
+//!
+//! Hand-rolled on atomics: a dozen metrics do not justify a dependency, and
+//! every update on the hot path is one relaxed atomic add.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A monotonically increasing count.
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    const fn new() -> Self {
+        Counter(AtomicU64::new(0))
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down; stored as f64 bits.
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    const fn new() -> Self {
+        Gauge(AtomicU64::new(0))
+    }
+
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Counters keyed by one label (outcome, topic). Labels are few and added
+/// rarely, so a mutex around a map costs nothing that matters.
+pub struct LabeledCounter {
+    values: Mutex<BTreeMap<String, u64>>,
+}
+
+impl LabeledCounter {
+    const fn new() -> Self {
+        LabeledCounter {
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn add(&self, label: &str, n: u64) {
+        if let Ok(mut m) = self.values.lock() {
+            match m.get_mut(label) {
+                Some(v) => *v += n,
+                None => {
+                    m.insert(label.to_string(), n);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, label: &str) -> u64 {
+        self.values
+            .lock()
+            .map(|m| m.get(label).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn snapshot(&self) -> Vec<(String, u64)> {
+        self.values
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Upper bounds of the chunk latency buckets, seconds: a chunk commits in
+/// tens of milliseconds on a healthy local cluster and takes up to
+/// `--chunk-seconds` plus the commit when rows keep flowing.
+const CHUNK_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// A fixed-bucket histogram.
+pub struct Histogram {
+    buckets: [AtomicU64; CHUNK_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    const fn new() -> Self {
+        Histogram {
+            buckets: [const { AtomicU64::new(0) }; CHUNK_BUCKETS.len()],
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        // Buckets are stored non-cumulative; rendering sums them up.
+        if let Some(i) = CHUNK_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    /// Files by outcome: committed, skipped, failed, conflict, duplicate,
+    /// deferred, interrupted (stopped mid-file by a shutdown).
+    pub files: LabeledCounter,
+    /// Records committed per topic (data, voice and dead-letter topics).
+    pub rows_produced: LabeledCounter,
+    /// Invalid rows committed to the dead-letter topic.
+    pub invalid_rows: Counter,
+    /// Bytes copied from the source into staging.
+    pub bytes_downloaded: Counter,
+    /// Kafka transactions by outcome: committed, aborted.
+    pub transactions: LabeledCounter,
+    /// From a chunk's begin to its commit returning.
+    pub chunk_seconds: Histogram,
+    /// Listed files of a known kind that are not settled in the ledger yet.
+    pub files_waiting: Gauge,
+    /// Age (by mtime) of the oldest of those, seconds; 0 when none wait.
+    pub oldest_waiting_age_seconds: Gauge,
+    /// Unix time of the last file committed.
+    pub last_success_timestamp_seconds: Gauge,
+    /// SFTP sessions opened after the first one.
+    pub sftp_reconnects: Counter,
+}
+
+/// The process-wide registry.
+pub static METRICS: Metrics = Metrics {
+    files: LabeledCounter::new(),
+    rows_produced: LabeledCounter::new(),
+    invalid_rows: Counter::new(),
+    bytes_downloaded: Counter::new(),
+    transactions: LabeledCounter::new(),
+    chunk_seconds: Histogram::new(),
+    files_waiting: Gauge::new(),
+    oldest_waiting_age_seconds: Gauge::new(),
+    last_success_timestamp_seconds: Gauge::new(),
+    sftp_reconnects: Counter::new(),
+};
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value as the text format requires.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn labeled(out: &mut String, name: &str, label: &str, help: &str, c: &LabeledCounter) {
+    header(out, name, "counter", help);
+    for (k, v) in c.snapshot() {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", escape(&k));
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, c: &Counter) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {}", c.get());
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, g: &Gauge) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {}", g.get());
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        labeled(&mut out, "cdr_files_total", "outcome", "Files handled, by outcome.", &self.files);
+        labeled(&mut out, "cdr_rows_produced_total", "topic", "Records committed, by topic.", &self.rows_produced);
+        counter(&mut out, "cdr_invalid_rows_total", "Invalid rows committed to the dead-letter topic.", &self.invalid_rows);
+        counter(&mut out, "cdr_bytes_downloaded_total", "Bytes copied from the source into staging.", &self.bytes_downloaded);
+        labeled(&mut out, "cdr_transactions_total", "outcome", "Kafka transactions, by outcome.", &self.transactions);
+        let h = &self.chunk_seconds;
+        header(&mut out, "cdr_chunk_seconds", "histogram", "Time from a chunk's begin to its commit.");
+        let mut cumulative = 0;
+        for (bound, n) in CHUNK_BUCKETS.iter().zip(&h.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "cdr_chunk_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "cdr_chunk_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "cdr_chunk_seconds_sum {sum}");
+        let _ = writeln!(out, "cdr_chunk_seconds_count {count}");
+        gauge(&mut out, "cdr_files_waiting", "Listed files not settled in the ledger yet.", &self.files_waiting);
+        gauge(&mut out, "cdr_oldest_waiting_file_age_seconds", "Age of the oldest waiting file (by mtime).", &self.oldest_waiting_age_seconds);
+        gauge(&mut out, "cdr_last_success_timestamp_seconds", "Unix time of the last committed file.", &self.last_success_timestamp_seconds);
+        counter(&mut out, "cdr_sftp_reconnects_total", "SFTP sessions opened after the first.", &self.sftp_reconnects);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_renders_cumulative_buckets_and_labels_are_escaped() {
+        let m = Metrics {
+            files: LabeledCounter::new(),
+            rows_produced: LabeledCounter::new(),
+            invalid_rows: Counter::new(),
+            bytes_downloaded: Counter::new(),
+            transactions: LabeledCounter::new(),
+            chunk_seconds: Histogram::new(),
+            files_waiting: Gauge::new(),
+            oldest_waiting_age_seconds: Gauge::new(),
+            last_success_timestamp_seconds: Gauge::new(),
+            sftp_reconnects: Counter::new(),
+        };
+        m.chunk_seconds.observe(Duration::from_millis(3));
+        m.chunk_seconds.observe(Duration::from_millis(40));
+        m.chunk_seconds.observe(Duration::from_secs(100));
+        m.rows_produced.add("a\"b", 2);
+        m.rows_produced.add("a\"b", 3);
+        let text = m.render();
+        assert!(text.contains("cdr_chunk_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("cdr_chunk_seconds_bucket{le=\"0.05\"} 2\n"), "{text}");
+        assert!(text.contains("cdr_chunk_seconds_bucket{le=\"30\"} 2\n"), "{text}");
+        assert!(text.contains("cdr_chunk_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("cdr_chunk_seconds_count 3\n"));
+        assert!(text.contains("cdr_rows_produced_total{topic=\"a\\\"b\"} 5\n"), "{text}");
+    }
+}
