@@ -10,8 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -19,6 +18,7 @@ use serde::Serialize;
 
 use super::rows::{parse_key, Mark, RowSet};
 use super::AuditError;
+use crate::sink::checkpoint::ReadToEndContext;
 use crate::sink::KafkaConfig;
 
 /// How many example rows or keys a finding keeps; the counts are exact.
@@ -205,20 +205,6 @@ impl Scan {
     }
 }
 
-/// The scan asks for an end-of-partition event per partition; librdkafka
-/// also reports each one as a client error, which is no error here.
-struct ScanContext;
-
-impl ClientContext for ScanContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
-            tracing::error!("librdkafka: {error}: {reason}");
-        }
-    }
-}
-
-impl ConsumerContext for ScanContext {}
-
 /// Reads every partition of the three topics from the beginning up to the end
 /// (each partition's EOF, as read_committed sees it: commit markers occupy
 /// offsets, so the high watermark alone does not say where the end is). A
@@ -230,7 +216,7 @@ pub fn scan(cfg: &KafkaConfig, topics: &TopicSet, scan: &mut Scan, idle_timeout:
         let what = what.to_string();
         move |source| AuditError::Kafka { what, source }
     };
-    let consumer: BaseConsumer<ScanContext> = cfg
+    let consumer: BaseConsumer<ReadToEndContext> = cfg
         .client_config()
         .set("group.id", "cdr-to-redpanda-audit")
         .set("enable.auto.commit", "false")
@@ -240,7 +226,10 @@ pub fn scan(cfg: &KafkaConfig, topics: &TopicSet, scan: &mut Scan, idle_timeout:
         .set("fetch.max.bytes", "104857600")
         .set("max.partition.fetch.bytes", "16777216")
         .set("queued.max.messages.kbytes", "262144")
-        .create_with_context(ScanContext)
+        // The last fetch of each partition returns at once with its EOF
+        // instead of waiting the default 500 ms for more data.
+        .set("fetch.wait.max.ms", "50")
+        .create_with_context(ReadToEndContext)
         .map_err(kerr("creating the audit consumer"))?;
     let mut tpl = TopicPartitionList::new();
     for place in Place::ALL {
@@ -282,7 +271,7 @@ pub fn scan(cfg: &KafkaConfig, topics: &TopicSet, scan: &mut Scan, idle_timeout:
 /// Adds the topic's non-empty partitions, from the beginning. An empty
 /// partition is left out: it may never report EOF.
 fn add_partitions(
-    consumer: &BaseConsumer<ScanContext>,
+    consumer: &BaseConsumer<ReadToEndContext>,
     topic: &str,
     tpl: &mut TopicPartitionList,
     timeout: Duration,

@@ -8,8 +8,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +78,25 @@ impl Checkpoint {
     }
 }
 
+/// Context of consumers that read topics to their end: they ask for an
+/// end-of-partition event per partition, which librdkafka also reports as a
+/// client error; logging those would cry wolf at every read.
+pub struct ReadToEndContext;
+
+impl ClientContext for ReadToEndContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ReadToEndContext {}
+
 /// The latest committed checkpoint of every file, read from the topic.
 #[derive(Debug, Default, Clone)]
 pub struct CheckpointStore {
@@ -91,13 +112,13 @@ impl CheckpointStore {
             topic: topic.to_string(),
             source,
         };
-        let consumer: BaseConsumer = cfg
+        let consumer: BaseConsumer<ReadToEndContext> = cfg
             .client_config()
             .set("group.id", "cdr-to-redpanda-checkpoint-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
-            .create()
+            .create_with_context(ReadToEndContext)
             .map_err(kerr)?;
         let md = consumer
             .fetch_metadata(Some(topic), timeout)
