@@ -17,18 +17,6 @@ pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// [`push_str`] for a value known to be UTF-8 (a validated row's), with what
-/// follows it in its buffer as for [`push_plain`].
-#[inline]
-pub(super) fn push_utf8(out: &mut Vec<u8>, value: &[u8], padded: &[u8]) {
-    if is_plain(value) {
-        push_plain(out, value, padded);
-    } else {
-        // The value is UTF-8, so nothing is replaced.
-        push_escaped(out, &String::from_utf8_lossy(value));
-    }
-}
-
 /// Whether no byte needs escaping: all in `0x20..=0x7e` except `"` and `\`.
 /// Eight bytes at a time with the classic SWAR byte tests (exact for
 /// "is there such a byte"), the tail one byte at a time.
@@ -54,6 +42,13 @@ pub(super) fn is_plain(bytes: &[u8]) -> bool {
 #[inline]
 fn is_plain_byte(b: u8) -> bool {
     (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
+/// [`push_escaped`] for a value known to be UTF-8 (so nothing is replaced).
+#[cold]
+#[inline(never)]
+fn push_escaped_utf8(out: &mut Vec<u8>, value: &[u8]) {
+    push_escaped(out, &String::from_utf8_lossy(value));
 }
 
 #[cold]
@@ -85,19 +80,18 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Appends the decimal digits of `n`.
+/// The decimal digits of `n`, left-aligned in a block, and how many there are.
 #[inline]
-pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    // Two digits per division, written backwards to end at byte 20 (u64::MAX
-    // has 20 digits); then the 20-byte block starting at the first digit is
-    // appended whole and cut back to the digits (see `push_block`).
+pub(super) fn u64_digits(mut n: u64) -> ([u8; 20], usize) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
-    let mut digits = [0u8; 40];
-    let mut i = 20;
+    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let mut digits = [b'0'; 20];
+    // Two digits per division, from the last one back.
+    let mut i = len;
     while n >= 100 {
         let pair = (n % 100) as usize * 2;
         n /= 100;
@@ -106,45 +100,100 @@ pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     }
     if n >= 10 {
         let pair = n as usize * 2;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        digits[..2].copy_from_slice(&PAIRS[pair..pair + 2]);
     } else {
-        i -= 1;
-        digits[i] = b'0' + n as u8;
+        digits[0] = b'0' + n as u8;
     }
-    match digits[i..].first_chunk::<20>() {
-        Some(block) => push_block(out, block, 20 - i),
-        None => out.extend_from_slice(&digits[i..20]),
-    }
+    (digits, len)
 }
 
-/// Appends `block[..len]` by copying the whole block and cutting it back.
-/// `Vec::extend_from_slice` of a run-time length is a call to `memcpy`, which
-/// costs more than the copy itself for the short pieces a JSON value is made of;
-/// a block of constant size is copied inline.
-#[inline]
-fn push_block<const N: usize>(out: &mut Vec<u8>, block: &[u8; N], len: usize) {
-    let end = out.len() + len;
-    out.extend_from_slice(block);
-    out.truncate(end);
+/// Writes a JSON value into a `Vec` through a cursor, in fixed-size blocks.
+///
+/// A value is some twenty short pieces. Appending each with
+/// `Vec::extend_from_slice` costs a `memcpy` call (the length is known only at
+/// run time) and the Vec's length bookkeeping, which together cost more than
+/// the copying. The writer keeps the Vec's length ahead of the cursor
+/// (zero-filled room), copies whole constant-size blocks at the cursor, advances
+/// it by the piece's true length, and cuts the Vec back in [`Writer::finish`].
+pub(super) struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+    at: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// Starts replacing the content of `out`.
+    pub(super) fn new(out: &'a mut Vec<u8>) -> Self {
+        Writer { out, at: 0 }
+    }
+
+    /// The next `n` bytes at the cursor, growing the Vec if needed.
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        let end = self.at + n;
+        if self.out.len() < end {
+            self.grow(end);
+        }
+        &mut self.out[self.at..end]
+    }
+
+    /// Geometric growth: a value takes a resize or two, not one per piece.
+    /// Out of line, so that the piece writers stay small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, end: usize) {
+        let len = end.max(2 * self.out.len()).max(512);
+        self.out.resize(len, 0);
+    }
+
+    /// Writes `block[..len]`.
+    #[inline(always)]
+    pub(super) fn block<const N: usize>(&mut self, block: &[u8; N], len: usize) {
+        if let Some(dst) = self.room(N).first_chunk_mut::<N>() {
+            *dst = *block;
+        }
+        self.at += len;
+    }
+
+    #[inline(always)]
+    pub(super) fn bytes(&mut self, bytes: &[u8]) {
+        self.room(bytes.len()).copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    /// Lets `f` append to the Vec, cut back to what was written: for the rare
+    /// pieces that need escaping.
+    pub(super) fn append(&mut self, f: impl FnOnce(&mut Vec<u8>)) {
+        self.out.truncate(self.at);
+        f(self.out);
+        self.at = self.out.len();
+    }
+
+    /// Leaves the Vec holding exactly what was written.
+    pub(super) fn finish(self) {
+        self.out.truncate(self.at);
+    }
 }
 
 /// Block size for copying values (most are shorter).
 const VALUE_BLOCK: usize = 32;
 
-/// Appends a value that needs no escaping. `padded` starts with `value` and
-/// goes on with whatever follows it in its buffer, so a short value can be
-/// copied as one block.
-#[inline]
-pub(super) fn push_plain(out: &mut Vec<u8>, value: &[u8], padded: &[u8]) {
-    match padded.first_chunk::<VALUE_BLOCK>() {
-        Some(block) if value.len() <= VALUE_BLOCK => push_block(out, block, value.len()),
-        _ => out.extend_from_slice(value),
+/// Writes a field value known to be UTF-8 (a validated row's), escaped unless
+/// `plain` (validation proved it needs no escaping) or it turns out to need
+/// none. `padded` starts with `value` and goes on with whatever follows it in
+/// its buffer, so a short value can be copied as one block.
+#[inline(always)]
+pub(super) fn write_field_value(w: &mut Writer<'_>, value: &[u8], padded: &[u8], plain: bool) {
+    if plain || is_plain(value) {
+        match padded.first_chunk::<VALUE_BLOCK>() {
+            Some(block) if value.len() <= VALUE_BLOCK => w.block(block, value.len()),
+            _ => w.bytes(value),
+        }
+    } else {
+        w.append(|out| push_escaped_utf8(out, value));
     }
 }
 
-/// A constant piece of JSON, appended with one block copy (see [`push_block`])
-/// when it fits in `N` bytes.
+/// A constant piece of JSON, written with one block copy when it fits in `N` bytes.
 #[derive(Debug, Clone)]
 pub(super) enum Piece<const N: usize> {
     Short { block: [u8; N], len: usize },
@@ -165,11 +214,11 @@ impl<const N: usize> Piece<N> {
         }
     }
 
-    #[inline]
-    pub(super) fn push(&self, out: &mut Vec<u8>) {
+    #[inline(always)]
+    pub(super) fn write(&self, w: &mut Writer<'_>) {
         match self {
-            Piece::Short { block, len } => push_block(out, block, *len),
-            Piece::Long(bytes) => out.extend_from_slice(bytes),
+            Piece::Short { block, len } => w.block(block, *len),
+            Piece::Long(bytes) => w.bytes(bytes),
         }
     }
 }
@@ -257,9 +306,8 @@ mod tests {
             1 << 40,
             u64::MAX,
         ] {
-            let mut out = Vec::new();
-            push_u64(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
+            let (digits, len) = u64_digits(n);
+            assert_eq!(&digits[..len], n.to_string().as_bytes());
         }
     }
 

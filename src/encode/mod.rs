@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 
 use crate::parse::{InvalidRow, ValidRow};
 use crate::schema::RecordKind;
-use json::{push_plain, push_str, push_u64, push_utf8, Piece, KEY_BLOCK};
+use json::{push_str, u64_digits, write_field_value, Piece, Writer, KEY_BLOCK};
 
 /// Block size of the piece after a row's fields: its 46 fixed bytes and a file
 /// name of up to 82 (CDR names are about 30).
@@ -113,9 +113,11 @@ impl FileContext {
 
 /// Writes the record key `<key prefix>-<index>` into `out`, replacing its content.
 pub fn write_key(ctx: &FileContext, index: u64, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&ctx.key_head);
-    push_u64(out, index);
+    let mut w = Writer::new(out);
+    w.block(&ctx.key_head, ctx.key_head.len());
+    let (digits, len) = u64_digits(index);
+    w.block(&digits, len);
+    w.finish();
 }
 
 /// `_ingestion_timestamp` for records produced at `now`: UTC,
@@ -129,34 +131,31 @@ pub fn ingestion_timestamp(now: DateTime<Utc>) -> String {
 /// `ingestion_ts` is normally what [`ingestion_timestamp`] returned, computed
 /// once per batch rather than per row.
 pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
-    out.clear();
+    let mut w = Writer::new(out);
     let keys = json::required_keys(row.kind());
     let mut fields = row.json_fields();
     // The row's first fields are its kind's required columns, in order (a
     // guarantee of `ValidRow`), whose key pieces are prepared once.
     for (key, f) in keys.iter().zip(fields.by_ref()) {
-        key.push(out);
-        if f.plain {
-            push_plain(out, f.value, f.padded);
-        } else {
-            push_utf8(out, f.value, f.padded);
-        }
+        key.write(&mut w);
+        write_field_value(&mut w, f.value, f.padded, f.plain);
     }
     for f in fields {
-        out.extend_from_slice(b"\",\"");
-        push_str(out, f.column);
-        out.extend_from_slice(b"\":\"");
-        push_utf8(out, f.value, f.padded);
+        w.bytes(b"\",\"");
+        w.append(|out| push_str(out, f.column));
+        w.bytes(b"\":\"");
+        write_field_value(&mut w, f.value, f.padded, f.plain);
     }
-    ctx.value_tail.push(out);
+    ctx.value_tail.write(&mut w);
     match ingestion_ts.as_bytes().first_chunk::<TIMESTAMP_LEN>() {
         // The usual case: one fixed-size copy of what `ingestion_timestamp` made.
         Some(ts) if ingestion_ts.len() == TIMESTAMP_LEN && json::is_plain(ts) => {
-            out.extend_from_slice(ts)
+            w.block(ts, TIMESTAMP_LEN)
         }
-        _ => push_str(out, ingestion_ts),
+        _ => w.append(|out| push_str(out, ingestion_ts)),
     }
-    ctx.value_end.push(out);
+    ctx.value_end.write(&mut w);
+    w.finish();
 }
 
 /// Length of what [`ingestion_timestamp`] returns, `YYYY-MM-DDTHH:MM:SS.ffffff`.
@@ -172,9 +171,11 @@ pub fn write_dlq_value(
 ) {
     out.clear();
     out.extend_from_slice(&ctx.dlq_head);
-    push_u64(out, row.index);
+    let (digits, len) = u64_digits(row.index);
+    out.extend_from_slice(&digits[..len]);
     out.extend_from_slice(b",\"_line\":");
-    push_u64(out, row.line);
+    let (digits, len) = u64_digits(row.line);
+    out.extend_from_slice(&digits[..len]);
     out.extend_from_slice(b",\"_record_type\":\"");
     out.extend_from_slice(ctx.kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\"_error\":\"");

@@ -186,3 +186,44 @@ fn output_buffers_are_replaced_not_appended() {
     let got = encode_all(RecordKind::Data, "f", csv.as_bytes());
     assert_eq!(got[0].1, got[1].1);
 }
+
+#[test]
+fn long_file_names_and_values_encode_intact() {
+    let name = format!("cdr_data_{}.csv", "n".repeat(300));
+    let url = format!("http://x/{}é\"{}", "a".repeat(5000), "b".repeat(40));
+    let row = DATA_ROW.replace(
+        "http://example.com",
+        &format!("\"{}\"", url.replace('"', "\"\"")),
+    );
+    let csv = format!("{DATA_HEADER}\n{row}\n{DATA_ROW}\n");
+    let got = encode_all(RecordKind::Data, &name, csv.as_bytes());
+    for (i, expected_url) in [url.as_str(), "http://example.com"].into_iter().enumerate() {
+        let v: Value = serde_json::from_slice(&got[i].1).unwrap();
+        assert_eq!(v["website_url"], json!(expected_url));
+        assert_eq!(v["_source_file"], json!(name));
+        assert_eq!(v["event_datetime"], json!("2024-01-01 01:01:15.291148"));
+        assert_eq!(v["_ingestion_timestamp"], json!(TS));
+    }
+}
+
+#[test]
+fn an_unusual_ingestion_timestamp_is_still_escaped() {
+    let csv = format!("{DATA_HEADER}\n{DATA_ROW}\n");
+    let ctx = FileContext::new("f", RecordKind::Data, &sha());
+    let mut r = CdrReader::new(
+        RecordKind::Data,
+        "f",
+        csv.as_bytes(),
+        &Validation::default(),
+    )
+    .unwrap();
+    let Some(Row::Valid(row)) = r.next_row().unwrap() else {
+        panic!()
+    };
+    let mut out = Vec::new();
+    for ts in ["2025-12-06T20:55:06.12345\"", "now", ""] {
+        write_value(&ctx, &row, ts, &mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["_ingestion_timestamp"], json!(ts));
+    }
+}

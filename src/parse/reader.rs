@@ -1,20 +1,22 @@
 //! The record loop: one large buffer refilled from the reader, a fast path for
 //! plain lines, and `csv_core` (the csv crate's own state machine) for the rest.
 //!
-//! Almost every CDR line has no quotes: for those the fast path splits the line
-//! on commas where it lies in the buffer, copying nothing. A line with a `"` or
-//! a bare CR goes to `csv_core`, which unquotes its fields into `out`. Either
-//! way the record's original bytes stay in `buf` for the dead-letter topic,
-//! which the `csv` crate's reader cannot give back.
+//! Almost every CDR line has no quotes: for those the fast path ([`scan_line`])
+//! finds the line's end and its commas in one pass, eight bytes at a time, and
+//! the fields stay where they lie in the buffer, copied nowhere. A line with a
+//! `"` or a bare CR goes to `csv_core`, which unquotes its fields into `out`.
+//! Either way the record's original bytes stay in `buf` for the dead-letter
+//! topic, which the `csv` crate's reader cannot give back.
 //!
 //! Both paths agree on the dialect: without quotes or bare CRs, `csv_core`'s
-//! parse of a line is exactly "split on commas", and blank lines are skipped by both.
+//! parse of a line is exactly "split on commas", and blank lines are skipped by
+//! both. The tests read every input a second time one byte per `read`, which
+//! moves the buffer boundary, and so the choice of path, across every record.
 
 use std::io::{self, Read};
 use std::ops::Range;
 
 use csv_core::ReadRecordResult;
-use memchr::memchr;
 
 use super::validate::Rule;
 use super::{FileError, InvalidRow, Row, RowError, ValidRow, Validation};
@@ -342,104 +344,54 @@ impl<R: Read> CdrReader<R> {
     fn next_record(&mut self) -> Result<Option<Record>, FileError> {
         loop {
             let rest = &self.buf[self.pos..self.end];
-            let Some(nl) = memchr(b'\n', rest) else {
-                if !self.eof {
-                    self.fill()?;
+            let scan = scan_line(rest, self.width, &mut self.spans);
+            // Where the line's content ends, and where the next line starts.
+            let (len, next) = match scan.stop.map(|at| (at, rest[at])) {
+                Some((at, b'\n')) => (at, at + 1),
+                Some((at, b'\r')) => match rest.get(at + 1) {
+                    Some(b'\n') => (at, at + 2),
+                    // A CR whose LF may be in the next read.
+                    None if !self.eof => {
+                        self.fill_more()?;
+                        continue;
+                    }
+                    // A bare CR ends a record too: csv_core knows how.
+                    _ => return self.read_quoted(),
+                },
+                Some(_) => return self.read_quoted(),
+                None if !self.eof => {
+                    self.fill_more()?;
                     continue;
                 }
-                if rest.is_empty() {
-                    return Ok(None);
-                }
+                None if rest.is_empty() => return Ok(None),
                 // The last line, without a terminator.
-                let Some(rec) = self.split_plain(rest.len()) else {
-                    return self.read_quoted();
-                };
-                self.pos = self.end;
-                return Ok(Some(rec));
-            };
-            let len = if nl > 0 && rest[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
+                None => (rest.len(), rest.len()),
             };
             if len == 0 {
                 // A blank line; or the LF of a CRLF whose CR ended the previous
                 // (quoted) record, which was counted with that CR.
-                if !(nl == 0 && self.prev_cr) {
+                if !(next == 1 && self.prev_cr) {
                     self.line += 1;
                 }
                 self.prev_cr = false;
-                self.pos += nl + 1;
+                self.pos += next;
                 continue;
             }
-            let Some(rec) = self.split_plain(len) else {
-                return self.read_quoted();
+            if scan.fields <= self.width {
+                self.spans.push((scan.last_start, len));
+            }
+            let rec = Record {
+                raw: self.pos..self.pos + len,
+                text: Text::Raw,
+                fields: scan.fields,
+                ascii: scan.ascii,
+                line: self.line,
             };
-            self.line += 1;
+            self.line += u64::from(next > len);
             self.prev_cr = false;
-            self.pos += nl + 1;
+            self.pos += next;
             return Ok(Some(rec));
         }
-    }
-
-    /// Splits the `len` bytes at `pos` on commas, or returns `None` if they hold
-    /// a `"` or a CR: then `csv_core` must read the record.
-    ///
-    /// Spans beyond `width` are only counted: the row is invalid anyway, and a
-    /// line of a million commas must not grow `spans` to match.
-    fn split_plain(&mut self, len: usize) -> Option<Record> {
-        let line = &self.buf[self.pos..self.pos + len];
-        // Locals rather than fields, so that the loop keeps them in registers.
-        let width = self.width;
-        let spans = &mut self.spans;
-        spans.clear();
-        let mut start = 0;
-        let mut fields = 1;
-        let mut on_comma = |at: usize| {
-            if fields <= width {
-                spans.push((start, at));
-            }
-            start = at + 1;
-            fields += 1;
-        };
-        // Eight bytes at a time: most lines have no special byte at all, and a
-        // word has at most a comma or two.
-        let mut words = line.chunks_exact(8);
-        let mut base = 0;
-        // The OR of all bytes: its high bit says whether any byte is not ASCII.
-        let mut any = 0u64;
-        for word in words.by_ref().filter_map(<[u8]>::first_chunk::<8>) {
-            let x = u64::from_le_bytes(*word);
-            any |= x;
-            // `"` and CR are below 0x23; most words have no such byte at all.
-            if has_byte_below_0x23(x) && byte_mask(x, b'"') | byte_mask(x, b'\r') != 0 {
-                return None;
-            }
-            let mut commas = byte_mask(x, b',');
-            while commas != 0 {
-                on_comma(base + commas.trailing_zeros() as usize / 8);
-                commas &= commas - 1;
-            }
-            base += 8;
-        }
-        for (i, &b) in words.remainder().iter().enumerate() {
-            any |= u64::from(b);
-            match b {
-                b',' => on_comma(base + i),
-                b'"' | b'\r' => return None,
-                _ => {}
-            }
-        }
-        if fields <= width {
-            spans.push((start, len));
-        }
-        Some(Record {
-            raw: self.pos..self.pos + len,
-            text: Text::Raw,
-            fields,
-            ascii: any & 0x8080_8080_8080_8080 == 0,
-            line: self.line,
-        })
     }
 
     /// Reads the record at `pos` with `csv_core`: quoted fields, embedded
@@ -503,6 +455,19 @@ impl<R: Read> CdrReader<R> {
         }))
     }
 
+    /// Reads until the unparsed input has at least doubled (or the file ends).
+    /// The line scan starts over after a refill, so growing the input
+    /// geometrically keeps a long line linear to read even from a reader that
+    /// returns a few bytes at a time.
+    fn fill_more(&mut self) -> Result<(), FileError> {
+        // Capped, so that a record just under the limit is not refused.
+        let want = (2 * (self.end - self.pos)).clamp(4096, MAX_RECORD_BYTES);
+        while !self.eof && self.end - self.pos < want {
+            self.fill()?;
+        }
+        Ok(())
+    }
+
     /// Reads more input after `buf[pos..end]`, moving that to the front first
     /// and growing the buffer if a single record fills it.
     fn fill(&mut self) -> Result<(), FileError> {
@@ -537,6 +502,89 @@ impl<R: Read> CdrReader<R> {
             }
             return Ok(());
         }
+    }
+}
+
+/// What [`scan_line`] found.
+#[derive(Debug)]
+struct Scan {
+    /// Position of the first LF, CR or `"`, if any.
+    stop: Option<usize>,
+    /// Fields before `stop` (commas + 1).
+    fields: usize,
+    /// Where the last field before `stop` starts.
+    last_start: usize,
+    /// Whether every byte before `stop` is ASCII.
+    ascii: bool,
+}
+
+/// Scans `bytes` up to the first LF, CR or `"`, pushing onto `spans` the span
+/// of each field that a comma ends (the caller adds the last field once it
+/// knows where the line ends). Spans beyond `width` are only counted: the row
+/// is invalid anyway, and a line of a million commas must not grow `spans`.
+///
+/// One pass, eight bytes at a time: newline, quote and CR are all below 0x23,
+/// so most words need only the comma test; the one holding the line's end (or
+/// a timestamp's space) takes the exact tests.
+fn scan_line(bytes: &[u8], width: usize, spans: &mut Vec<(usize, usize)>) -> Scan {
+    spans.clear();
+    let mut start = 0;
+    let mut fields = 1;
+    let mut on_comma = |at: usize| {
+        if fields <= width {
+            spans.push((start, at));
+        }
+        start = at + 1;
+        fields += 1;
+    };
+    let mut words = bytes.chunks_exact(8);
+    let mut base = 0;
+    // The OR of the bytes seen: its high bits say whether any is not ASCII.
+    let mut any = 0u64;
+    let mut stop = None;
+    for word in words.by_ref().filter_map(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*word);
+        let mut commas = byte_mask(x, b',');
+        let mut seen = x;
+        if has_byte_below_0x23(x) {
+            let stops = byte_mask(x, b'\n') | byte_mask(x, b'\r') | byte_mask(x, b'"');
+            if stops != 0 {
+                // Keep only what lies before the first stop byte.
+                let at = stops.trailing_zeros() as usize / 8;
+                let before = (1u64 << (at * 8)) - 1;
+                commas &= before;
+                seen &= before;
+                stop = Some(base + at);
+            }
+        }
+        any |= seen;
+        while commas != 0 {
+            on_comma(base + commas.trailing_zeros() as usize / 8);
+            commas &= commas - 1;
+        }
+        if stop.is_some() {
+            break;
+        }
+        base += 8;
+    }
+    if stop.is_none() {
+        for (i, &b) in words.remainder().iter().enumerate() {
+            match b {
+                b'\n' | b'\r' | b'"' => {
+                    stop = Some(base + i);
+                    break;
+                }
+                b',' => on_comma(base + i),
+                _ => {}
+            }
+            any |= u64::from(b);
+        }
+    }
+    Scan {
+        stop,
+        fields,
+        last_start: start,
+        ascii: any & 0x8080_8080_8080_8080 == 0,
     }
 }
 

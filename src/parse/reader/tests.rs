@@ -683,6 +683,27 @@ fn a_record_longer_than_the_buffer_is_read_whole() {
 }
 
 #[test]
+fn a_record_just_under_the_limit_is_read() {
+    let url = "a".repeat(MAX_RECORD_BYTES - DATA_ROW.len());
+    let input = format!(
+        "{DATA_HEADER}\n{}\n{DATA_ROW}\n",
+        data_with("website_url", &url)
+    );
+    let rows = collect(
+        CdrReader::new(
+            RecordKind::Data,
+            "f",
+            input.as_bytes(),
+            &Validation::default(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].value("website_url").len(), url.len());
+}
+
+#[test]
 fn a_record_over_the_limit_fails_the_file() {
     let input = format!("{DATA_HEADER}\n\"{}", "a".repeat(MAX_RECORD_BYTES + 1));
     let mut r = CdrReader::new(
