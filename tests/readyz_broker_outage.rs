@@ -1,0 +1,101 @@
+//! Readiness follows the brokers, and startup waits for them: the daemon is
+//! started while its only broker is down, waits (alive, not ready), goes
+//! ready when the broker comes up, ingests, and turns not ready again when
+//! the broker goes away. Runs a private one-broker stack of its own (no
+//! sshd: a local-directory source), and is alone in its test binary because
+//! it stops brokers.
+
+mod common;
+mod daemon_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use daemon_support::*;
+
+struct Stack {
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn sh(&self, args: &[&str]) -> String {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
+        let out = Command::new(script).args(args).env("STACK_DIR", self.dir.path()).output().unwrap();
+        assert!(out.status.success(), "stack.sh {args:?}: {}", output_text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn brokers(&self) -> String {
+        self.sh(&["env"])
+            .lines()
+            .find_map(|l| l.strip_prefix("export KAFKA_BROKERS="))
+            .expect("KAFKA_BROKERS in stack env")
+            .to_string()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh"))
+            .arg("down")
+            .env("STACK_DIR", self.dir.path())
+            .output();
+    }
+}
+
+fn wait_status(d: &mut Daemon, path: &str, want: u16, limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        if d.get(path).map(|r| r.0) == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < until, "{path} never answered {want} within {limit:?}:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn spawn(brokers: &str, dir: &Path, work: &Path) -> Daemon {
+    let topics = Topics::new();
+    let mut cmd = bin();
+    cmd.args(["run", "--local-dir"]).arg(dir);
+    topics.apply(&mut cmd, &work.join("ledger"));
+    cmd.env("KAFKA_BROKERS", brokers);
+    Daemon::spawn(cmd, work, "daemon")
+}
+
+#[test]
+fn readyz_is_false_while_the_broker_is_down_and_true_after() {
+    // Fails loudly without the toolchain scripts/test.sh provides.
+    env("KAFKA_BROKERS");
+    let stack = Stack { dir: tempfile::tempdir().unwrap() };
+    stack.sh(&["up", "--no-sftp"]);
+    let brokers = stack.brokers();
+    stack.sh(&["kafka-stop", "1"]);
+
+    let work = tempfile::tempdir().unwrap();
+    let files = work.path().join("in");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut d = spawn(&brokers, &files, work.path());
+    d.wait_log("waiting for brokers", Duration::from_secs(30));
+    wait_status(&mut d, "/healthz", 200, Duration::from_secs(5));
+    let (status, why) = d.get("/readyz").unwrap();
+    assert_eq!(status, 503);
+    assert!(why.contains("starting"), "{why}");
+
+    stack.sh(&["kafka-start", "1"]);
+    d.wait_log("running", Duration::from_secs(90));
+    wait_status(&mut d, "/readyz", 200, Duration::from_secs(10));
+    generate(&files, 1, 100, 5, "2024-09-01T00:00:00", 0.0);
+    d.wait_metrics("two files committed", Duration::from_secs(60), |m| {
+        metric(m, "cdr_files_total{outcome=\"committed\"}") >= 2.0
+    });
+
+    stack.sh(&["kafka-kill", "1"]);
+    wait_status(&mut d, "/readyz", 503, Duration::from_secs(15));
+    assert!(d.get("/readyz").unwrap().1.contains("brokers"));
+    assert_eq!(d.get("/healthz").map(|r| r.0), Some(200), "still alive");
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(25)).success(), "{}", d.log_text());
+}
