@@ -80,31 +80,52 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// The decimal digits of `n`, left-aligned in a block, and how many there are.
+/// Appends the decimal digits of `n`.
 #[inline]
-pub(super) fn u64_digits(mut n: u64) -> ([u8; 20], usize) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let len = n.checked_ilog10().map_or(1, |l| l as usize + 1);
-    let mut digits = [b'0'; 20];
-    // Two digits per division, from the last one back.
-    let mut i = len;
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        digits[..2].copy_from_slice(&PAIRS[pair..pair + 2]);
+pub(super) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    const E16: u64 = 10_000_000_000_000_000;
+    if n < E16 {
+        push_digits(out, n, digit_count(n));
     } else {
-        digits[0] = b'0' + n as u8;
+        let high = n / E16;
+        push_digits(out, high, digit_count(high));
+        push_digits(out, n % E16, 16);
     }
-    (digits, len)
+}
+
+fn digit_count(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Appends `n` as exactly `len` digits (`n < 10^len`, `len <= 16`), zero-padded.
+///
+/// The digits are computed in registers, eight at a time, and stored as one
+/// 16-byte block that is then cut back: no division loop, and no digit-by-digit
+/// stores that the block copy would have to wait for.
+#[inline]
+fn push_digits(out: &mut Vec<u8>, n: u64, len: usize) {
+    // Both halves are below 10^8, so the casts cannot truncate.
+    let high = eight_digits((n / 100_000_000) as u32);
+    let low = eight_digits((n % 100_000_000) as u32);
+    // Byte 0 is the first digit; dropping the leading zeros is a shift.
+    let digits = (u128::from(high) | u128::from(low) << 64) >> (8 * (16 - len));
+    let end = out.len() + len;
+    out.extend_from_slice(&digits.to_le_bytes());
+    out.truncate(end);
+}
+
+/// The eight ASCII digits of `n < 10^8`, zero-padded, the first in the lowest
+/// byte. Splits into 4-, 2- and 1-digit lanes with multiply-shift divisions
+/// that are exact in these ranges (x/100 as x*10486>>20 for x < 10^4, x/10 as
+/// x*103>>10 for x < 100), all lanes at once.
+#[inline]
+fn eight_digits(n: u32) -> u64 {
+    let x = u64::from(n / 10_000) | u64::from(n % 10_000) << 32;
+    let hundreds = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let x = hundreds | (x - hundreds * 100) << 16;
+    let tens = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
+    let x = tens | (x - tens * 10) << 8;
+    x | 0x3030_3030_3030_3030
 }
 
 /// Writes a JSON value into a `Vec` through a cursor, in fixed-size blocks.
@@ -291,9 +312,33 @@ mod tests {
     }
 
     #[test]
+    fn eight_digit_groups_are_exact() {
+        for n in (0..100_000_000u32)
+            .step_by(997)
+            .chain([0, 9, 10, 99, 100, 9_999, 10_000, 99_999_999])
+        {
+            assert_eq!(
+                eight_digits(n).to_le_bytes(),
+                *format!("{n:08}").as_bytes(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
     fn integers_are_written_in_decimal() {
+        let mut n = 1u64;
+        while let Some(next) = n.checked_mul(10) {
+            for m in [n - 1, n, n + 1, next - 1] {
+                let mut out = b"x".to_vec();
+                push_u64(&mut out, m);
+                assert_eq!(out, format!("x{m}").as_bytes());
+            }
+            n = next;
+        }
         for n in [
             0,
+            1,
             7,
             9,
             10,
@@ -304,10 +349,14 @@ mod tests {
             1000,
             12345,
             1 << 40,
+            9_999_999_999_999_999,
+            10_000_000_000_000_000,
+            10_000_000_000_000_001,
             u64::MAX,
         ] {
-            let (digits, len) = u64_digits(n);
-            assert_eq!(&digits[..len], n.to_string().as_bytes());
+            let mut out = b"x".to_vec();
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}").as_bytes());
         }
     }
 

@@ -41,7 +41,7 @@ use chrono::{DateTime, Utc};
 
 use crate::parse::{InvalidRow, ValidRow};
 use crate::schema::RecordKind;
-use json::{push_str, u64_digits, write_field_value, Piece, Writer, KEY_BLOCK};
+use json::{push_str, push_u64, write_field_value, Piece, Writer, KEY_BLOCK};
 
 /// Block size of the piece after a row's fields: its 46 fixed bytes and a file
 /// name of up to 82 (CDR names are about 30).
@@ -113,11 +113,9 @@ impl FileContext {
 
 /// Writes the record key `<key prefix>-<index>` into `out`, replacing its content.
 pub fn write_key(ctx: &FileContext, index: u64, out: &mut Vec<u8>) {
-    let mut w = Writer::new(out);
-    w.block(&ctx.key_head, ctx.key_head.len());
-    let (digits, len) = u64_digits(index);
-    w.block(&digits, len);
-    w.finish();
+    out.clear();
+    out.extend_from_slice(&ctx.key_head);
+    push_u64(out, index);
 }
 
 /// `_ingestion_timestamp` for records produced at `now`: UTC,
@@ -171,11 +169,9 @@ pub fn write_dlq_value(
 ) {
     out.clear();
     out.extend_from_slice(&ctx.dlq_head);
-    let (digits, len) = u64_digits(row.index);
-    out.extend_from_slice(&digits[..len]);
+    push_u64(out, row.index);
     out.extend_from_slice(b",\"_line\":");
-    let (digits, len) = u64_digits(row.line);
-    out.extend_from_slice(&digits[..len]);
+    push_u64(out, row.line);
     out.extend_from_slice(b",\"_record_type\":\"");
     out.extend_from_slice(ctx.kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\"_error\":\"");
