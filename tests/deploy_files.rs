@@ -1,0 +1,248 @@
+//! The deployment files, checked without a Docker engine: docker-compose.yml
+//! and the Dockerfile parse, reference paths that exist, and pass our binary
+//! only flags and environment variables it accepts (checked against the clap
+//! definitions); the image's entrypoint command and its HEALTHCHECK command
+//! are run directly against the local stack.
+
+mod common;
+mod daemon_support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use cdr_to_redpanda::cli::Cli;
+use clap::{CommandFactory, Parser};
+use common::*;
+use daemon_support::*;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python(script: &str, args: &[&str]) -> Value {
+    let out = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3");
+    assert!(out.status.success(), "{}", output_text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn compose() -> Value {
+    let path = repo().join("docker-compose.yml");
+    python(
+        "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        &[path.to_str().unwrap()],
+    )
+}
+
+fn shell_words(line: &str) -> Vec<String> {
+    let v = python("import json, shlex, sys; json.dump(shlex.split(sys.argv[1]), sys.stdout)", &[line]);
+    serde_json::from_value(v).unwrap()
+}
+
+/// `run`'s settings (and the global ones) by environment variable name.
+fn run_args_by_env() -> BTreeMap<String, clap::Arg> {
+    let mut cli = Cli::command();
+    cli.build();
+    let run = cli.find_subcommand("run").unwrap().clone();
+    run.get_arguments()
+        .chain(cli.get_arguments())
+        .filter_map(|a| Some((a.get_env()?.to_string_lossy().into_owned(), a.clone())))
+        .collect()
+}
+
+/// The compose environment as `run` flags: clap then validates each value
+/// exactly as it would from the environment.
+fn env_as_flags(env: &serde_json::Map<String, Value>) -> Vec<String> {
+    let by_env = run_args_by_env();
+    let mut flags = Vec::new();
+    for (k, v) in env {
+        let value = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if k.starts_with("KAFKA_CONFIG_") {
+            continue;
+        }
+        let arg = by_env.get(k).unwrap_or_else(|| panic!("compose passes {k}, which our CLI does not read"));
+        let long = format!("--{}", arg.get_long().unwrap());
+        if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+            assert_eq!(value, "true", "{k}");
+            flags.push(long);
+        } else {
+            flags.extend([long, value]);
+        }
+    }
+    flags
+}
+
+#[test]
+fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settings() {
+    let c = compose();
+    let services = c["services"].as_object().unwrap();
+    for b in ["redpanda-0", "redpanda-1", "redpanda-2"] {
+        assert!(services[b]["healthcheck"]["test"].is_array(), "{b} has a healthcheck");
+    }
+    assert!(services.contains_key("console"));
+    assert!(services["sftp"]["image"].as_str().unwrap().starts_with("atmoz/sftp"));
+    for (name, s) in services {
+        if let Some(ctx) = s["build"].as_str() {
+            assert!(repo().join(ctx).join("Dockerfile").is_file(), "{name}: build context {ctx}");
+        }
+        for v in s["volumes"].as_array().into_iter().flatten() {
+            let src = v.as_str().unwrap().split(':').next().unwrap();
+            if src.starts_with('.') || src.starts_with('/') {
+                assert!(repo().join(src).exists(), "{name}: volume source {src}");
+            } else {
+                assert!(c["volumes"].get(src).is_some(), "{name}: named volume {src} declared");
+            }
+        }
+    }
+
+    let svc = &services["cdr-to-redpanda"];
+    assert_eq!(svc["restart"], "unless-stopped");
+    for b in ["redpanda-0", "redpanda-1", "redpanda-2"] {
+        assert_eq!(svc["depends_on"][b]["condition"], "service_healthy", "{b}");
+    }
+    assert!(svc["volumes"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().ends_with(":/var/lib/cdr-to-redpanda")));
+    assert_eq!(svc["deploy"]["resources"]["limits"]["cpus"], "1");
+    assert_eq!(svc["deploy"]["resources"]["limits"]["memory"], "512m");
+    let env = svc["environment"].as_object().unwrap();
+    for k in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "SFTP_REMOTE_PATH", "KAFKA_BROKERS", "CDR_DATA_TOPIC", "CDR_VOICE_TOPIC", "METRICS_ADDR"] {
+        assert!(env.contains_key(k), "compose sets {k}");
+    }
+    let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
+    argv.extend(env_as_flags(env));
+    if let Err(e) = Cli::try_parse_from(&argv) {
+        panic!("compose environment rejected: {e}");
+    }
+
+    // The generator's command line, with its shell substitutions filled in.
+    let script = services["generator"]["command"][0].as_str().unwrap();
+    let line = script.lines().find(|l| l.contains("cdr-to-redpanda generate")).expect("generator runs generate");
+    let words = shell_words(line.split('>').next().unwrap());
+    let mut argv: Vec<String> = Vec::new();
+    for w in words {
+        let sample = match argv.last().map(String::as_str) {
+            Some("--seed") => "1",
+            Some("--start") => "2024-01-01T00:00:00",
+            _ => &w,
+        };
+        argv.push(if w.contains('$') { sample.to_string() } else { w });
+    }
+    if let Err(e) = Cli::try_parse_from(&argv) {
+        panic!("generator command {argv:?} rejected: {e}");
+    }
+}
+
+/// Dockerfile instructions, continuation lines joined.
+fn dockerfile() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if cur.is_empty() && (t.is_empty() || t.starts_with('#')) {
+            continue;
+        }
+        match t.strip_suffix('\\') {
+            Some(part) => cur.push_str(part),
+            None => {
+                cur.push_str(t);
+                let (i, rest) = cur.split_once(' ').unwrap_or((&cur, ""));
+                out.push((i.to_uppercase(), rest.trim().to_string()));
+                cur.clear();
+            }
+        }
+    }
+    out
+}
+
+fn json_args(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("exec form expected: {s}: {e}"))
+}
+
+struct Image {
+    env: Vec<(String, String)>,
+    command: Vec<String>,
+    healthcheck: Vec<String>,
+}
+
+fn image() -> Image {
+    let ins = dockerfile();
+    let stages = ins.iter().filter(|(i, _)| i == "FROM").count();
+    assert!(stages >= 2, "multi-stage build");
+    let runtime_from = ins.iter().rposition(|(i, _)| i == "FROM").unwrap();
+    assert!(ins[runtime_from].1.contains("-slim"), "slim runtime: {}", ins[runtime_from].1);
+    let runtime = &ins[runtime_from..];
+    let run_text: String = runtime.iter().filter(|(i, _)| i == "RUN").map(|(_, r)| r.as_str()).collect();
+    assert!(run_text.contains("ca-certificates") && run_text.contains("libssl"));
+    for (i, rest) in &ins {
+        if i == "COPY" && !rest.starts_with("--from") {
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            for src in &parts[..parts.len() - 1] {
+                assert!(repo().join(src).exists(), "COPY source {src} exists");
+            }
+        }
+    }
+    let last = |name: &str| runtime.iter().rev().find(|(i, _)| i == name).map(|(_, r)| r.clone());
+    let user = last("USER").expect("USER");
+    assert!(user != "root" && user != "0", "non-root user");
+    assert_eq!(last("VOLUME").as_deref(), Some("/var/lib/cdr-to-redpanda"));
+    let env: Vec<(String, String)> = runtime
+        .iter()
+        .filter(|(i, _)| i == "ENV")
+        .map(|(_, r)| r.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap())
+        .collect();
+    assert!(env.contains(&("CDR_LEDGER_DIR".into(), "/var/lib/cdr-to-redpanda".into())));
+    let mut command = json_args(&last("ENTRYPOINT").expect("ENTRYPOINT"));
+    command.extend(json_args(&last("CMD").expect("CMD")));
+    let hc = last("HEALTHCHECK").expect("HEALTHCHECK");
+    let healthcheck = json_args(hc.split_once("CMD").expect("HEALTHCHECK CMD").1.trim());
+    Image { env, command, healthcheck }
+}
+
+#[test]
+fn dockerfile_is_multi_stage_non_root_with_the_ledger_volume_and_a_healthcheck_our_cli_accepts() {
+    let img = image();
+    assert_eq!(img.command[0], "cdr-to-redpanda");
+    assert_eq!(img.healthcheck[..2], ["cdr-to-redpanda", "healthcheck"]);
+    Cli::try_parse_from(&img.command).unwrap();
+    Cli::try_parse_from(&img.healthcheck).unwrap();
+    let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
+    argv.extend(env_as_flags(&img.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()));
+    Cli::try_parse_from(&argv).unwrap();
+}
+
+/// What the container would do, run as a plain process: the entrypoint
+/// command with the image's environment (ledger and listen address moved to
+/// a temp dir and a free port), then the HEALTHCHECK command against it.
+#[test]
+fn image_entrypoint_command_runs_directly_and_its_healthcheck_passes() {
+    let img = image();
+    let topics = Topics::new();
+    let (_local, remote) = sftp_subdir(&unique("image"));
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = bin();
+    cmd.args(&img.command[1..]);
+    for (k, v) in &img.env {
+        cmd.env(k, v);
+    }
+    topics.apply(&mut cmd, &work.path().join("ledger"));
+    sftp_env(&mut cmd, &remote);
+    cmd.env("METRICS_ADDR", format!("127.0.0.1:{port}"));
+    let log = std::fs::File::create(work.path().join("run.log")).unwrap();
+    let child = cmd.stderr(log).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut d = Daemon { child, log: work.path().join("run.log"), metrics: format!("http://127.0.0.1:{port}") };
+    d.wait_log("running", Duration::from_secs(60));
+
+    let hc: Vec<String> = img.healthcheck.iter().map(|a| a.replace(":9464", &format!(":{port}"))).collect();
+    let out = bin().args(&hc[1..]).output().unwrap();
+    assert!(out.status.success(), "healthcheck: {}", output_text(&out));
+    let bad = bin().args(["healthcheck", "--url", &format!("http://127.0.0.1:{port}/nope")]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(20)).success(), "{}", d.log_text());
+}
