@@ -1,4 +1,5 @@
-//! The JSON writing primitives: Python-compatible string escaping and integers.
+//! The JSON writing primitives: Python-compatible string escaping, integers,
+//! and the block writer values are assembled with.
 
 use std::sync::OnceLock;
 

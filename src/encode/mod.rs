@@ -43,8 +43,8 @@ use crate::parse::{InvalidRow, ValidRow};
 use crate::schema::RecordKind;
 use json::{push_str, push_u64, write_field_value, Piece, Writer, KEY_BLOCK};
 
-/// Block size of the piece after a row's fields: its 46 fixed bytes and a file
-/// name of up to 82 (CDR names are about 30).
+/// Block size of the piece after a row's fields: its 44 fixed bytes and a file
+/// name of up to 84 (CDR names are about 30; a longer one is copied the slow way).
 const TAIL_BLOCK: usize = 128;
 
 /// What every record of one file shares, with its JSON pieces prepared once.
@@ -126,8 +126,9 @@ pub fn ingestion_timestamp(now: DateTime<Utc>) -> String {
 }
 
 /// Writes the JSON value of a valid row into `out`, replacing its content.
-/// `ingestion_ts` is normally what [`ingestion_timestamp`] returned, computed
-/// once per batch rather than per row.
+/// Keys and values come from the row; `_source_file` and `_record_type` from
+/// `ctx`. `ingestion_ts` is normally what [`ingestion_timestamp`] returned,
+/// computed once per batch rather than per row.
 pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
     let keys = json::required_keys(row.kind());
