@@ -3,7 +3,7 @@
 //! The stage is pure: it reads only from the `std::io::Read` it is handed and
 //! knows nothing of SFTP or Kafka, so it is tested and fuzzed on bytes in memory.
 //!
-//! - [`decode`] recognises gzip by its magic bytes and decompresses it.
+//! - [`decode()`] recognises gzip by its magic bytes and decompresses it.
 //! - [`CdrReader`] reads the header (columns are matched by name), then yields
 //!   one [`Row`] per CSV record: [`ValidRow`] with the field values and the
 //!   event time, or [`InvalidRow`] with the [`RowError`] and the record's original
