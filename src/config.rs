@@ -29,8 +29,10 @@ pub struct SourceArgs {
     /// SFTP server.
     #[arg(long, env = "SFTP_HOST", default_value = "sftp")]
     pub sftp_host: String,
+    /// SFTP port.
     #[arg(long, env = "SFTP_PORT", default_value_t = 22)]
     pub sftp_port: u16,
+    /// SFTP user name.
     #[arg(long, env = "SFTP_USER", default_value = "cdr_data")]
     pub sftp_user: String,
     /// SFTP password (prefer --sftp-password-file).

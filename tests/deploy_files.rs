@@ -246,3 +246,21 @@ fn image_entrypoint_command_runs_directly_and_its_healthcheck_passes() {
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(20)).success(), "{}", d.log_text());
 }
+
+#[test]
+fn grafana_dashboard_queries_only_metrics_the_service_exports() {
+    let text = std::fs::read_to_string(repo().join("deploy/grafana/cdr-to-redpanda.json")).unwrap();
+    let dash: Value = serde_json::from_str(&text).unwrap();
+    let exported = cdr_to_redpanda::metrics::METRICS.render();
+    let mut seen = 0;
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("cdr_")) {
+                assert!(exported.contains(name), "panel {:?} queries {name}, which is not exported", p["title"]);
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 10);
+}
