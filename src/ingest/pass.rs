@@ -29,6 +29,8 @@ pub enum EngineError {
     Ledger(#[from] LedgerError),
     #[error("starting a worker thread: {0}")]
     Thread(std::io::Error),
+    #[error("a worker slot panicked while ingesting {0}")]
+    SlotPanicked(String),
     #[error("staging directory {path}: {source}")]
     Staging {
         path: PathBuf,

@@ -108,7 +108,10 @@ impl Workers {
                         let Some((kind, file)) = queue.take(|| shutdown.requested()) else {
                             return;
                         };
-                        let result = engine.ingest_one(&file);
+                        // A panic must still release the kind, or the
+                        // other slots would wait for it forever.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.ingest_one(&file)))
+                            .unwrap_or_else(|_| Err(EngineError::SlotPanicked(file.name.clone())));
                         queue.done(kind, result);
                     });
                 match spawned {
@@ -117,8 +120,8 @@ impl Workers {
                 }
             }
             for h in handles {
-                // A slot that panicked has already poisoned nothing we rely
-                // on: its outcome is simply missing from the summary.
+                // Panics inside ingest_one are caught above; nothing else in
+                // the slot's loop can panic.
                 let _ = h.join();
             }
         });
