@@ -82,13 +82,8 @@ pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
     let first = list(workers.source_mut())?;
     selector.ready(&first, now_ms());
     std::thread::sleep(selector.config().settle);
-    let mut ready = selector.ready(&list(workers.source_mut())?, now_ms());
-    // Files too young at the second listing are waited for, once.
-    let wait = selector.config().min_age;
-    if ready.len() < selector.tracked() && !wait.is_zero() {
-        std::thread::sleep(wait);
-        ready = selector.ready(&list(workers.source_mut())?, now_ms());
-    }
+    // Files too young or still changing are left for the next run.
+    let ready = selector.ready(&list(workers.source_mut())?, now_ms());
     let started = Instant::now();
     let summary = workers.pass(ready)?;
     log_summary(&summary, started.elapsed());
