@@ -48,6 +48,8 @@ pub enum AuditError {
     },
     #[error("the topic scan made no progress for {waited:?} with {open} partition(s) not read to their end")]
     Stalled { waited: Duration, open: usize },
+    #[error("a topic scan thread panicked")]
+    ScanPanicked,
     #[error("re-reading the source: {0}")]
     Source(#[from] SourceError),
     #[error("staging directory {}: {source}", path.display())]
@@ -66,6 +68,8 @@ pub struct AuditSettings {
     pub scope: Scope,
     /// How long a read may stall before the audit gives up.
     pub timeout: Duration,
+    /// Consumers reading the topics in parallel.
+    pub consumers: usize,
 }
 
 /// Runs the audit. `rehash`, when given, is the source to re-read the files from.
@@ -84,7 +88,7 @@ pub fn audit(
     let checkpoints = CheckpointStore::load(kafka, &settings.checkpoint_topic, settings.timeout)?;
     let plan = Plan::new(&all, scope, &checkpoints);
     let mut scan = plan.scan(scope.is_everything());
-    scan::scan(kafka, &settings.topics, &mut scan, settings.timeout)?;
+    scan::scan(kafka, &settings.topics, &mut scan, settings.timeout, settings.consumers)?;
 
     let mut findings = Vec::new();
     let mut notes = Vec::new();

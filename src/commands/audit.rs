@@ -39,6 +39,7 @@ pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
             basis: Some(args.time),
         },
         timeout: Duration::from_secs(args.timeout_seconds.max(1)),
+        consumers: args.consumers,
     };
     let report = run_audit(&ledger, &args.kafka.kafka_config(), &settings, source.as_deref_mut().map(|s| s as &mut dyn crate::source::Source))?;
     let mut out = std::io::stdout().lock();
