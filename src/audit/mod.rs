@@ -466,3 +466,6 @@ fn rehash_files(source: &mut dyn Source, files: &mut [FileAudit], findings: &mut
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
+
+#[cfg(test)]
+mod tests;

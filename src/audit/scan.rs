@@ -109,7 +109,7 @@ impl Tally {
         }
     }
 
-    fn add(&mut self, place: Place, row: u64) {
+    pub(super) fn add(&mut self, place: Place, row: u64) {
         self.records.add(place);
         match self.rows.mark(row) {
             Mark::New => {}
