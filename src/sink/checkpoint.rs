@@ -97,6 +97,26 @@ impl ClientContext for ReadToEndContext {
 
 impl ConsumerContext for ReadToEndContext {}
 
+/// The topic's non-empty partitions, assigned from their beginning. An absent
+/// topic has none: nothing was ever checkpointed.
+fn partitions_with_data<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<TopicPartitionList, KafkaError> {
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic && t.error().is_none()) {
+        for p in t.partitions() {
+            let (lo, hi) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
+            if hi > lo {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
+        }
+    }
+    Ok(tpl)
+}
+
 /// The latest committed checkpoint of every file, read from the topic.
 #[derive(Debug, Default, Clone)]
 pub struct CheckpointStore {
@@ -120,32 +140,25 @@ impl CheckpointStore {
             .set("isolation.level", "read_committed")
             .create_with_context(ReadToEndContext)
             .map_err(kerr)?;
-        let md = consumer
-            .fetch_metadata(Some(topic), timeout)
-            .map_err(kerr)?;
-        let mut tpl = TopicPartitionList::new();
-        for t in md.topics().iter().filter(|t| t.name() == topic) {
-            if t.error().is_some() {
-                // Topic does not exist yet: nothing was ever checkpointed.
-                continue;
-            }
-            for p in t.partitions() {
-                let (lo, hi) = consumer
-                    .fetch_watermarks(topic, p.id(), timeout)
-                    .map_err(kerr)?;
-                if hi > lo {
-                    tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                        .map_err(kerr)?;
+        let started = Instant::now();
+        // A topic created a moment ago may have no leader yet (and a broker
+        // may be failing over): retry until the deadline, then give up.
+        let tpl = loop {
+            match partitions_with_data(&consumer, topic, timeout) {
+                Ok(tpl) => break tpl,
+                Err(e) if started.elapsed() < timeout => {
+                    tracing::debug!(topic, error = %e, "checkpoint topic not readable yet; retrying");
+                    std::thread::sleep(Duration::from_millis(250));
                 }
+                Err(e) => return Err(kerr(e)),
             }
-        }
+        };
         let mut store = CheckpointStore::default();
         let mut open = tpl.count();
         if open == 0 {
             return Ok(store);
         }
         consumer.assign(&tpl).map_err(kerr)?;
-        let started = Instant::now();
         while open > 0 {
             if started.elapsed() > timeout {
                 return Err(CheckpointError::Timeout {
