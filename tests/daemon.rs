@@ -237,8 +237,14 @@ fn env_only_configuration_as_in_the_python_streamers_compose_file_works() {
         .chain([&data, &voice].map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1))))
         .collect();
     rt.block_on(admin().create_topics(&new, &AdminOptions::new())).unwrap();
+    // The default checkpoint topic outlives this run: names and bytes new
+    // to it every time (else the file is rightly "already done").
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    // In the past: brokers refuse timestamps more than an hour ahead.
+    let start = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
+        + chrono::TimeDelta::seconds((nanos / 1000 % 300_000_000) as i64 * 2);
+    generate(&local, 1, 200, nanos as u64, &start.format("%Y-%m-%dT%H:%M:%S").to_string(), 0.0);
     // Old enough to pass the default minimum age at once.
-    generate(&local, 1, 200, 99, "2024-08-01T00:00:00", 0.0);
     for e in std::fs::read_dir(&local).unwrap() {
         let ok = Command::new("touch").args(["-d", "1 hour ago"]).arg(e.unwrap().path()).status().unwrap();
         assert!(ok.success());
@@ -256,7 +262,7 @@ fn env_only_configuration_as_in_the_python_streamers_compose_file_works() {
     let mut got: Vec<String> = read_committed(&brokers(), &data).into_iter().map(|r| r.key).collect();
     got.extend(read_committed(&brokers(), &voice).into_iter().map(|r| r.key));
     got.sort();
-    assert_eq!(got, expected.into_iter().collect::<Vec<_>>());
+    assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "{}", output_text(&out));
     assert!(cwd.path().join(".cdr-to-redpanda").is_dir(), "default ledger dir under the working directory");
 }
 
@@ -310,4 +316,21 @@ fn config_file_settings_apply_below_env_and_check_config_masks_secrets_and_tests
     let out = check("127.0.0.1:1");
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("kafka: FAILED"));
+}
+
+#[test]
+fn startup_waits_for_an_unreachable_source_not_ready_and_sigterm_ends_the_wait_with_exit_zero() {
+    let topics = Topics::new();
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&topics, "/nowhere", &work.path().join("ledger"), &[]);
+    // Nothing listens there: a refused connection is transient, so waited for.
+    cmd.env("SFTP_PORT", free_port().to_string());
+    let mut d = Daemon::spawn(cmd, work.path(), "nosource");
+    d.wait_log("waiting for the source", Duration::from_secs(30));
+    assert_eq!(d.get("/healthz").map(|r| r.0), Some(200));
+    let (status, why) = d.get("/readyz").unwrap();
+    assert_eq!(status, 503);
+    assert!(why.contains("source"), "{why}");
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success(), "{}", d.log_text());
 }
