@@ -31,14 +31,7 @@ fn broker_restart_mid_file_still_lands_every_row_exactly_once() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    let out = bin()
-        .args(["generate", "--out"])
-        .arg(dir.path())
-        .args(["--files", "1", "--rows", "150000", "--kinds", "data", "--bad-rate", "0.01"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = generate_files(dir.path(), &["--files", "1", "--rows", "100000", "--kinds", "data", "--bad-rate", "0.01"]);
     let rows = summary["files"][0]["rows"].as_u64().unwrap();
 
     let mut cmd = bin();

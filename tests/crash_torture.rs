@@ -16,16 +16,6 @@ use common::*;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-/// Failpoints defined by the service (src/failpoint.rs).
-const FAILPOINTS: &[&str] = &[
-    "after-intent-before-begin",
-    "mid-chunk",
-    "after-produce-before-commit",
-    "after-commit-before-ledger",
-    "after-ledger-before-action",
-    "mid-download",
-];
-
 fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<String>) -> Child {
     let mut cmd = bin();
     cmd.args(["once", "--chunk-rows", "150"]);
@@ -35,8 +25,8 @@ fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<S
     }
     cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
     match failpoints {
-        Some(f) => cmd.env("CDR_FAILPOINTS", f),
-        None => cmd.env_remove("CDR_FAILPOINTS"),
+        Some(f) => cmd.env("CDR_cdr_to_redpanda::failpoint::ALL", f),
+        None => cmd.env_remove("CDR_cdr_to_redpanda::failpoint::ALL"),
     };
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
@@ -80,15 +70,11 @@ fn expected_keys(dir: &Path) -> BTreeSet<String> {
 fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {
     // Each batch starts a day later, so names never collide.
     let start = format!("2024-02-{:02}T00:00:00", batch + 1);
-    let out = bin()
-        .args(["generate", "--out"])
-        .arg(dir)
-        .args(["--files", "2", "--rows", "900", "--bad-rate", "0.03", "--start", &start])
-        .args(["--seed", &(1000 + batch).to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seed = (1000 + batch).to_string();
+    let summary = generate_files(
+        dir,
+        &["--files", "2", "--rows", "900", "--bad-rate", "0.03", "--start", &start, "--seed", &seed],
+    );
     for f in summary["files"].as_array().unwrap() {
         *invalid += f["invalid_rows"].as_u64().unwrap();
     }
@@ -126,7 +112,7 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
             let _ = std::fs::remove_dir_all(&ledger);
         }
         let (mut child, how) = if rng.random_bool(0.6) {
-            let point = FAILPOINTS[rng.random_range(0..FAILPOINTS.len())];
+            let point = cdr_to_redpanda::failpoint::ALL[rng.random_range(0..cdr_to_redpanda::failpoint::ALL.len())];
             let nth = rng.random_range(1..=4);
             (spawn_once(&topics, &remote, &ledger, Some(format!("{point}={nth}"))), point.to_string())
         } else {

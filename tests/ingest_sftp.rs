@@ -52,18 +52,6 @@ fn expected_files(dir: &Path) -> Vec<Expected> {
         .collect()
 }
 
-fn generate(dir: &Path, files: u32, rows: u64, seed: u64, bad_rate: f64) -> serde_json::Value {
-    let out = bin()
-        .args(["generate", "--out"])
-        .arg(dir)
-        .args(["--files", &files.to_string(), "--rows", &rows.to_string()])
-        .args(["--seed", &seed.to_string(), "--bad-rate", &bad_rate.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn sftp_once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str]) -> std::process::Output {
     let mut cmd = bin();
     cmd.arg("once").args(extra);
@@ -94,7 +82,7 @@ fn event_ms(s: &str) -> i64 {
 fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("happy"));
-    let summary = generate(&local, 3, 700, 11, 0.05);
+    let summary = generate_files(&local, &["--files", "3", "--rows", "700", "--seed", "11", "--bad-rate", "0.05"]);
     let ledger = tempfile::tempdir().unwrap();
 
     let out = sftp_once(&topics, &remote, ledger.path(), &["--chunk-rows", "250"]);

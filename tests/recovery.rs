@@ -17,17 +17,6 @@ fn once(topics: &Topics, dir: &Path, ledger: &Path, extra: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
-fn generate(dir: &Path, files: u32, rows: u64, seed: u64, bad_rate: f64) {
-    let out = bin()
-        .args(["generate", "--out"])
-        .arg(dir)
-        .args(["--files", &files.to_string(), "--rows", &rows.to_string()])
-        .args(["--seed", &seed.to_string(), "--bad-rate", &bad_rate.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-}
-
 fn status_json(ledger: &Path) -> serde_json::Value {
     let out = bin().arg("status").arg("--json").env("CDR_LEDGER_DIR", ledger).output().unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
@@ -43,7 +32,7 @@ fn deleted_ledger_is_rebuilt_from_the_checkpoint_topic_and_nothing_is_ingested_t
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    generate(dir.path(), 2, 400, 3, 0.02);
+    generate_files(dir.path(), &["--files", "2", "--rows", "400", "--seed", "3", "--bad-rate", "0.02"]);
     let first = once(&topics, dir.path(), ledger.path(), &["--chunk-rows", "100"]);
     assert!(first.status.success(), "{}", output_text(&first));
     let before = (keys(&topics.data).len(), keys(&topics.voice).len(), keys(&topics.dlq).len());
@@ -62,7 +51,7 @@ fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    generate(dir.path(), 1, 50, 5, 0.0);
+    generate_files(dir.path(), &["--files", "1", "--rows", "50", "--seed", "5", "--bad-rate", "0.0"]);
     let out = once(&topics, dir.path(), ledger.path(), &["--kafka-config", "linger.ms=5"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let original: BTreeSet<String> = keys(&topics.data).into_iter().collect();
@@ -98,7 +87,7 @@ fn same_bytes_under_another_name_are_recorded_as_duplicate_and_not_ingested() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    generate(dir.path(), 1, 30, 9, 0.0);
+    generate_files(dir.path(), &["--files", "1", "--rows", "30", "--seed", "9", "--bad-rate", "0.0"]);
     let out = once(&topics, dir.path(), ledger.path(), &[]);
     assert!(out.status.success(), "{}", output_text(&out));
     let voice = std::fs::read_dir(dir.path())

@@ -24,16 +24,6 @@ fn once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str], envs: &[(&
     cmd.output().unwrap()
 }
 
-fn generate(dir: &Path, files: u32, rows: u64, kinds: &str) {
-    let out = bin()
-        .args(["generate", "--out"])
-        .arg(dir)
-        .args(["--files", &files.to_string(), "--rows", &rows.to_string(), "--kinds", kinds])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-}
-
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
@@ -46,7 +36,7 @@ fn names(dir: &Path) -> Vec<String> {
 fn committed_files_are_moved_and_bad_files_go_to_the_error_dir() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("move"));
-    generate(&local, 2, 20, "data");
+    generate_files(&local, &["--files", "2", "--rows", "20", "--kinds", "data"]);
     std::fs::write(local.join("cdr_voice_20240101_000000.csv"), "msisdn,tower_id\n1,2\n").unwrap();
     let ledger = tempfile::tempdir().unwrap();
     let done = format!("{remote}/done");
@@ -68,7 +58,7 @@ fn committed_files_are_moved_and_bad_files_go_to_the_error_dir() {
 fn delete_action_removes_only_committed_files() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("delete"));
-    generate(&local, 1, 15, "data,voice");
+    generate_files(&local, &["--files", "1", "--rows", "15", "--kinds", "data,voice"]);
     let ledger = tempfile::tempdir().unwrap();
     let out = once(&topics, &remote, ledger.path(), &["--after-ingest", "delete"], &[]);
     assert!(out.status.success(), "{}", output_text(&out));
@@ -81,7 +71,7 @@ fn delete_action_removes_only_committed_files() {
 fn marker_mode_takes_only_files_whose_marker_exists() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("marker"));
-    generate(&local, 2, 10, "voice");
+    generate_files(&local, &["--files", "2", "--rows", "10", "--kinds", "voice"]);
     let files = names(&local);
     std::fs::write(local.join(format!("{}.done", files[0])), "").unwrap();
     let ledger = tempfile::tempdir().unwrap();
@@ -96,7 +86,7 @@ fn marker_mode_takes_only_files_whose_marker_exists() {
 fn a_file_younger_than_the_minimum_age_is_not_taken_and_part_files_are_ignored() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("young"));
-    generate(&local, 1, 10, "data");
+    generate_files(&local, &["--files", "1", "--rows", "10", "--kinds", "data"]);
     std::fs::copy(local.join(&names(&local)[0]), local.join("cdr_data_20250101_000000.csv.part")).unwrap();
     let ledger = tempfile::tempdir().unwrap();
     // Everything was just written: with a one-hour minimum age nothing is ready.

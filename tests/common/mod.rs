@@ -181,3 +181,10 @@ pub fn sftp_subdir(name: &str) -> (PathBuf, String) {
     assert!(status.success());
     (local, format!("{}/{name}", env("SFTP_REMOTE_PATH")))
 }
+
+/// Runs `cdr-to-redpanda generate --out DIR ARGS...`; returns its summary.
+pub fn generate_files(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = bin().args(["generate", "--out"]).arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
