@@ -133,7 +133,7 @@ impl SourceArgs {
 }
 
 /// Kafka / Redpanda connection and producer.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Clone)]
 #[command(next_help_heading = "Kafka")]
 pub struct KafkaArgs {
     /// Bootstrap brokers, comma-separated host:port.
@@ -177,6 +177,24 @@ pub struct KafkaArgs {
     /// with `_` for `.`: KAFKA_CONFIG_SASL_MECHANISM=SCRAM-SHA-256.
     #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub kafka_config: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Pass-through properties may hold SASL passwords or TLS keys.
+        let passthrough: Vec<String> = self
+            .kafka_config
+            .iter()
+            .map(|(k, v)| if crate::sink::producer::is_secret_key(k) { format!("{k}=***") } else { format!("{k}={v}") })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("topics", &self.topics())
+            .field("transactional_id_prefix", &self.transactional_id_prefix)
+            .field("transactions", &self.transactions)
+            .field("kafka_config", &passthrough)
+            .finish_non_exhaustive()
+    }
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -314,5 +332,19 @@ mod tests {
         assert_eq!(parse_after("move:/done").unwrap(), AfterIngest::Move("/done".into()));
         assert!(parse_after("move:").is_err());
         assert!(parse_key_value("acks").is_err());
+    }
+
+    #[test]
+    fn kafka_args_debug_masks_secret_passthrough_values() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            k: KafkaArgs,
+        }
+        let t = T::parse_from(["t", "--kafka-config", "sasl.password=hunter2", "--kafka-config", "acks=all"]);
+        let shown = format!("{:?}", t.k);
+        assert!(shown.contains("sasl.password=***") && shown.contains("acks=all"), "{shown}");
+        assert!(!shown.contains("hunter2"));
     }
 }
