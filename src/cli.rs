@@ -144,4 +144,7 @@ pub struct AuditCommand {
     /// Seconds a Kafka read may stall before the audit gives up (exit 2).
     #[arg(long, default_value_t = 60, help_heading = "Audit")]
     pub timeout_seconds: u64,
+    /// Consumers reading the topics' partitions in parallel.
+    #[arg(long, default_value_t = 4, help_heading = "Audit")]
+    pub consumers: usize,
 }

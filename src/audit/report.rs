@@ -229,7 +229,8 @@ impl AuditReport {
         if self.files.is_empty() {
             return Ok(());
         }
-        writeln!(out, "\nfiles:                                     ledger                       topics                    checkpoint")?;
+        let groups = format!("  {:<49}{:^27}  {:^31}  {:^15}", "files:", "ledger", "topics", "checkpoint");
+        writeln!(out, "\n{}", groups.trim_end())?;
         writeln!(
             out,
             "  {:<36} {:<11} {:>9} {:>9} {:>7}  {:>9} {:>7} {:>7} {:>5}  {:>9} {:<5} rehash",

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::rows::{parse_key, Mark, RowSet};
 use super::AuditError;
-use crate::sink::checkpoint::ReadToEndContext;
+use crate::sink::checkpoint::{partitions_with_data, ReadToEndContext};
 use crate::sink::KafkaConfig;
 
 /// How many example rows or keys a finding keeps; the counts are exact.
@@ -233,9 +233,15 @@ pub fn scan(
     let mut partitions = Vec::new();
     for place in Place::ALL {
         let topic = topics.name(place);
-        if !partitions.iter().any(|(t, _, _)| t == topic) {
-            partitions.extend(non_empty_partitions(&probe, topic, idle_timeout)?.into_iter().map(|p| (topic.to_string(), p, place)));
+        if partitions.iter().any(|(t, _, _)| t == topic) {
+            continue;
         }
+        // Empty partitions are left out: they may never report EOF.
+        let tpl = partitions_with_data(&probe, topic, idle_timeout).map_err(|source| AuditError::Kafka {
+            what: format!("reading the layout of topic {topic}"),
+            source,
+        })?;
+        partitions.extend(tpl.elements().iter().map(|e| (topic.to_string(), e.partition(), place)));
     }
     drop(probe);
     let consumers = consumers.clamp(1, partitions.len().max(1));
@@ -381,28 +387,4 @@ fn classify(
         }
         None => None,
     }
-}
-
-/// The topic's non-empty partitions. An empty partition is left out: it may
-/// never report EOF.
-fn non_empty_partitions(
-    consumer: &BaseConsumer<ReadToEndContext>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<i32>, AuditError> {
-    let kerr = |source| AuditError::Kafka {
-        what: format!("reading the layout of topic {topic}"),
-        source,
-    };
-    let md = consumer.fetch_metadata(Some(topic), timeout).map_err(kerr)?;
-    let mut out = Vec::new();
-    for t in md.topics().iter().filter(|t| t.name() == topic && t.error().is_none()) {
-        for p in t.partitions() {
-            let (lo, hi) = consumer.fetch_watermarks(topic, p.id(), timeout).map_err(kerr)?;
-            if hi > lo {
-                out.push(p.id());
-            }
-        }
-    }
-    Ok(out)
 }

@@ -99,7 +99,7 @@ impl ConsumerContext for ReadToEndContext {}
 
 /// The topic's non-empty partitions, assigned from their beginning. An absent
 /// topic has none: nothing was ever checkpointed.
-fn partitions_with_data<C: rdkafka::consumer::ConsumerContext>(
+pub(crate) fn partitions_with_data<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
     timeout: Duration,
