@@ -1,7 +1,8 @@
 //! Readiness follows the brokers, and startup waits for them: the daemon is
 //! started while its only broker is down, waits (alive, not ready), goes
 //! ready when the broker comes up, ingests, and turns not ready again when
-//! the broker goes away. Runs a private one-broker stack of its own (no
+//! the broker goes away; a shutdown that cannot commit (the broker is gone)
+//! ends at the shutdown deadline with exit 1. Runs a private one-broker stack of its own (no
 //! sshd: a local-directory source), and is alone in its test binary because
 //! it stops brokers.
 
@@ -59,14 +60,14 @@ fn wait_status(d: &mut Daemon, path: &str, want: u16, limit: Duration) {
 fn spawn(brokers: &str, dir: &Path, work: &Path) -> Daemon {
     let topics = Topics::new();
     let mut cmd = bin();
-    cmd.args(["run", "--local-dir"]).arg(dir);
+    cmd.args(["run", "--shutdown-timeout-seconds", "3", "--local-dir"]).arg(dir);
     topics.apply(&mut cmd, &work.join("ledger"));
     cmd.env("KAFKA_BROKERS", brokers);
     Daemon::spawn(cmd, work, "daemon")
 }
 
 #[test]
-fn readyz_is_false_while_the_broker_is_down_and_true_after() {
+fn readyz_follows_the_broker_and_a_shutdown_stuck_on_it_ends_at_the_deadline() {
     // Fails loudly without the toolchain scripts/test.sh provides.
     env("KAFKA_BROKERS");
     let stack = Stack { dir: tempfile::tempdir().unwrap() };
@@ -96,6 +97,15 @@ fn readyz_is_false_while_the_broker_is_down_and_true_after() {
     wait_status(&mut d, "/readyz", 503, Duration::from_secs(15));
     assert!(d.get("/readyz").unwrap().1.contains("brokers"));
     assert_eq!(d.get("/healthz").map(|r| r.0), Some(200), "still alive");
+
+    // A file whose chunk cannot commit: SIGTERM waits for it only until
+    // the deadline, then exits 1 (recovery settles it at the next start).
+    generate(&files, 1, 100, 6, "2024-09-02T00:00:00", 0.0);
+    d.wait_line(&["ingest started", "cdr_data_20240902"], Duration::from_secs(30));
+    let signalled = Instant::now();
     d.signal("TERM");
-    assert!(d.wait_exit(Duration::from_secs(25)).success(), "{}", d.log_text());
+    let status = d.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{}", d.log_text());
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    assert!(d.log_text().contains("shutdown deadline passed"), "{}", d.log_text());
 }

@@ -64,6 +64,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until one log line contains every one of `needles` (fields are
+    /// ANSI-styled in the text format, so `key=value` is not matched whole).
+    pub fn wait_line(&mut self, needles: &[&str], limit: Duration) {
+        let until = Instant::now() + limit;
+        while !self.log_text().lines().any(|l| needles.iter().all(|n| l.contains(n))) {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                panic!("daemon exited ({s}) before logging {needles:?}:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < until, "no {needles:?} in the log within {limit:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// GET a path of the daemon's HTTP endpoint; None if it does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         probe::get(&format!("{}{path}", self.metrics), Duration::from_secs(5)).ok()
