@@ -34,10 +34,6 @@ impl RowSet {
         }
     }
 
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
     /// Distinct rows marked.
     pub fn seen(&self) -> u64 {
         self.seen
@@ -65,13 +61,6 @@ impl RowSet {
     pub fn missing(&self) -> MissingRanges<'_> {
         MissingRanges { set: self, next: 1 }
     }
-
-    fn is_marked(&self, row: u64) -> bool {
-        let bit = row - 1;
-        self.words
-            .get((bit / 64) as usize)
-            .is_some_and(|w| w & (1u64 << (bit % 64)) != 0)
-    }
 }
 
 /// Iterator over the unmarked ranges of a [`RowSet`]; skips whole words at a
@@ -82,7 +71,7 @@ pub struct MissingRanges<'a> {
 }
 
 impl MissingRanges<'_> {
-    /// Next row >= `self.next` whose bit equals `marked`, or capacity + 1.
+    /// The first row >= `from` whose bit equals `marked`, or capacity + 1.
     fn next_with(&self, from: u64, marked: bool) -> u64 {
         let cap = self.set.capacity;
         let mut row = from;
@@ -116,7 +105,6 @@ impl Iterator for MissingRanges<'_> {
             self.next = start;
             return None;
         }
-        debug_assert!(!self.set.is_marked(start));
         let end = self.next_with(start, true) - 1;
         self.next = end + 1;
         Some((start, end))
