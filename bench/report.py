@@ -1,0 +1,108 @@
+"""Turns one benchmark run into the table, bench/results/latest.csv and .json.
+
+    python3 bench/report.py RUN_DIR RESULTS_DIR
+
+RUN_DIR holds what scripts/bench.sh left there: expected.json (bench/workload.py),
+meta.json, and runs.tsv with one line per contender:
+name, wall seconds, /usr/bin/time -v output file, records counted in its output
+topics with read_committed, records expected there, exit status.
+
+Rows per second count the rows of the workload, and only when the contender's
+output holds every record it should: a run that lost or duplicated records is
+marked and gets no throughput figure, so nobody wins by losing rows.
+"""
+
+import csv
+import json
+import os
+import sys
+
+
+def time_v(path):
+    """User + system CPU seconds and peak RSS (MiB) from `/usr/bin/time -v` output."""
+    fields = {}
+    with open(path) as f:
+        for line in f:
+            key, _, value = line.strip().rpartition(": ")
+            fields[key] = value
+    cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
+    rss_mib = int(fields["Maximum resident set size (kbytes)"]) / 1024
+    return cpu, rss_mib
+
+
+def main():
+    run_dir, results_dir = sys.argv[1], sys.argv[2]
+    with open(os.path.join(run_dir, "expected.json")) as f:
+        expected = json.load(f)
+    with open(os.path.join(run_dir, "meta.json")) as f:
+        meta = json.load(f)
+    rows = []
+    with open(os.path.join(run_dir, "runs.tsv")) as f:
+        for name, wall, timefile, counted, want, status in csv.reader(f, delimiter="\t"):
+            wall, counted, want = float(wall), int(counted), int(want)
+            cpu, rss = time_v(timefile)
+            complete = counted == want and status == "0"
+            rows.append({
+                "contender": name,
+                "wall_s": round(wall, 2),
+                "rows": expected["rows"],
+                "rows_per_s": round(expected["rows"] / wall) if complete else None,
+                "csv_mb_per_s": round(expected["bytes"] / 1e6 / wall, 1) if complete else None,
+                "peak_rss_mib": round(rss, 1),
+                "cpu_s": round(cpu, 2),
+                "records_counted": counted,
+                "records_expected": want,
+                "exit_status": int(status),
+                "complete": complete,
+            })
+    base = next((r for r in rows if r["contender"].lower().startswith("python")), None)
+    for r in rows:
+        both = base and base["rows_per_s"] and r["rows_per_s"]
+        r["speed_vs_python"] = round(r["rows_per_s"] / base["rows_per_s"], 1) if both else None
+        r["cpu_vs_python"] = round(r["cpu_s"] / base["cpu_s"], 3) if base and base["cpu_s"] else None
+        r["rss_vs_python"] = round(r["peak_rss_mib"] / base["peak_rss_mib"], 2) if base else None
+    by_name = {r["contender"]: r for r in rows}
+    eos, plain = by_name.get("cdr-to-redpanda (exactly-once)"), by_name.get("cdr-to-redpanda (transactions off)")
+    eos_cost = None
+    if eos and plain and eos["rows_per_s"] and plain["rows_per_s"]:
+        eos_cost = round(100 * (1 - eos["rows_per_s"] / plain["rows_per_s"]), 1)
+
+    os.makedirs(results_dir, exist_ok=True)
+    columns = ["contender", "wall_s", "rows", "rows_per_s", "csv_mb_per_s", "peak_rss_mib", "cpu_s",
+               "records_counted", "records_expected", "complete", "speed_vs_python", "cpu_vs_python",
+               "rss_vs_python"]
+    with open(os.path.join(results_dir, "latest.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    with open(os.path.join(results_dir, "latest.json"), "w") as f:
+        json.dump({"meta": meta, "workload": expected, "exactly_once_cost_pct": eos_cost,
+                   "contenders": rows}, f, indent=2)
+        f.write("\n")
+
+    print(f"workload: {expected['files']} files, {expected['rows']:,} rows "
+          f"({expected['invalid']:,} invalid), {expected['bytes'] / 1e6:.1f} MB of CSV; "
+          f"{meta['date']}, {meta['cpus']} cores ({meta['cpu_model']}), "
+          f"load average {meta.get('loadavg_start', '?')} at the start, {meta.get('loadavg_end', '?')} at the end")
+    head = (f"| {'contender':<34} | {'wall s':>7} | {'rows/s':>9} | {'MB/s':>6} | {'peak RSS MiB':>12} "
+            f"| {'CPU s':>7} | {'records (read_committed)':>24} | {'x Python':>8} |")
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for r in rows:
+        got = f"{r['records_counted']:,}/{r['records_expected']:,}" + ("" if r["complete"] else " !")
+        speed = "-" if r["speed_vs_python"] is None else f"{r['speed_vs_python']}x"
+        rps = "-" if r["rows_per_s"] is None else f"{r['rows_per_s']:,}"
+        mbs = "-" if r["csv_mb_per_s"] is None else f"{r['csv_mb_per_s']}"
+        print(f"| {r['contender']:<34} | {r['wall_s']:>7} | {rps:>9} | {mbs:>6} | {r['peak_rss_mib']:>12} "
+              f"| {r['cpu_s']:>7} | {got:>24} | {speed:>8} |")
+    if eos_cost is not None:
+        print(f"exactly-once costs {eos_cost}% of throughput against transactions off")
+    for c in meta.get("rss_check", []):
+        print(f"flat memory: cdr-to-redpanda on one data file of {c['rows']:,} rows: "
+              f"peak RSS {c['peak_rss_mib']} MiB (exit {c['exit_status']})")
+    if any(not r["complete"] for r in rows):
+        print("! = records missing or duplicated (or a non-zero exit): no throughput figure")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# End-to-end benchmark against the original Python streamer, in one run, on
+# one machine, over the same files on the same SFTP server and broker:
+#
+#   1. cdr-to-redpanda `once`, exactly-once transactions (the default);
+#   2. cdr-to-redpanda `once --transactions false` (idempotent producer only),
+#      to show what exactly-once costs;
+#   3. the Python streamer (bench/python/main.py, from its guide; kafka-python
+#      + paramiko from PyPI in a virtualenv), pointed at the same stack.
+#
+# Each writes into topics of its own (12 partitions). Figures per contender:
+# wall time, rows/s, MB/s of CSV, peak RSS and CPU seconds (/usr/bin/time -v),
+# and the records in its output topics counted by kcat with
+# isolation.level=read_committed against what the workload holds: a run that
+# lost or duplicated a record gets no throughput figure. Then a flat-memory
+# check: cdr-to-redpanda on one file of 10,000 rows and one of RSS_ROWS rows.
+#
+#   scripts/bench.sh                       # 20 data + 20 voice files of 50,000 rows (2M rows)
+#   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
+#
+# Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,plain,python: any
+# subset, in that order), MICRO=0 to skip the micro-benchmarks (cargo bench
+# parse_encode, the ledger's cost per transaction), BENCH_STACK_DIR
+# (<repo>/.stack-bench), KEEP_STACK=1 to leave the stack running. Everything else (bootstrap, the stack, the
+# release build, the virtualenv) is set up here, so it runs from a fresh clone.
+#
+# Prints the table with ratios to the Python streamer and writes it to
+# bench/results/latest.csv and latest.json (micro-benchmarks:
+# latest-micro.txt); logs stay in the run directory.
+# The broker runs on the same cores as the contenders: compare ratios from one
+# run, not figures from different machines or runs.
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_DIR"
+FILES=${FILES:-20}
+ROWS=${ROWS:-50000}
+BAD_RATE=${BAD_RATE:-0.01}
+PARTITIONS=${PARTITIONS:-12}
+RSS_ROWS=${RSS_ROWS:-1000000}
+CONTENDERS=${CONTENDERS:-eos,plain,python}
+SEED=7
+export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
+VENV=$REPO_DIR/.cache/bench-venv
+BIN=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/cdr-to-redpanda
+
+log() { printf '== %s\n' "$*" >&2; }
+
+scripts/bootstrap.sh
+if [[ ${KEEP_STACK:-0} != 1 ]]; then
+  trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
+fi
+scripts/stack.sh up
+eval "$(scripts/stack.sh env)"
+
+log "building (release)"
+cargo build --release --quiet
+
+if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import kafka, paramiko' 2>/dev/null; then
+  log "virtualenv for the Python streamer ($VENV)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r bench/python/requirements.txt
+fi
+
+run_id=$(date -u +%Y%m%dT%H%M%S)
+RUN_DIR=$STACK_DIR/bench-runs/$run_id
+mkdir -p "$RUN_DIR"
+WORK=bench-$run_id
+work_dir=$SFTP_UPLOAD_DIR/$WORK
+remove_workload() { rm -rf "$work_dir" "$SFTP_UPLOAD_DIR/$WORK-rss-"*; }
+
+log "workload: $FILES data + $FILES voice files of $ROWS rows, bad rate $BAD_RATE, into $work_dir"
+"$BIN" generate --out "$work_dir" --files "$FILES" --rows "$ROWS" --seed "$SEED" --bad-rate "$BAD_RATE" \
+  >"$RUN_DIR/generated.json"
+python3 bench/workload.py "$RUN_DIR/generated.json" "$work_dir" >"$RUN_DIR/expected.json"
+chown -R "$SFTP_USER:" "$work_dir"
+expect() { python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, e))' "$RUN_DIR/expected.json" "$1"; }
+
+# Records in a topic as a read_committed consumer sees them.
+count() {
+  kcat -C -b "$KAFKA_BROKERS" -t "$1" -o beginning -e -q -X isolation.level=read_committed -f '\n' | wc -l
+}
+
+# Runs "$@" under /usr/bin/time -v; sets WALL (seconds) and RC.
+timed() {
+  local name=$1 t0 t1
+  shift
+  t0=$(date +%s.%N)
+  set +e
+  /usr/bin/time -v -o "$RUN_DIR/$name.time" "$@" >"$RUN_DIR/$name.log" 2>&1
+  RC=$?
+  set -e
+  t1=$(date +%s.%N)
+  WALL=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
+}
+
+# cdr-to-redpanda `once` over $2 (a directory under the upload dir) into
+# topics and a ledger of its own; extra flags after.
+run_ours() {
+  local tag=$1 dir=$2
+  shift 2
+  local prefix=bench-$run_id-$tag
+  timed "$tag" env CDR_DATA_TOPIC="$prefix-data" CDR_VOICE_TOPIC="$prefix-voice" \
+    CDR_DLQ_TOPIC="$prefix-dlq" CDR_CHECKPOINT_TOPIC="$prefix-checkpoints" \
+    CDR_TRANSACTIONAL_ID_PREFIX="$prefix" CDR_LEDGER_DIR="$RUN_DIR/ledger-$tag" \
+    CDR_TOPIC_REPLICATION=1 CDR_TOPIC_PARTITIONS="$PARTITIONS" \
+    CDR_SETTLE_SECONDS=0 CDR_MIN_AGE_SECONDS=0 SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$dir" \
+    "$BIN" once "$@"
+}
+
+# Other work on the machine slows every contender: the load is recorded.
+load_start=$(cut -d' ' -f1 /proc/loadavg)
+: >"$RUN_DIR/runs.tsv"
+for contender in ${CONTENDERS//,/ }; do
+  case $contender in
+    eos | plain)
+      if [[ $contender == eos ]]; then
+        name="cdr-to-redpanda (exactly-once)" flags=()
+      else
+        name="cdr-to-redpanda (transactions off)" flags=(--transactions false)
+      fi
+      log "$name"
+      run_ours "$contender" "$WORK" "${flags[@]}"
+      prefix=bench-$run_id-$contender
+      counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
+      want=$(expect 'valid_data + valid_voice + invalid')
+      ;;
+    python)
+      name="Python streamer (kafka-python)"
+      log "$name"
+      prefix=bench-$run_id-python
+      "$VENV/bin/python" bench/create_topics.py "$KAFKA_BROKERS" "$PARTITIONS" "$prefix-data" "$prefix-voice"
+      mkdir -p "$RUN_DIR/python"
+      # Its processed_files.txt goes into its working directory: a fresh one.
+      (cd "$RUN_DIR/python" && timed python env SFTP_HOST="$SFTP_HOST" SFTP_PORT="$SFTP_PORT" \
+        SFTP_USER="$SFTP_USER" SFTP_PASSWORD="$SFTP_PASSWORD" SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$WORK" \
+        KAFKA_BROKERS="$KAFKA_BROKERS" CDR_DATA_TOPIC="$prefix-data" CDR_VOICE_TOPIC="$prefix-voice" \
+        "$VENV/bin/python" "$REPO_DIR/bench/python/main.py"
+        printf '%s\t%s\n' "$WALL" "$RC" >"$RUN_DIR/python.wall")
+      read -r WALL RC <"$RUN_DIR/python.wall"
+      # It sends every row, invalid ones included, and has no dead-letter topic.
+      counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") ))
+      want=$(expect 'rows')
+      ;;
+    *) echo "unknown contender: $contender" >&2; exit 2 ;;
+  esac
+  log "$name: ${WALL}s, exit $RC, $counted of $want records"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$RUN_DIR/$contender.time" "$counted" "$want" "$RC" \
+    >>"$RUN_DIR/runs.tsv"
+done
+
+# Flat memory: the same service on a small and a large single file.
+rss_check=()
+for rows in 10000 "$RSS_ROWS"; do
+  dir=$WORK-rss-$rows
+  "$BIN" generate --out "$SFTP_UPLOAD_DIR/$dir" --files 1 --rows "$rows" --kinds data --seed "$SEED" >/dev/null
+  chown -R "$SFTP_USER:" "$SFTP_UPLOAD_DIR/$dir"
+  run_ours "rss-$rows" "$dir"
+  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$RUN_DIR/rss-$rows.time")
+  log "peak RSS on one data file of $rows rows: $((rss / 1024)) MiB (exit $RC)"
+  rss_check+=("{\"rows\": $rows, \"peak_rss_mib\": $(python3 -c "print(round($rss / 1024, 1))"), \"exit_status\": $RC}")
+done
+remove_workload
+
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit+dirty"
+cat >"$RUN_DIR/meta.json" <<EOF
+{"date": "$(date -u +%Y-%m-%dT%H:%MZ)", "cpus": $(nproc), "cpu_model": "$cpu_model", "commit": "$commit",
+ "loadavg_start": $load_start, "loadavg_end": $(cut -d' ' -f1 /proc/loadavg), "files_per_kind": $FILES, "rows_per_file": $ROWS, "bad_rate": $BAD_RATE, "partitions": $PARTITIONS,
+ "rss_check": [$(IFS=,; echo "${rss_check[*]}")]}
+EOF
+python3 bench/report.py "$RUN_DIR" bench/results
+
+if [[ ${MICRO:-1} == 1 ]]; then
+  # One core, no broker: parse + validate + encode in MB/s of CSV (the thread's
+  # CPU time, so other load on the machine does not count), and the two
+  # durable ledger commits around every Kafka transaction (on this disk, not
+  # in a tmpfs: the fsyncs are the cost).
+  log "micro-benchmarks"
+  {
+    cargo bench --quiet --bench parse_encode 2>/dev/null
+    cargo run --quiet --release -p cdr-state --example ledger_bench -- "$RUN_DIR/ledger-bench" 1000
+  } | tee "$RUN_DIR/micro.txt"
+  cp "$RUN_DIR/micro.txt" bench/results/latest-micro.txt
+fi
+echo "logs: $RUN_DIR"
