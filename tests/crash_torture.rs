@@ -68,8 +68,11 @@ fn expected_keys(dir: &Path) -> BTreeSet<String> {
 }
 
 fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {
-    // Each batch starts a day later, so names never collide.
-    let start = format!("2024-02-{:02}T00:00:00", batch + 1);
+    // Each batch starts a day later, so names never collide (calendar
+    // arithmetic: a long run makes more than 28 batches).
+    let start = (chrono::NaiveDate::from_ymd_opt(2024, 2, 1).unwrap() + chrono::Days::new(batch.into()))
+        .format("%Y-%m-%dT00:00:00")
+        .to_string();
     let seed = (1000 + batch).to_string();
     let summary = generate_files(
         dir,
