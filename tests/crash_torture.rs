@@ -92,7 +92,7 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
     let seed: u64 = std::env::var("CDR_TORTURE_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| rand::random());
+        .unwrap_or_else(rand::random);
     eprintln!("torture seed {seed} (set CDR_TORTURE_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 

@@ -56,9 +56,9 @@ pub struct Job<'a> {
     pub next_seq: u64,
 }
 
-fn open_reader<'v>(
+fn open_reader(
     job: &Job<'_>,
-    validation: &'v parse::Validation,
+    validation: &parse::Validation,
 ) -> Result<StagedReader, IngestError> {
     let file = File::open(job.staged)
         .map_err(|e| IngestError::File(format!("{}: opening staged copy: {e}", job.record.name)))?;
