@@ -3,7 +3,8 @@
     python3 bench/report.py RUN_DIR RESULTS_DIR
 
 RUN_DIR holds what scripts/bench.sh left there: expected.json (bench/workload.py),
-meta.json, and runs.tsv with one line per contender:
+meta.json, and runs.tsv with one line per run (a contender may have several;
+its best counts):
 name, wall seconds, /usr/bin/time -v output file, records counted in its output
 topics with read_committed, records expected there, exit status.
 
@@ -36,25 +37,33 @@ def main():
         expected = json.load(f)
     with open(os.path.join(run_dir, "meta.json")) as f:
         meta = json.load(f)
-    rows = []
+    runs = {}
     with open(os.path.join(run_dir, "runs.tsv")) as f:
         for name, wall, timefile, counted, want, status in csv.reader(f, delimiter="\t"):
-            wall, counted, want = float(wall), int(counted), int(want)
-            cpu, rss = time_v(timefile)
-            complete = counted == want and status == "0"
-            rows.append({
-                "contender": name,
-                "wall_s": round(wall, 2),
-                "rows": expected["rows"],
-                "rows_per_s": round(expected["rows"] / wall) if complete else None,
-                "csv_mb_per_s": round(expected["bytes"] / 1e6 / wall, 1) if complete else None,
-                "peak_rss_mib": round(rss, 1),
-                "cpu_s": round(cpu, 2),
-                "records_counted": counted,
-                "records_expected": want,
-                "exit_status": int(status),
-                "complete": complete,
-            })
+            runs.setdefault(name, []).append((float(wall), timefile, int(counted), int(want), status))
+    rows = []
+    for name, tries in runs.items():
+        # The best (shortest) run stands for the contender, and only if every
+        # one of its runs delivered exactly what it should.
+        complete = all(c == w and s == "0" for _, _, c, w, s in tries)
+        wall, timefile, counted, want, status = min(tries)
+        cpu, _ = time_v(timefile)
+        # Memory is a bound, not a speed: the highest of the runs.
+        rss = max(time_v(t[1])[1] for t in tries)
+        rows.append({
+            "contender": name,
+            "runs": len(tries),
+            "wall_s": round(wall, 2),
+            "rows": expected["rows"],
+            "rows_per_s": round(expected["rows"] / wall) if complete else None,
+            "csv_mb_per_s": round(expected["bytes"] / 1e6 / wall, 1) if complete else None,
+            "peak_rss_mib": round(rss, 1),
+            "cpu_s": round(cpu, 2),
+            "records_counted": counted,
+            "records_expected": want,
+            "exit_status": int(status),
+            "complete": complete,
+        })
     base = next((r for r in rows if r["contender"].lower().startswith("python")), None)
     for r in rows:
         both = base and base["rows_per_s"] and r["rows_per_s"]
@@ -68,7 +77,7 @@ def main():
         eos_cost = round(100 * (1 - eos["rows_per_s"] / plain["rows_per_s"]), 1)
 
     os.makedirs(results_dir, exist_ok=True)
-    columns = ["contender", "wall_s", "rows", "rows_per_s", "csv_mb_per_s", "peak_rss_mib", "cpu_s",
+    columns = ["contender", "runs", "wall_s", "rows", "rows_per_s", "csv_mb_per_s", "peak_rss_mib", "cpu_s",
                "records_counted", "records_expected", "complete", "speed_vs_python", "cpu_vs_python",
                "rss_vs_python"]
     with open(os.path.join(results_dir, "latest.csv"), "w", newline="") as f:
@@ -84,7 +93,7 @@ def main():
           f"({expected['invalid']:,} invalid), {expected['bytes'] / 1e6:.1f} MB of CSV; "
           f"{meta['date']}, {meta['cpus']} cores ({meta['cpu_model']}), "
           f"load average {meta.get('loadavg_start', '?')} at the start, {meta.get('loadavg_end', '?')} at the end")
-    head = (f"| {'contender':<34} | {'wall s':>7} | {'rows/s':>9} | {'MB/s':>6} | {'peak RSS MiB':>12} "
+    head = (f"| {'contender':<34} | {'runs':>4} | {'wall s':>7} | {'rows/s':>9} | {'MB/s':>6} | {'peak RSS MiB':>12} "
             f"| {'CPU s':>7} | {'records (read_committed)':>24} | {'x Python':>8} |")
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
@@ -93,7 +102,7 @@ def main():
         speed = "-" if r["speed_vs_python"] is None else f"{r['speed_vs_python']}x"
         rps = "-" if r["rows_per_s"] is None else f"{r['rows_per_s']:,}"
         mbs = "-" if r["csv_mb_per_s"] is None else f"{r['csv_mb_per_s']}"
-        print(f"| {r['contender']:<34} | {r['wall_s']:>7} | {rps:>9} | {mbs:>6} | {r['peak_rss_mib']:>12} "
+        print(f"| {r['contender']:<34} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {mbs:>6} | {r['peak_rss_mib']:>12} "
               f"| {r['cpu_s']:>7} | {got:>24} | {speed:>8} |")
     if eos_cost is not None:
         print(f"exactly-once costs {eos_cost}% of throughput against transactions off")
