@@ -39,12 +39,31 @@ fn run() -> Result<(), String> {
     let work = std::env::temp_dir().join(format!("cdr-audit-bench-{}", std::process::id()));
     let (dir, ledger) = (work.join("files"), work.join("ledger"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let result = bench(&bin, &brokers, &dir, &ledger, rows, files);
+    let base = format!("bench-audit-{}-{}", std::process::id(), epoch_secs());
+    let result = bench(&bin, &brokers, &base, &dir, &ledger, rows, files);
     let _ = std::fs::remove_dir_all(&work);
+    // The topics hold gigabytes at 10M rows: give the space back.
+    if let Err(e) = delete_topics(&brokers, &base) {
+        eprintln!("audit_bench: topics {base}-* not deleted: {e}");
+    }
     result
 }
 
-fn bench(bin: &Path, brokers: &str, dir: &Path, ledger: &Path, rows: u64, files: u64) -> Result<(), String> {
+fn delete_topics(brokers: &str, base: &str) -> Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = ["data", "voice", "dlq", "ckpt"].iter().map(|t| format!("{base}-{t}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(admin.delete_topics(&names, &AdminOptions::new())).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn bench(bin: &Path, brokers: &str, base: &str, dir: &Path, ledger: &Path, rows: u64, files: u64) -> Result<(), String> {
     // `generate --files N` writes N data and N voice files.
     let pairs = (files / 2).max(1);
     let per_file = rows.div_ceil(pairs * 2);
@@ -57,7 +76,6 @@ fn bench(bin: &Path, brokers: &str, dir: &Path, ledger: &Path, rows: u64, files:
     check(&out, "generate")?;
     let total = per_file * pairs * 2;
 
-    let base = format!("bench-audit-{}-{}", std::process::id(), epoch_secs());
     let with_env = |args: &[&str]| {
         let mut c = Command::new(bin);
         c.args(args)
@@ -68,7 +86,7 @@ fn bench(bin: &Path, brokers: &str, dir: &Path, ledger: &Path, rows: u64, files:
             .env("CDR_VOICE_TOPIC", format!("{base}-voice"))
             .env("CDR_DLQ_TOPIC", format!("{base}-dlq"))
             .env("CDR_CHECKPOINT_TOPIC", format!("{base}-ckpt"))
-            .env("CDR_TRANSACTIONAL_ID_PREFIX", &base)
+            .env("CDR_TRANSACTIONAL_ID_PREFIX", base)
             .env("CDR_TOPIC_PARTITIONS", "12")
             .env("CDR_TOPIC_REPLICATION", "1")
             .env("CDR_SETTLE_SECONDS", "0")
