@@ -263,6 +263,11 @@ pub struct IngestArgs {
     /// UTC offset of the files' timestamps, e.g. +02:00.
     #[arg(long, env = "CDR_TIME_OFFSET", default_value = "+00:00", value_parser = parse_offset)]
     pub time_offset: FixedOffset,
+    /// Rows whose event time is more than this many seconds ahead of the
+    /// clock go to the dead-letter topic: Kafka refuses timestamps more than
+    /// message.timestamp.after.max.ms (1 h by default) in the future.
+    #[arg(long, env = "CDR_MAX_FUTURE_SECONDS", default_value_t = 3300)]
+    pub max_future_seconds: u64,
     /// A name ingested before that arrives with different bytes: record a
     /// conflict, or ingest it again as a new version.
     #[arg(long, env = "CDR_ON_CHANGED", value_enum, default_value_t = OnChanged::Conflict)]
@@ -311,7 +316,9 @@ impl IngestArgs {
             data_types: self.data_types.clone(),
             call_types: self.call_types.clone(),
             time_offset: self.time_offset,
+            latest_event_ms: None,
         };
+        s.max_future = Duration::from_secs(self.max_future_seconds);
         s.on_changed = self.on_changed;
         s.allow_duplicate_content = self.allow_duplicate_content;
         s.after_success = self.after_ingest.clone();

@@ -135,3 +135,24 @@ fn bad_files_fail_with_the_reason_and_nothing_of_them_is_committed() {
     let status = status_json(ledger.path());
     assert_eq!(status["counts"]["failed"], 2);
 }
+
+#[test]
+fn rows_dated_beyond_what_the_broker_accepts_go_to_the_dead_letter_topic() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cdr_voice_20240101_000000.csv"),
+        "msisdn,tower_id,call_type,dest_nr,call_duration_sec,start_time\n\
+         27831234567,1,voice,27837654321,60,2024-01-01 00:00:00\n\
+         27831234567,1,voice,27837654321,60,2099-01-01 00:00:00\n",
+    )
+    .unwrap();
+    let out = once(&topics, dir.path(), ledger.path(), &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(keys(&topics.voice).len(), 1);
+    let dlq = read_committed(&brokers(), &topics.dlq);
+    assert_eq!(dlq.len(), 1);
+    let v: serde_json::Value = serde_json::from_slice(&dlq[0].value).unwrap();
+    assert!(v["_error"].as_str().unwrap().contains("start_time"), "{v}");
+}

@@ -101,6 +101,24 @@ pub fn check_whole_stream(path: &Path, name: &str) -> Result<(), IngestError> {
         .map_err(|e| IngestError::File(format!("{name}: unreadable compressed stream: {e}")))
 }
 
+/// Aborts the open transaction, retrying while the broker is unreachable
+/// (a restart takes longer than one abort's timeout). Still failing after
+/// that, or fenced, the outcome is for the next start to settle: fatal.
+fn abort_with_retries(producer: &mut TxnProducer) -> Result<(), IngestError> {
+    let mut attempt = 0;
+    loop {
+        match producer.abort() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.action() != Action::Fatal && attempt < 5 => {
+                tracing::warn!(error = %e, attempt, "abort failed; retrying");
+                std::thread::sleep(backoff(attempt));
+                attempt += 1;
+            }
+            Err(e) => return Err(IngestError::Fatal(e)),
+        }
+    }
+}
+
 /// Buffers reused across rows: no allocation per row on the hot path.
 struct Scratch {
     key: Vec<u8>,
@@ -148,7 +166,13 @@ pub fn produce_file(
     rec.started_ms.get_or_insert_with(now_ms);
     let mut progress = job.progress;
     let mut seq = job.next_seq;
-    let mut reader = reader_at(&job, &settings.validation, progress.rows_done)?;
+    // The future bound is taken from the clock once per file, so replaying a
+    // chunk judges its rows as the first attempt did.
+    let validation = parse::Validation {
+        latest_event_ms: Some(now_ms() + settings.max_future.as_millis() as i64),
+        ..settings.validation.clone()
+    };
+    let mut reader = reader_at(&job, &validation, progress.rows_done)?;
     let mut scratch = Scratch {
         key: Vec::with_capacity(64),
         value: Vec::with_capacity(1024),
@@ -237,9 +261,7 @@ pub fn produce_file(
             Err(ChunkError::Sink(e)) => {
                 tracing::warn!(file = %rec.name, seq, attempt = attempts + 1, error = %e, "aborting the chunk to replay it");
                 METRICS.transactions.add("aborted", 1);
-                if let Err(abort_err) = producer.abort() {
-                    return Err(IngestError::Fatal(abort_err));
-                }
+                abort_with_retries(producer)?;
                 ledger.txn_aborted(&rec.name, seq, &e.to_string())?;
                 seq += 1;
                 attempts += 1;
@@ -248,7 +270,7 @@ pub fn produce_file(
                 }
                 std::thread::sleep(backoff(attempts));
                 progress = start;
-                reader = reader_at(&job, &settings.validation, start.rows_done)?;
+                reader = reader_at(&job, &validation, start.rows_done)?;
             }
         }
     }

@@ -59,6 +59,8 @@ pub struct IngestSettings {
     /// Attempts at one chunk (abort and replay) before the file is left for
     /// the next pass.
     pub max_chunk_attempts: u32,
+    /// Event times further ahead of the clock than this are invalid rows.
+    pub max_future: Duration,
     /// Set by the daemon's signal handler; every clone shares it.
     pub shutdown: Shutdown,
 }
@@ -91,6 +93,7 @@ impl IngestSettings {
             after_success: AfterIngest::Keep,
             error_dir: None,
             max_chunk_attempts: 20,
+            max_future: Duration::from_secs(3300),
             shutdown: Shutdown::default(),
         }
     }

@@ -60,6 +60,12 @@ pub struct Validation {
     pub call_types: Vec<String>,
     /// The zone the files' timestamps are written in; UTC unless configured.
     pub time_offset: chrono::FixedOffset,
+    /// Event times after this instant (UTC epoch ms) are invalid rows. Kafka
+    /// rejects a record whose timestamp is too far ahead of the broker's clock
+    /// (`message.timestamp.after.max.ms`, one hour by default in Kafka 4), so
+    /// such a row could never be produced. Set by the caller from its clock:
+    /// parsing itself reads no clock.
+    pub latest_event_ms: Option<i64>,
 }
 
 impl Default for Validation {
@@ -71,6 +77,7 @@ impl Default for Validation {
                 .to_vec(),
             call_types: ["voice", "video"].map(String::from).to_vec(),
             time_offset: chrono::Utc.fix(),
+            latest_event_ms: None,
         }
     }
 }

@@ -95,6 +95,7 @@ pub struct CdrReader<R: Read> {
     plain: Vec<bool>,
     checks: Vec<Check>,
     offset_secs: i32,
+    latest_event_ms: Option<i64>,
 }
 
 impl<R: Read> CdrReader<R> {
@@ -127,6 +128,7 @@ impl<R: Read> CdrReader<R> {
             plain: Vec::new(),
             checks: Vec::new(),
             offset_secs: validation.time_offset.local_minus_utc(),
+            latest_event_ms: validation.latest_event_ms,
         };
         // csv_core strips a UTF-8 BOM only if its first call sees all three
         // bytes, and takes an input empty after the BOM for the end of the file.
@@ -298,6 +300,11 @@ impl<R: Read> CdrReader<R> {
             let (a, b) = self.spans[check.header_pos];
             match check.rule.check(&bytes[a..b], self.offset_secs) {
                 Ok(None) => {}
+                Ok(Some(ms)) if self.latest_event_ms.is_some_and(|latest| ms > latest) => {
+                    let value = String::from_utf8_lossy(&bytes[a..b]);
+                    let reason = "event time is too far in the future for the broker to accept";
+                    return Err(RowError::field(check.column, &value, reason.into()));
+                }
                 Ok(Some(ms)) => event_time_ms = ms,
                 Err(reason) => {
                     let value = String::from_utf8_lossy(&bytes[a..b]);

@@ -288,6 +288,7 @@ fn configured_types_and_offset_are_used() {
         data_types: vec!["stream".into()],
         call_types: vec![],
         time_offset: chrono::FixedOffset::east_opt(2 * 3600).unwrap(),
+        latest_event_ms: None,
     };
     let input = format!(
         "{DATA_HEADER}\n{}\n{DATA_ROW}\n",
@@ -856,5 +857,28 @@ fn below_0x23_test_is_exact() {
                 "{b:#x} at {at}"
             );
         }
+    }
+}
+
+#[test]
+fn event_times_past_the_latest_accepted_instant_are_invalid_rows() {
+    let validation = Validation {
+        // 2024-01-01 00:00:00 UTC: rows after it are "in the future".
+        latest_event_ms: Some(1_704_067_200_000),
+        ..Validation::default()
+    };
+    let input = format!(
+        "{DATA_HEADER}\n{}\n{}\n",
+        data_with("event_datetime", "2023-12-31 23:59:59"),
+        data_with("event_datetime", "2024-01-01 00:00:01")
+    );
+    let mut reader = CdrReader::new(RecordKind::Data, "f.csv", input.as_bytes(), &validation).unwrap();
+    assert!(matches!(reader.next_row().unwrap(), Some(Row::Valid(_))));
+    match reader.next_row().unwrap() {
+        Some(Row::Invalid(r)) => {
+            assert_eq!(r.error.column(), Some("event_datetime"));
+            assert!(r.error.to_string().contains("future"), "{}", r.error);
+        }
+        _ => panic!("a row past the latest instant must be invalid"),
     }
 }
