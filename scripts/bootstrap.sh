@@ -21,6 +21,7 @@ declare -A COMMAND_PACKAGES=(
   [ssh-keyscan]=openssh-client
   [sftp]=openssh-client
   [kcat]=kcat                       # readiness checks, manual produce/consume
+  [/usr/bin/time]=time              # scripts/bench.sh: peak RSS and CPU time (-v)
   [curl]=curl
   [mvn]=maven                       # fetches the Kafka broker jars
   [ss]=iproute2                     # free-port checks
