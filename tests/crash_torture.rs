@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 
 fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<String>) -> Child {
     let mut cmd = bin();
@@ -43,28 +42,6 @@ fn wait_max(child: &mut Child, limit: Duration) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// (key -> 1) for every row of every file in `dir`, and the invalid-row total
-/// the generator reported.
-fn expected_keys(dir: &Path) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let path = e.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !(name.starts_with("cdr_") && name.ends_with(".csv")) {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        let prefix = format!("{:x}", Sha256::digest(&bytes))[..16].to_string();
-        let rows = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(&bytes[..])
-            .byte_records()
-            .count() as u64;
-        keys.extend((1..=rows).map(|i| format!("{prefix}-{i}")));
-    }
-    keys
 }
 
 fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {

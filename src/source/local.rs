@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    check_name, check_unchanged, collision_name, stage, Fetched, RemoteFile, Source, SourceError,
+    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError,
     StageError, UnreadableNames, MAX_COLLISION_SUFFIX,
 };
 
@@ -134,17 +134,7 @@ impl Source for LocalSource {
             _ => gone_or_io(e, "stat"),
         })?;
         check_unchanged(file, size, mtime, "after reading")?;
-        if copied != file.size {
-            return Err(SourceError::Changed {
-                name: file.name.clone(),
-                what: format!("read {copied} bytes, listed size {}", file.size),
-            });
-        }
-        Ok(Fetched {
-            path: staging.to_path_buf(),
-            size: copied,
-            sha256,
-        })
+        fetched(file, staging, copied, sha256)
     }
 
     fn delete(&mut self, name: &str) -> Result<(), SourceError> {

@@ -275,6 +275,21 @@ impl UnreadableNames {
     }
 }
 
+/// The end of every fetch: the byte count must match the listing.
+fn fetched(file: &RemoteFile, staging: &Path, copied: u64, sha256: [u8; 32]) -> Result<Fetched, SourceError> {
+    if copied != file.size {
+        return Err(SourceError::Changed {
+            name: file.name.clone(),
+            what: format!("read {copied} bytes, listed size {}", file.size),
+        });
+    }
+    Ok(Fetched {
+        path: staging.to_path_buf(),
+        size: copied,
+        sha256,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

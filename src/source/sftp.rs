@@ -28,7 +28,7 @@ use ssh2::{
 };
 
 use super::{
-    check_name, check_unchanged, collision_name, stage, Fetched, RemoteFile, Source, SourceError,
+    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError,
     StageError, UnreadableNames, MAX_COLLISION_SUFFIX,
 };
 
@@ -942,17 +942,7 @@ fn fetch_once(
     drop(remote);
     let (size, mtime) = stat_size_mtime(sftp, cfg, &path, file, "after reading")?;
     check_unchanged(file, size, mtime, "after reading")?;
-    if copied != file.size {
-        return Err(SourceError::Changed {
-            name: file.name.clone(),
-            what: format!("read {copied} bytes, listed size {}", file.size),
-        });
-    }
-    Ok(Fetched {
-        path: staging.to_path_buf(),
-        size: copied,
-        sha256,
-    })
+    fetched(file, staging, copied, sha256)
 }
 
 fn is_dir(sftp: &Sftp, cfg: &SftpConfig, path: &Path) -> Result<bool, SourceError> {

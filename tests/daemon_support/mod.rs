@@ -163,24 +163,6 @@ pub fn generate(dir: &Path, files: u32, rows: u64, seed: u64, start: &str, bad_r
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Every key the files in `dir` must produce: `<sha16>-<row>`, one per data row.
-pub fn expected_keys(dir: &Path) -> std::collections::BTreeSet<String> {
-    use sha2::{Digest, Sha256};
-    let mut keys = std::collections::BTreeSet::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let path = e.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !(name.starts_with("cdr_") && name.ends_with(".csv")) {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        let prefix = format!("{:x}", Sha256::digest(&bytes))[..16].to_string();
-        let rows = csv::ReaderBuilder::new().flexible(true).from_reader(&bytes[..]).byte_records().count() as u64;
-        keys.extend((1..=rows).map(|i| format!("{prefix}-{i}")));
-    }
-    keys
-}
-
 /// Asserts that the data, voice and dead-letter topics hold every expected
 /// key exactly once (read_committed), and nothing else.
 pub fn assert_exactly_once(topics: &Topics, dir: &Path) {
