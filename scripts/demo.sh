@@ -68,4 +68,7 @@ echo
 echo "== ledger"
 "$BIN" status
 echo
+echo "== audit: ledger vs checkpoints vs topics (read_committed)"
+"$BIN" audit
+echo
 echo "The stack keeps running: eval \"\$(scripts/stack.sh env)\" to use it, scripts/stack.sh down to stop it."
