@@ -143,19 +143,32 @@ pub struct Metrics {
     pub sftp_reconnects: Counter,
 }
 
+impl Metrics {
+    /// Every metric at zero.
+    pub const fn new() -> Self {
+        Metrics {
+            files: LabeledCounter::new(),
+            rows_produced: LabeledCounter::new(),
+            invalid_rows: Counter::new(),
+            bytes_downloaded: Counter::new(),
+            transactions: LabeledCounter::new(),
+            chunk_seconds: Histogram::new(),
+            files_waiting: Gauge::new(),
+            oldest_waiting_age_seconds: Gauge::new(),
+            last_success_timestamp_seconds: Gauge::new(),
+            sftp_reconnects: Counter::new(),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The process-wide registry.
-pub static METRICS: Metrics = Metrics {
-    files: LabeledCounter::new(),
-    rows_produced: LabeledCounter::new(),
-    invalid_rows: Counter::new(),
-    bytes_downloaded: Counter::new(),
-    transactions: LabeledCounter::new(),
-    chunk_seconds: Histogram::new(),
-    files_waiting: Gauge::new(),
-    oldest_waiting_age_seconds: Gauge::new(),
-    last_success_timestamp_seconds: Gauge::new(),
-    sftp_reconnects: Counter::new(),
-};
+pub static METRICS: Metrics = Metrics::new();
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -219,18 +232,7 @@ mod tests {
 
     #[test]
     fn histogram_renders_cumulative_buckets_and_labels_are_escaped() {
-        let m = Metrics {
-            files: LabeledCounter::new(),
-            rows_produced: LabeledCounter::new(),
-            invalid_rows: Counter::new(),
-            bytes_downloaded: Counter::new(),
-            transactions: LabeledCounter::new(),
-            chunk_seconds: Histogram::new(),
-            files_waiting: Gauge::new(),
-            oldest_waiting_age_seconds: Gauge::new(),
-            last_success_timestamp_seconds: Gauge::new(),
-            sftp_reconnects: Counter::new(),
-        };
+        let m = Metrics::new();
         m.chunk_seconds.observe(Duration::from_millis(3));
         m.chunk_seconds.observe(Duration::from_millis(40));
         m.chunk_seconds.observe(Duration::from_secs(100));
