@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 
@@ -34,7 +33,7 @@ pub struct RemoteFile {
 /// exactly the bytes in `path`, whatever happens to the original afterwards.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    /// The staging path the bytes were written to (and fsynced).
+    /// The staging path the bytes were written to.
     pub path: PathBuf,
     /// Number of bytes copied; equals the listed size.
     pub size: u64,
@@ -148,64 +147,23 @@ enum StageError {
     Write(io::Error),
 }
 
-/// Every this many bytes written, the staging file's dirty pages are handed to
-/// a background fsync, so the final fsync finds little left to write. Measured
-/// on a 256 MiB SFTP fetch: the final fsync went from ~270 ms to ~10 ms, time
-/// every fetch would otherwise spend waiting on the disk after the last byte.
-const BACKGROUND_SYNC_EVERY: u64 = 8 << 20;
-
 /// Copies `reader` to a new (or truncated) `staging` file through a
-/// `buf_size` read buffer, hashing the bytes as they pass, and fsyncs the file
-/// so that a fetched file survives a crash as it was hashed. Returns the byte
+/// `buf_size` read buffer, hashing the bytes as they pass. Returns the byte
 /// count and SHA-256. Reading never seeks (libssh2 pipelines reads ahead).
 ///
-/// Reading, hashing and writing stay on this thread: while it hashes and
-/// writes, the server's pipelined replies keep arriving in the socket buffer,
-/// and a separate writer thread measured no faster. Only the fsync wait is
-/// moved to a helper thread, where it overlaps the download.
+/// Not fsynced: a staging file is only read by the ingest that fetched it, and
+/// every ingest (after a crash too) fetches and hashes anew, so a staging file
+/// lost in a crash loses nothing.
 fn stage<R: Read>(
     reader: &mut R,
     staging: &Path,
     buf_size: usize,
 ) -> Result<(u64, [u8; 32]), StageError> {
     let file = File::create(staging).map_err(StageError::Write)?;
-    let flusher_file = file.try_clone().map_err(StageError::Write)?;
-    // Capacity 1: a request queued behind a running fsync covers any bytes
-    // written meanwhile, so further requests can be dropped.
-    let (flush_tx, flush_rx) = mpsc::sync_channel::<()>(1);
-    std::thread::scope(|scope| {
-        let flusher = scope.spawn(move || -> io::Result<()> {
-            for () in flush_rx {
-                flusher_file.sync_data()?;
-            }
-            Ok(())
-        });
-        let copied = copy_and_hash(reader, file, buf_size, &flush_tx);
-        drop(flush_tx);
-        let flushed = match flusher.join() {
-            Ok(result) => result,
-            Err(_) => Err(io::Error::other("the background fsync thread panicked")),
-        };
-        let (total, sha256, file) = copied?;
-        flushed.map_err(StageError::Write)?;
-        file.sync_all().map_err(StageError::Write)?;
-        Ok((total, sha256))
-    })
-}
-
-/// The copy loop of `stage`: returns the byte count, the SHA-256 and the
-/// file, with everything written but not yet synced.
-fn copy_and_hash<R: Read>(
-    reader: &mut R,
-    file: File,
-    buf_size: usize,
-    flush_tx: &mpsc::SyncSender<()>,
-) -> Result<(u64, [u8; 32], File), StageError> {
     let mut out = BufWriter::with_capacity(STAGING_WRITE_BUFFER, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; buf_size];
     let mut total = 0u64;
-    let mut unsynced = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -219,19 +177,9 @@ fn copy_and_hash<R: Read>(
             crate::failpoint::hit("mid-download");
         }
         total += n as u64;
-        unsynced += n as u64;
-        if unsynced >= BACKGROUND_SYNC_EVERY {
-            out.flush().map_err(StageError::Write)?;
-            // Full: a queued fsync will cover these bytes. Disconnected: the
-            // flusher failed, and its error is reported when it is joined.
-            let _ = flush_tx.try_send(());
-            unsynced = 0;
-        }
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| StageError::Write(e.into_error()))?;
-    Ok((total, hasher.finalize().into(), file))
+    out.flush().map_err(StageError::Write)?;
+    Ok((total, hasher.finalize().into()))
 }
 
 /// Compares a file's current size and mtime with what the listing said.
