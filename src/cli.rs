@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::scope::{parse_time, TimeBasis};
 use crate::config::{IngestArgs, KafkaArgs, LedgerArgs, SourceArgs};
 use crate::generate::GenerateArgs;
+use crate::group::GroupArgs;
 
 #[derive(Parser, Debug)]
 #[command(name = "cdr-to-redpanda", version, about = "Exactly-once ingest of telecom CDR files from SFTP into Redpanda / Kafka")]
@@ -75,7 +76,8 @@ pub struct RunCommand {
     pub poll_interval_seconds: u64,
     /// Worker slots, each with its own transactional producer
     /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
-    /// order, so more than 2 slots (one per kind) add nothing.
+    /// order, so more than 2 slots (one per kind) add nothing. With --group:
+    /// the files in flight at once, one per shard, any kind
     #[arg(long, env = "CDR_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Daemon")]
     pub workers: u32,
     /// After SIGTERM/SIGINT, the current chunk commits and the daemon exits
@@ -86,6 +88,8 @@ pub struct RunCommand {
     /// Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT. Off unless set.
     #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT", help_heading = "Daemon")]
     pub metrics_addr: Option<String>,
+    #[command(flatten)]
+    pub group: GroupArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]

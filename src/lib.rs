@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod generate;
+pub mod group;
 pub mod encode;
 pub mod parse;
 pub mod schema;

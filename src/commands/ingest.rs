@@ -9,6 +9,8 @@ use anyhow::Context;
 use cdr_state::Ledger;
 
 use crate::cli::{IngestCommand, RunCommand};
+use crate::group::topic::ensure_assignment_topic;
+use crate::group::Group;
 use crate::ingest::decide::needs_fetch;
 use crate::ingest::pass::PassSummary;
 use crate::ingest::workers::Workers;
@@ -23,7 +25,7 @@ use crate::source::select::Selector;
 use crate::source::{RemoteFile, Source, SourceError};
 
 /// Opens the ledger and starts `slots` worker slots, each with its own source.
-fn start_workers(args: &IngestCommand, slots: u32, shutdown: &Shutdown) -> anyhow::Result<Workers> {
+fn start_workers(args: &IngestCommand, slots: u32, shutdown: &Shutdown, group: Option<Group>) -> anyhow::Result<Workers> {
     let ledger = Ledger::open(&args.ledger.ledger_dir)
         .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
     let sources = (0..slots)
@@ -33,7 +35,7 @@ fn start_workers(args: &IngestCommand, slots: u32, shutdown: &Shutdown) -> anyho
     tracing::info!(source = %sources[0].describe(), slots, "source configured");
     let mut settings = args.ingest.settings(&args.kafka, &args.ledger);
     settings.shutdown = shutdown.clone();
-    Ok(Workers::start(&args.kafka.kafka_config(), ledger, sources, settings)?)
+    Ok(Workers::start(&args.kafka.kafka_config(), ledger, sources, settings, group)?)
 }
 
 /// The admin client is async; its requests are driven on a small runtime.
@@ -77,7 +79,7 @@ fn log_summary(s: &PassSummary, took: Duration) {
 /// still in between are taken.
 pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
     prepare_topics(&admin_runtime()?, args).context("preparing topics")?;
-    let mut workers = start_workers(args, 1, &Shutdown::default())?;
+    let mut workers = start_workers(args, 1, &Shutdown::default(), None)?;
     let mut selector = Selector::new(args.source.select_config());
     let first = list(workers.source_mut())?;
     selector.ready(&first, now_ms());
@@ -182,7 +184,7 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
     if let Some(addr) = &args.metrics_addr {
         server::serve(addr)?;
     }
-    if args.workers > 2 {
+    if args.workers > 2 && args.group.group.is_none() {
         tracing::warn!(workers = args.workers, "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle");
     }
     let common = &args.common;
@@ -206,13 +208,18 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         return stopped();
     }
     HEALTH.set_source_ok(true);
-    let mut workers = start_workers(common, args.workers, &shutdown)?;
+    let group = match &args.group.group {
+        Some(name) => Some(join_group(&rt, args, name)?),
+        None => None,
+    };
+    let mut workers = start_workers(common, args.workers, &shutdown, group)?;
     spawn_broker_probe(&kafka, &common.kafka.checkpoint_topic)?;
     HEALTH.set_started();
     tracing::info!("running");
     let mut selector = Selector::new(common.source.select_config());
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
     while !shutdown.requested() {
+        workers.take_over_shards().context("following the group's assignment")?;
         match list(workers.source_mut()) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
@@ -234,6 +241,16 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         sleep_unless_stopped(interval, &shutdown);
     }
     stopped()
+}
+
+/// Creates the assignment topic if needed and joins the group.
+fn join_group(rt: &tokio::runtime::Runtime, args: &RunCommand, name: &str) -> anyhow::Result<Group> {
+    let common = &args.common;
+    let kafka = common.kafka.kafka_config();
+    let shards = rt
+        .block_on(ensure_assignment_topic(&kafka, &args.group.group_topic, args.group.group_shards, common.kafka.replication_factor))
+        .context("preparing the group's assignment topic")?;
+    Ok(Group::join(&kafka, &args.group, name, shards, &common.kafka.checkpoint_topic)?)
 }
 
 fn stopped() -> anyhow::Result<ExitCode> {

@@ -104,7 +104,6 @@ impl PassSummary {
 pub struct Engine {
     ledger: Arc<Ledger>,
     source: Box<dyn Source>,
-    producer: TxnProducer,
     checkpoints: Arc<Mutex<CheckpointStore>>,
     settings: IngestSettings,
 }
@@ -114,18 +113,17 @@ const FETCH_ATTEMPTS: u32 = 6;
 
 impl Engine {
     /// One slot over shared state; `workers::Workers::start` builds them in
-    /// the order recovery needs.
+    /// the order recovery needs. The producer is lent per file (`ingest_one`):
+    /// a slot's own, or in a group the producer of the file's shard.
     pub(super) fn new(
         ledger: Arc<Ledger>,
         source: Box<dyn Source>,
-        producer: TxnProducer,
         checkpoints: Arc<Mutex<CheckpointStore>>,
         settings: IngestSettings,
     ) -> Self {
         Engine {
             ledger,
             source,
-            producer,
             checkpoints,
             settings,
         }
@@ -142,7 +140,7 @@ impl Engine {
     }
 
     /// One file, start to finish. Only fatal errors are returned as Err.
-    pub fn ingest_one(&mut self, file: &RemoteFile) -> Result<FileOutcome, EngineError> {
+    pub fn ingest_one(&mut self, producer: &mut TxnProducer, file: &RemoteFile) -> Result<FileOutcome, EngineError> {
         let Some(kind) = RecordKind::from_file_name(&file.name) else {
             return Ok(FileOutcome::Skipped);
         };
@@ -154,13 +152,14 @@ impl Engine {
             return Ok(FileOutcome::Skipped);
         }
         let staged = self.settings.staging_dir.join(format!("{}.staging", file.name));
-        let outcome = self.fetch_and_ingest(file, kind, existing, &staged);
+        let outcome = self.fetch_and_ingest(producer, file, kind, existing, &staged);
         let _ = std::fs::remove_file(&staged);
         outcome
     }
 
     fn fetch_and_ingest(
         &mut self,
+        producer: &mut TxnProducer,
         file: &RemoteFile,
         kind: RecordKind,
         existing: Option<FileRecord>,
@@ -253,13 +252,14 @@ impl Engine {
                 rec.duplicate_of = None;
                 progress.apply_to(&mut rec);
                 let next_seq = self.next_seq(&rec.name, checkpoint.as_ref())?;
-                self.produce(rec, kind, &fetched, progress, next_seq)
+                self.produce(producer, rec, kind, &fetched, progress, next_seq)
             }
         }
     }
 
     fn produce(
         &mut self,
+        producer: &mut TxnProducer,
         rec: FileRecord,
         kind: RecordKind,
         fetched: &Fetched,
@@ -278,7 +278,7 @@ impl Engine {
             progress,
             next_seq,
         };
-        match produce_file(&mut self.producer, &self.ledger, &self.checkpoints, &self.settings, job) {
+        match produce_file(producer, &self.ledger, &self.checkpoints, &self.settings, job) {
             Ok(done) => {
                 let secs = started.elapsed().as_secs_f64();
                 let rows = done.rows_done - resumed_at;

@@ -14,7 +14,18 @@ use crate::sink::CheckpointStore;
 
 /// Resolves every in-doubt transaction; returns how many there were.
 pub fn settle_in_doubt(ledger: &Ledger, checkpoints: &CheckpointStore) -> Result<usize, LedgerError> {
-    let in_doubt = ledger.in_doubt()?;
+    settle_in_doubt_of(ledger, checkpoints, |_| true)
+}
+
+/// Resolves the in-doubt transactions of the files `mine` accepts: in a
+/// group, only a shard this instance has just fenced and re-read has a
+/// checkpoint that is final for its files.
+pub fn settle_in_doubt_of(
+    ledger: &Ledger,
+    checkpoints: &CheckpointStore,
+    mine: impl Fn(&str) -> bool,
+) -> Result<usize, LedgerError> {
+    let in_doubt: Vec<_> = ledger.in_doubt()?.into_iter().filter(|(file, _)| mine(&file.name)).collect();
     for (file, txn) in &in_doubt {
         let cp = checkpoints
             .get(&file.name)

@@ -9,6 +9,11 @@
 //! with one slot this is plain name order over all files. Parallelism is
 //! therefore at most the number of kinds (data, voice): a third slot has
 //! nothing to do, and `run` says so at startup.
+//!
+//! In a group (`--group`) the lanes are shards instead of kinds: only the
+//! files of shards this instance owns are taken, one at a time per shard in
+//! name order, with the shard's producer; every slot can be busy, each with
+//! a file of another shard, whatever their kinds.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -19,6 +24,7 @@ use cdr_state::Ledger;
 use super::pass::{Engine, EngineError, FileOutcome, PassSummary};
 use super::recover::settle_in_doubt;
 use super::IngestSettings;
+use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
 use crate::schema::RecordKind;
 use crate::sink::{CheckpointStore, KafkaConfig, TxnProducer};
@@ -26,8 +32,11 @@ use crate::source::{RemoteFile, Source};
 
 /// The engines of every slot.
 pub struct Workers {
-    engines: Vec<Engine>,
+    /// Each slot's engine and, without a group, its own producer.
+    slots: Vec<(Engine, Option<TxnProducer>)>,
     ledger: Arc<Ledger>,
+    checkpoints: Arc<Mutex<CheckpointStore>>,
+    group: Option<Group>,
     settings: IngestSettings,
 }
 
@@ -41,45 +50,73 @@ impl Workers {
     /// read_committed, then the settling of in-doubt transactions. Reading
     /// checkpoints before every slot is fenced could block on, or miss, a
     /// transaction a dead instance left open.
+    ///
+    /// In a group none of this happens here: shards come and go, and each is
+    /// fenced, read and settled when it is taken over (`take_over_shards`).
     pub fn start(
         kafka: &KafkaConfig,
         ledger: Ledger,
         sources: Vec<Box<dyn Source>>,
         settings: IngestSettings,
+        group: Option<Group>,
     ) -> Result<Self, EngineError> {
         std::fs::create_dir_all(&settings.staging_dir).map_err(|source| EngineError::Staging {
             path: settings.staging_dir.clone(),
             source,
         })?;
         let mut producers = Vec::with_capacity(sources.len());
-        for slot in 0..sources.len() as u32 {
-            producers.push(TxnProducer::new(kafka, slot)?);
-        }
-        let checkpoints =
-            CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
-        let settled = settle_in_doubt(&ledger, &checkpoints)?;
-        if settled > 0 {
-            tracing::info!(settled, "recovered transactions left in doubt");
-        }
-        tracing::info!(
-            producers = ?producers.iter().map(TxnProducer::transactional_id).collect::<Vec<_>>(),
-            checkpoints = checkpoints.len(),
-            "engine ready"
-        );
+        let checkpoints = match group {
+            Some(_) => {
+                producers.resize_with(sources.len(), || None);
+                CheckpointStore::default()
+            }
+            None => {
+                for slot in 0..sources.len() as u32 {
+                    producers.push(Some(TxnProducer::new(kafka, slot)?));
+                }
+                let checkpoints =
+                    CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
+                let settled = settle_in_doubt(&ledger, &checkpoints)?;
+                if settled > 0 {
+                    tracing::info!(settled, "recovered transactions left in doubt");
+                }
+                tracing::info!(
+                    producers = ?producers.iter().flatten().map(TxnProducer::transactional_id).collect::<Vec<_>>(),
+                    checkpoints = checkpoints.len(),
+                    "engine ready"
+                );
+                checkpoints
+            }
+        };
         let ledger = Arc::new(ledger);
         let checkpoints = Arc::new(Mutex::new(checkpoints));
-        let engines = producers
+        let slots = producers
             .into_iter()
             .zip(sources)
             .map(|(producer, source)| {
-                Engine::new(ledger.clone(), source, producer, checkpoints.clone(), settings.clone())
+                (Engine::new(ledger.clone(), source, checkpoints.clone(), settings.clone()), producer)
             })
             .collect();
         Ok(Workers {
-            engines,
+            slots,
             ledger,
+            checkpoints,
+            group,
             settings,
         })
+    }
+
+    /// In a group: follows the assignment (see `Group::take_over`). Between
+    /// passes only, so no slot is busy with a shard being taken over.
+    pub fn take_over_shards(&self) -> Result<(), GroupError> {
+        match &self.group {
+            Some(g) => g.take_over(&self.ledger, &self.checkpoints),
+            None => Ok(()),
+        }
+    }
+
+    pub fn group(&self) -> Option<&Group> {
+        self.group.as_ref()
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -88,7 +125,7 @@ impl Workers {
 
     /// The source slot 0 lists with (each slot fetches with its own).
     pub fn source_mut(&mut self) -> &mut dyn Source {
-        self.engines[0].source_mut()
+        self.slots[0].0.source_mut()
     }
 
     /// Ingests the ready files: per kind in name order, kinds side by side
@@ -96,27 +133,44 @@ impl Workers {
     /// slot hits a fatal error (the first fatal error is returned, after
     /// every other slot has finished its current file).
     pub fn pass(&mut self, ready: Vec<RemoteFile>) -> Result<PassSummary, EngineError> {
-        let queue = Queue::new(ready);
+        let queue = match &self.group {
+            // Files of shards owned elsewhere are that owner's business.
+            Some(g) => Queue::new(
+                ready.into_iter().filter(|f| g.is_ready(g.shard_of(&f.name))).collect(),
+                |f| Lane::Shard(g.shard_of(&f.name)),
+            ),
+            None => Queue::new(ready, kind_lane),
+        };
         let shutdown = &self.settings.shutdown;
+        let group = self.group.as_ref();
         std::thread::scope(|scope| {
             let mut handles = Vec::new();
-            for (slot, engine) in self.engines.iter_mut().enumerate() {
+            for (slot, (engine, own)) in self.slots.iter_mut().enumerate() {
                 let queue = &queue;
                 let spawned = std::thread::Builder::new()
                     .name(format!("slot-{slot}"))
                     .spawn_scoped(scope, move || loop {
-                        let Some((kind, file)) = queue.take(|| shutdown.requested()) else {
+                        let Some((lane, file)) = queue.take(|| shutdown.requested()) else {
                             return;
                         };
-                        // A panic must still release the kind, or the
+                        // A panic must still release the lane, or the
                         // other slots would wait for it forever.
-                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.ingest_one(&file)))
-                            .unwrap_or_else(|_| Err(EngineError::SlotPanicked(file.name.clone())));
-                        queue.done(kind, result);
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            match (lane, group, own.as_mut()) {
+                                // Revoked since the pass began: its new owner takes it.
+                                (Lane::Shard(shard), Some(g), _) => g
+                                    .with_producer(shard, |p| engine.ingest_one(p, &file))
+                                    .unwrap_or(Ok(FileOutcome::Skipped)),
+                                (_, _, Some(p)) => engine.ingest_one(p, &file),
+                                (_, _, None) => Ok(FileOutcome::Skipped),
+                            }
+                        }))
+                        .unwrap_or_else(|_| Err(EngineError::SlotPanicked(file.name.clone())));
+                        queue.done(lane, result);
                     });
                 match spawned {
                     Ok(h) => handles.push(h),
-                    Err(e) => queue.done("", Err(EngineError::Thread(e))),
+                    Err(e) => queue.done(Lane::Kind(""), Err(EngineError::Thread(e))),
                 }
             }
             for h in handles {
@@ -129,7 +183,21 @@ impl Workers {
     }
 }
 
-/// The pass's files by kind, and who is busy with which kind.
+/// Files of one lane are taken one at a time in name order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Lane {
+    /// One instance: a kind (data, voice; "" for names of no known kind).
+    Kind(&'static str),
+    /// A group: a shard, whose producer runs one transaction at a time.
+    Shard(u32),
+}
+
+fn kind_lane(f: &RemoteFile) -> Lane {
+    // Names of no known kind share one lane; the engine skips them.
+    Lane::Kind(RecordKind::from_file_name(&f.name).map_or("", RecordKind::as_str))
+}
+
+/// The pass's files by lane, and who is busy with which lane.
 struct Queue {
     state: Mutex<QueueState>,
     changed: Condvar,
@@ -137,20 +205,18 @@ struct Queue {
 
 #[derive(Default)]
 struct QueueState {
-    by_kind: BTreeMap<&'static str, VecDeque<RemoteFile>>,
-    busy: BTreeSet<&'static str>,
+    by_lane: BTreeMap<Lane, VecDeque<RemoteFile>>,
+    busy: BTreeSet<Lane>,
     summary: PassSummary,
     fatal: Option<EngineError>,
 }
 
 impl Queue {
-    fn new(mut ready: Vec<RemoteFile>) -> Self {
+    fn new(mut ready: Vec<RemoteFile>, lane: impl Fn(&RemoteFile) -> Lane) -> Self {
         ready.sort_by(|a, b| a.name.cmp(&b.name));
         let mut state = QueueState::default();
         for f in ready {
-            // Names of no known kind share one queue; the engine skips them.
-            let kind = RecordKind::from_file_name(&f.name).map_or("", RecordKind::as_str);
-            state.by_kind.entry(kind).or_default().push_back(f);
+            state.by_lane.entry(lane(&f)).or_default().push_back(f);
         }
         Queue {
             state: Mutex::new(state),
@@ -162,24 +228,24 @@ impl Queue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The next file a free slot may take, waiting while every kind with
+    /// The next file a free slot may take, waiting while every lane with
     /// files left is busy; None when the pass is over for this slot.
-    fn take(&self, stop: impl Fn() -> bool) -> Option<(&'static str, RemoteFile)> {
+    fn take(&self, stop: impl Fn() -> bool) -> Option<(Lane, RemoteFile)> {
         let mut st = self.lock();
         loop {
             if stop() || st.fatal.is_some() {
                 return None;
             }
             let next = st
-                .by_kind
+                .by_lane
                 .iter()
-                .filter(|(kind, q)| !st.busy.contains(*kind) && !q.is_empty())
+                .filter(|(lane, q)| !st.busy.contains(*lane) && !q.is_empty())
                 .min_by(|a, b| a.1.front().map(|f| &f.name).cmp(&b.1.front().map(|f| &f.name)))
-                .map(|(kind, _)| *kind);
-            if let Some(kind) = next {
-                let file = st.by_kind.get_mut(kind).and_then(VecDeque::pop_front)?;
-                st.busy.insert(kind);
-                return Some((kind, file));
+                .map(|(lane, _)| *lane);
+            if let Some(lane) = next {
+                let file = st.by_lane.get_mut(&lane).and_then(VecDeque::pop_front)?;
+                st.busy.insert(lane);
+                return Some((lane, file));
             }
             if st.busy.is_empty() {
                 return None;
@@ -193,9 +259,9 @@ impl Queue {
         }
     }
 
-    fn done(&self, kind: &'static str, result: Result<FileOutcome, EngineError>) {
+    fn done(&self, lane: Lane, result: Result<FileOutcome, EngineError>) {
         let mut st = self.lock();
-        st.busy.remove(kind);
+        st.busy.remove(&lane);
         match result {
             Ok(outcome) => {
                 // Skipped files are not counted: every poll lists the files
@@ -238,11 +304,14 @@ mod tests {
 
     #[test]
     fn one_kind_at_a_time_in_name_order_kinds_side_by_side() {
-        let q = Queue::new(vec![
-            file("cdr_voice_20240101_000002.csv"),
-            file("cdr_data_20240101_000003.csv"),
-            file("cdr_data_20240101_000001.csv"),
-        ]);
+        let q = Queue::new(
+            vec![
+                file("cdr_voice_20240101_000002.csv"),
+                file("cdr_data_20240101_000003.csv"),
+                file("cdr_data_20240101_000001.csv"),
+            ],
+            kind_lane,
+        );
         let (k1, f1) = q.take(|| false).unwrap();
         assert_eq!(f1.name, "cdr_data_20240101_000001.csv");
         // data is busy: the other slot gets voice, not the next data file.
@@ -259,7 +328,7 @@ mod tests {
 
     #[test]
     fn shutdown_stops_taking_files() {
-        let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")]);
+        let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")], kind_lane);
         assert!(q.take(|| true).is_none());
     }
 }

@@ -117,6 +117,34 @@ pub(crate) fn partitions_with_data<C: rdkafka::consumer::ConsumerContext>(
     Ok(tpl)
 }
 
+/// Waits until every partition's last stable offset reaches the high
+/// watermark it has now, i.e. until every transaction open at this moment
+/// has committed or aborted. read_committed reports the end of a partition
+/// at its last stable offset, so with another instance's transaction open
+/// (a group shares the topic) a read could stop short of checkpoints
+/// committed after it began. Right after our own `init_transactions` with
+/// no other writer, the two offsets are equal and this costs one request.
+fn wait_stable<C: ConsumerContext>(
+    cfg: &KafkaConfig,
+    committed: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    deadline: Instant,
+) -> Result<(), KafkaError> {
+    let uncommitted: BaseConsumer = cfg.client_config().set("isolation.level", "read_uncommitted").create()?;
+    for e in tpl.elements() {
+        let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let (_, high) = uncommitted.fetch_watermarks(e.topic(), e.partition(), left())?;
+        loop {
+            let (_, stable) = committed.fetch_watermarks(e.topic(), e.partition(), left())?;
+            if stable >= high || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
 /// The latest committed checkpoint of every file, read from the topic.
 #[derive(Debug, Default, Clone)]
 pub struct CheckpointStore {
@@ -158,6 +186,7 @@ impl CheckpointStore {
         if open == 0 {
             return Ok(store);
         }
+        wait_stable(cfg, &consumer, &tpl, started + timeout).map_err(kerr)?;
         consumer.assign(&tpl).map_err(kerr)?;
         while open > 0 {
             if started.elapsed() > timeout {

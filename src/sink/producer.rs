@@ -64,10 +64,15 @@ impl KafkaConfig {
         c
     }
 
-    fn producer_config(&self, slot: u32) -> ClientConfig {
+    /// The transactional id of worker slot `slot` (the single-instance layout).
+    pub fn slot_transactional_id(&self, slot: u32) -> String {
+        format!("{}-{slot}", self.transactional_id_prefix)
+    }
+
+    fn producer_config(&self, transactional_id: &str) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
-            .set("client.id", format!("cdr-to-redpanda-{slot}"))
+            .set("client.id", transactional_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Java-compatible placement: every client agrees where a key lives.
@@ -92,10 +97,7 @@ impl KafkaConfig {
             )
             .set_log_level(RDKafkaLogLevel::Warning);
         if self.transactions {
-            c.set(
-                "transactional.id",
-                format!("{}-{slot}", self.transactional_id_prefix),
-            )
+            c.set("transactional.id", transactional_id)
             .set(
                 "transaction.timeout.ms",
                 self.transaction_timeout.as_millis().to_string(),
@@ -151,12 +153,23 @@ pub enum SinkError {
     },
     #[error("{failed} record(s) of the transaction were not delivered; first error: {first}")]
     Delivery { failed: u64, first: String, action: Action },
+    /// Another producer called `init_transactions` with our transactional
+    /// id: another instance (or a restart of this one) owns it now. Always
+    /// fatal; the message says so, so that two replicas fighting over one id
+    /// show in the first log line.
+    #[error("fenced: another instance took over transactional id {transactional_id} ({op}: {reason})")]
+    Fenced {
+        transactional_id: String,
+        op: &'static str,
+        reason: String,
+    },
 }
 
 impl SinkError {
     pub fn action(&self) -> Action {
         match self {
             SinkError::Kafka { action, .. } | SinkError::Delivery { action, .. } => *action,
+            SinkError::Fenced { .. } => Action::Fatal,
         }
     }
 
@@ -179,16 +192,20 @@ pub struct DeliveryTracker {
     first_error: Mutex<Option<(RDKafkaErrorCode, String)>>,
 }
 
+/// librdkafka's log lines into our log, under the `librdkafka` target.
+pub(crate) fn forward_log(level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", "{fac}: {log_message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
+        _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+    }
+}
+
 impl ClientContext for DeliveryTracker {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {log_message}"),
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
-            _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
-        }
+        forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -266,11 +283,15 @@ impl TxnProducer {
     /// `init_transactions`: this fences any earlier instance with the same
     /// transactional id and makes the broker abort what it left open.
     pub fn new(cfg: &KafkaConfig, slot: u32) -> Result<Self, SinkError> {
+        Self::with_id(cfg, cfg.slot_transactional_id(slot))
+    }
+
+    /// As `new`, with the transactional id given whole (a group's shard).
+    pub fn with_id(cfg: &KafkaConfig, id: String) -> Result<Self, SinkError> {
         let producer: BaseProducer<DeliveryTracker> = cfg
-            .producer_config(slot)
+            .producer_config(&id)
             .create_with_context(DeliveryTracker::default())
             .map_err(|e| SinkError::kafka("create producer", e))?;
-        let id = format!("{}-{slot}", cfg.transactional_id_prefix);
         let p = TxnProducer {
             producer,
             transactions: cfg.transactions,
@@ -290,6 +311,35 @@ impl TxnProducer {
         &self.id
     }
 
+    /// Sorts an error of this producer; fencing is named as such.
+    fn fail(&self, op: &'static str, e: KafkaError) -> SinkError {
+        let code = e.rdkafka_error_code();
+        let err = SinkError::kafka(op, e);
+        if err.action() != Action::Fatal {
+            return err;
+        }
+        self.fenced(op, code).unwrap_or(err)
+    }
+
+    /// `Fenced` if the error (`code`) or the producer's fatal error is a
+    /// fencing one. librdkafka reports fencing as a fatal error raised on
+    /// the producer while the failing call itself only says "Fatal".
+    fn fenced(&self, op: &'static str, code: Option<RDKafkaErrorCode>) -> Option<SinkError> {
+        let is_fencing = |c: RDKafkaErrorCode| {
+            matches!(c, RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::InvalidProducerEpoch)
+        };
+        let reason = match self.producer.client().fatal_error() {
+            Some((fatal, reason)) if is_fencing(fatal) => reason,
+            _ if code.is_some_and(is_fencing) => code.map(|c| c.to_string()).unwrap_or_default(),
+            _ => return None,
+        };
+        Some(SinkError::Fenced {
+            transactional_id: self.id.clone(),
+            op,
+            reason,
+        })
+    }
+
     fn retrying(
         &self,
         op: &'static str,
@@ -300,7 +350,7 @@ impl TxnProducer {
             match f(self) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    let err = SinkError::kafka(op, e);
+                    let err = self.fail(op, e);
                     attempt += 1;
                     if err.action() != Action::Retry || attempt >= RETRIES {
                         return Err(err);
@@ -317,7 +367,7 @@ impl TxnProducer {
         if self.transactions {
             self.producer
                 .begin_transaction()
-                .map_err(|e| SinkError::kafka("begin_transaction", e))?;
+                .map_err(|e| self.fail("begin_transaction", e))?;
         }
         Ok(())
     }
@@ -341,7 +391,7 @@ impl TxnProducer {
                     record = back;
                     self.producer.poll(Duration::from_millis(5));
                 }
-                Err((e, _)) => return Err(SinkError::kafka("produce", e)),
+                Err((e, _)) => return Err(self.fail("produce", e)),
             }
         }
     }
@@ -356,10 +406,13 @@ impl TxnProducer {
     pub fn commit(&mut self) -> Result<(), SinkError> {
         self.producer
             .flush(self.operation_timeout)
-            .map_err(|e| SinkError::kafka("flush", e))?;
+            .map_err(|e| self.fail("flush", e))?;
         if let Some((failed, code, first)) = self.producer.context().take() {
             // After a fatal error (e.g. fenced) librdkafka purges what is
             // queued; those reports say "purged", the fatal error says why.
+            if let Some(fenced) = self.fenced("commit_transaction", None) {
+                return Err(fenced);
+            }
             if let Some((fatal, reason)) = self.producer.client().fatal_error() {
                 return Err(SinkError::Delivery {
                     failed,
@@ -407,7 +460,7 @@ impl TxnProducer {
             match self.producer.abort_transaction(Duration::from_millis(500)) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    let err = SinkError::kafka("abort_transaction", e);
+                    let err = self.fail("abort_transaction", e);
                     if err.action() != Action::Retry || std::time::Instant::now() >= deadline {
                         return Err(err);
                     }

@@ -1,0 +1,222 @@
+//! Horizontal scale: instances started with the same `--group` name share
+//! one source directory, with the Kafka cluster as their only coordinator.
+//!
+//! - `shard`: a file's shard, a pure function of its name.
+//! - `topic`: the assignment topic, whose partitions are the shards.
+//! - `membership`: the consumer-group member that owns shards, rebalanced by
+//!   the group coordinator (cooperative-sticky).
+//! - `owner` (this file): what owning a shard takes: its own transactional
+//!   producer (`<prefix>-<group>-shard-<n>`, so a new owner fences the old),
+//!   and the checkpoint topic re-read after that fencing.
+
+pub mod membership;
+pub mod shard;
+pub mod topic;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cdr_state::{Ledger, LedgerError};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::ingest::recover::settle_in_doubt_of;
+use crate::sink::checkpoint::CheckpointError;
+use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
+use membership::{JoinSettings, Membership, Shards};
+
+/// Settings of group mode (`run` only).
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Group")]
+pub struct GroupArgs {
+    /// Share the source directory with every instance of this group name:
+    /// each file is ingested by the one instance owning its shard. Off: this
+    /// instance takes every file (the single-instance layout)
+    #[arg(long, env = "CDR_GROUP")]
+    pub group: Option<String>,
+    /// Topic whose partitions are the group's shards (created if missing;
+    /// holds no records)
+    #[arg(long, env = "CDR_GROUP_TOPIC", default_value = "cdr-ingest-shards")]
+    pub group_topic: String,
+    /// Shards when the assignment topic is created; an existing topic's
+    /// partition count wins. Keep it well above the most instances you will run
+    #[arg(long, env = "CDR_GROUP_SHARDS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub group_shards: u32,
+    /// A member silent this long loses its shards to the others, seconds
+    /// (the broker's group.min.session.timeout.ms, 6 by default, is the floor)
+    #[arg(long, env = "CDR_GROUP_SESSION_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub group_session_timeout_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("group membership: {0}")]
+    Kafka(KafkaError),
+    #[error("creating the assignment topic {topic}: {code}")]
+    CreateTopic { topic: String, code: RDKafkaErrorCode },
+    #[error("the assignment topic {0} does not show up in the metadata after its creation")]
+    TopicMissing(String),
+    #[error("{0} shards: too many")]
+    Shards(u32),
+    #[error("starting the group membership thread: {0}")]
+    Thread(std::io::Error),
+    #[error("taking over a shard: {0}")]
+    Producer(#[from] SinkError),
+    #[error("reading checkpoints after a takeover: {0}")]
+    Checkpoints(#[from] CheckpointError),
+    #[error("settling in-doubt transactions after a takeover: {0}")]
+    Ledger(#[from] LedgerError),
+}
+
+/// How long reading the checkpoint topic may take at a takeover.
+const CHECKPOINT_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A revoke waits this long for a slot to finish its file: longer than any
+/// chunk (`--chunk-seconds` plus a commit), well under the group's rebalance
+/// timeout (librdkafka's max.poll.interval.ms, 300 s).
+const REVOKE_LIMIT: Duration = Duration::from_secs(120);
+
+/// This instance's part of the group.
+pub struct Group {
+    name: String,
+    shard_count: u32,
+    kafka: KafkaConfig,
+    checkpoint_topic: String,
+    shards: Arc<Shards>,
+    /// The producer of every shard taken over; lent to one slot at a time.
+    producers: Mutex<BTreeMap<u32, TxnProducer>>,
+    /// Declared last: dropped last, after the producers, so the group is left
+    /// only once nothing of this instance can produce any more.
+    _membership: Membership,
+}
+
+impl Group {
+    /// Joins the group `args.group` (Some) over an assignment topic of
+    /// `shard_count` partitions. No shard is worked on before `take_over`.
+    pub fn join(kafka: &KafkaConfig, args: &GroupArgs, name: &str, shard_count: u32, checkpoint_topic: &str) -> Result<Self, GroupError> {
+        let shards = Arc::new(Shards::default());
+        let member_name = format!(
+            "{}-{}",
+            hostname().unwrap_or_else(|| "cdr-to-redpanda".into()),
+            std::process::id()
+        );
+        let membership = Membership::join(
+            kafka,
+            &JoinSettings {
+                group: name,
+                topic: &args.group_topic,
+                member_name: &member_name,
+                session_timeout: Duration::from_secs(args.group_session_timeout_seconds),
+                revoke_limit: REVOKE_LIMIT,
+            },
+            shards.clone(),
+        )?;
+        tracing::info!(group = name, member = %member_name, shards = shard_count, topic = %args.group_topic, "joined the group");
+        Ok(Group {
+            name: name.to_string(),
+            shard_count,
+            kafka: kafka.clone(),
+            checkpoint_topic: checkpoint_topic.to_string(),
+            shards,
+            producers: Mutex::new(BTreeMap::new()),
+            _membership: membership,
+        })
+    }
+
+    pub fn shard_of(&self, file_name: &str) -> u32 {
+        shard::shard_of(file_name, self.shard_count)
+    }
+
+    /// Depends on the group and the shard only, never on the instance: the
+    /// instance that takes a shard over fences whoever had it.
+    pub fn transactional_id(&self, shard: u32) -> String {
+        format!("{}-{}-shard-{shard}", self.kafka.transactional_id_prefix, self.name)
+    }
+
+    pub fn is_ready(&self, shard: u32) -> bool {
+        self.shards.is_ready(shard)
+    }
+
+    /// Shards this instance works on now.
+    pub fn ready_shards(&self) -> BTreeSet<u32> {
+        self.shards.ready()
+    }
+
+    fn producers(&self) -> MutexGuard<'_, BTreeMap<u32, TxnProducer>> {
+        self.producers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` with the producer of `shard` if this instance works on the
+    /// shard and no other slot does; None otherwise (the file waits for its
+    /// owner, or for the next pass).
+    pub fn with_producer<R>(&self, shard: u32, f: impl FnOnce(&mut TxnProducer) -> R) -> Option<R> {
+        let _busy = self.shards.begin(shard)?;
+        let mut producer = self.producers().remove(&shard)?;
+        let result = f(&mut producer);
+        self.producers().insert(shard, producer);
+        Some(result)
+    }
+
+    /// Follows the assignment: drops the producers of shards given up, and
+    /// takes over the shards newly assigned. Called between passes.
+    ///
+    /// Takeover, in this order: (1) `init_transactions` on each shard's id,
+    /// which fences the previous owner (alive or not) and has the broker
+    /// abort what it left open; (2) the checkpoint topic read again with
+    /// read_committed, now final for these shards' files, and merged into
+    /// `checkpoints`; (3) this ledger's in-doubt transactions of those files
+    /// settled from it; (4) the shards marked ready. Reading before fencing
+    /// could miss a commit of the old owner still on its way.
+    pub fn take_over(&self, ledger: &Ledger, checkpoints: &Mutex<CheckpointStore>) -> Result<(), GroupError> {
+        let assigned = self.shards.assigned();
+        let released: Vec<u32> = {
+            let mut producers = self.producers();
+            let gone: Vec<u32> = producers.keys().filter(|s| !assigned.contains(s)).copied().collect();
+            for s in &gone {
+                producers.remove(s);
+            }
+            gone
+        };
+        if !released.is_empty() {
+            tracing::info!(shards = ?released, "released the producers of shards given up");
+        }
+        let pending = self.shards.pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for &s in &pending {
+            // A slot cannot hold this shard's producer: the shard is not ready.
+            let producer = TxnProducer::with_id(&self.kafka, self.transactional_id(s))?;
+            self.producers().insert(s, producer);
+        }
+        let fresh = CheckpointStore::load(&self.kafka, &self.checkpoint_topic, CHECKPOINT_LOAD_TIMEOUT)?;
+        let store = {
+            let mut store = checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for cp in fresh.iter() {
+                // Taken-over shards: the topic is the truth. Others: what this
+                // instance does not know yet (other owners' work, for
+                // duplicate detection); its own shards' entries are current.
+                if pending.contains(&self.shard_of(&cp.file)) || store.get(&cp.file).is_none() {
+                    store.record(cp.clone());
+                }
+            }
+            store.clone()
+        };
+        let settled = settle_in_doubt_of(ledger, &store, |name| pending.contains(&self.shard_of(name)))?;
+        let ready = self.shards.mark_ready(&pending);
+        tracing::info!(
+            group = %self.name, shards = ?ready, settled, owned = self.shards.ready().len(),
+            "shards taken over: previous owners fenced, checkpoints read"
+        );
+        Ok(())
+    }
+}
+
+/// The host name, for the member's client.id (what a group view shows).
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
