@@ -105,7 +105,11 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
     for b in ["redpanda-0", "redpanda-1", "redpanda-2"] {
         assert_eq!(svc["depends_on"][b]["condition"], "service_healthy", "{b}");
     }
-    assert!(svc["volumes"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().ends_with(":/var/lib/cdr-to-redpanda")));
+    // Scalable: one (anonymous) ledger volume per replica, no fixed name or host port.
+    assert!(svc["volumes"].as_array().unwrap().iter().any(|v| v.as_str().unwrap() == "/var/lib/cdr-to-redpanda"));
+    assert!(svc.get("container_name").is_none(), "a container_name forbids --scale");
+    assert!(svc["ports"].as_array().unwrap().iter().all(|p| !p.as_str().unwrap().contains(':')), "a fixed host port forbids --scale");
+    assert!(svc["environment"]["CDR_GROUP"].is_string(), "replicas share the files through a group");
     assert_eq!(svc["deploy"]["resources"]["limits"]["cpus"], "1");
     assert_eq!(svc["deploy"]["resources"]["limits"]["memory"], "512m");
     let env = svc["environment"].as_object().unwrap();

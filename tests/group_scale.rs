@@ -3,7 +3,8 @@
 //! row still lands exactly once. One scenario in phases (one cluster start):
 //!
 //! 1. three instances on 200 files, one of them killed (SIGKILL) mid-run and
-//!    a fourth, with an empty ledger, joining later: every file is ingested
+//!    a fourth, with an empty ledger, joining later, a broker killed during
+//!    that rebalance and restarted: every file is ingested
 //!    by exactly one instance (their `ingest committed` lines), every key is
 //!    in the topics once (read_committed);
 //! 2. a zombie: the owner of a big file is paused (SIGSTOP) mid-file until
@@ -55,6 +56,15 @@ impl Drop for Cluster {
             .env("STACK_DIR", self.dir.path())
             .output();
     }
+}
+
+/// `scripts/stack.sh ARGS` on the cluster in use: the private one, or the stack's.
+fn cluster_sh(cluster: &Option<Cluster>, args: &[&str]) {
+    let dir = match cluster {
+        Some(c) => c.dir.path().to_path_buf(),
+        None => PathBuf::from(env("STACK_DIR")),
+    };
+    Cluster::sh(&dir, args);
 }
 
 /// The brokers of a 3-broker cluster, and the private cluster if one was started.
@@ -145,7 +155,7 @@ fn assert_keys_exactly_once(s: &Setup, dir: &Path) {
 #[test]
 fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_and_a_fenced_zombie() {
     let started = Instant::now();
-    let (brokers, _cluster) = three_brokers();
+    let (brokers, cluster) = three_brokers();
     let (local, remote) = sftp_subdir(&unique("group"));
     let s = Setup {
         topics: Topics::new(),
@@ -166,7 +176,10 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let mut d = s.instance("d", &[]);
-    d.wait_log("shards taken over", Duration::from_secs(60));
+    // A broker dies while the group rebalances (a member gone, one joining).
+    cluster_sh(&cluster, &["kafka-kill", "2"]);
+    d.wait_log("shards taken over", Duration::from_secs(90));
+    cluster_sh(&cluster, &["kafka-start", "2"]);
     s.wait_done(files, Duration::from_secs(150), &mut [&mut b, &mut c, &mut d]);
     assert!(killed_after < files, "the kill came while files were left");
 
