@@ -162,8 +162,9 @@ pub struct KafkaArgs {
     /// counts from the call, not from the ingest.
     #[arg(long, env = "CDR_TOPIC_RETENTION_MS", default_value_t = -1, allow_hyphen_values = true)]
     pub topic_retention_ms: i64,
-    /// transactional.id prefix; slot N uses `<prefix>-<N>`. Two instances on
-    /// one broker must use different prefixes.
+    /// transactional.id prefix; slot N uses `<prefix>-<N>`, a group's shard N
+    /// `<prefix>-<group>-shard-<N>`. Two instances outside a group fence each
+    /// other with one prefix (and with two, each ingests every file: use --group)
     #[arg(long, env = "CDR_TRANSACTIONAL_ID_PREFIX", default_value = "cdr-to-redpanda")]
     pub transactional_id_prefix: String,
     /// Exactly-once transactions; `false` only to measure what they cost.

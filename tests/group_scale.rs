@@ -136,22 +136,6 @@ fn committed_by(d: &Daemon) -> Vec<String> {
         .collect()
 }
 
-fn assert_keys_exactly_once(s: &Setup, dir: &Path) {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for t in [&s.topics.data, &s.topics.voice, &s.topics.dlq] {
-        for r in read_committed(&s.brokers, t) {
-            *counts.entry(r.key).or_default() += 1;
-        }
-    }
-    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(dups.is_empty(), "duplicated keys: {dups:?}");
-    let expected = expected_keys(dir);
-    let got: std::collections::BTreeSet<String> = counts.into_keys().collect();
-    let missing: Vec<_> = expected.difference(&got).take(5).collect();
-    let extra: Vec<_> = got.difference(&expected).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
-}
-
 #[test]
 fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_and_a_fenced_zombie() {
     let started = Instant::now();
@@ -196,7 +180,7 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     assert!(twice.is_empty(), "files committed by more than one instance: {twice:?}");
     let busy = ["b", "c", "d"].iter().filter(|t| by_file.values().any(|w| w.contains(t))).count();
     assert!(busy >= 2, "the work was shared: {by_file:?}");
-    assert_keys_exactly_once(&s, &local);
+    assert_exactly_once_on(&s.brokers, &s.topics, &local);
     eprintln!("phase 1 (kill, join, 200 files) done after {:?}", started.elapsed());
 
     // Phase 2: the owner of a big file is paused past its session timeout.
@@ -233,6 +217,6 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     let [x, y, z] = live;
     let mut rest: Vec<&mut Daemon> = vec![x, y, z].into_iter().enumerate().filter(|(i, _)| *i == first || *i == second).map(|(_, d)| d).collect();
     s.wait_done(files + big_files.len(), Duration::from_secs(150), &mut rest);
-    assert_keys_exactly_once(&s, &local);
+    assert_exactly_once_on(&s.brokers, &s.topics, &local);
     eprintln!("phase 2 (fenced zombie) done after {:?}", started.elapsed());
 }

@@ -158,10 +158,11 @@ fn spawn_broker_probe(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<()> {
 
 /// The waiting-files gauges: listed files of a known kind that the ledger
 /// has not settled (what the next passes still have to do).
-fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged) {
+/// In a group, only the files of this instance's shards count.
+fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged, mine: impl Fn(&RemoteFile) -> bool) {
     let mut waiting = 0u64;
     let mut oldest: Option<i64> = None;
-    for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some()) {
+    for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some() && mine(f)) {
         let Ok(rec) = ledger.file(&f.name) else { continue };
         if needs_fetch(f, rec.as_ref(), on_changed) {
             waiting += 1;
@@ -223,7 +224,9 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         match list(workers.source_mut()) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
-                update_waiting(&listing, workers.ledger(), common.ingest.on_changed);
+                update_waiting(&listing, workers.ledger(), common.ingest.on_changed, |f| {
+                    workers.group().is_none_or(|g| g.is_ready(g.shard_of(&f.name)))
+                });
                 let ready = selector.ready(&listing, now_ms());
                 if !ready.is_empty() {
                     let started = Instant::now();

@@ -13,7 +13,7 @@ pub mod membership;
 pub mod shard;
 pub mod topic;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::ingest::recover::settle_in_doubt_of;
+use crate::metrics::METRICS;
 use crate::sink::checkpoint::CheckpointError;
 use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
 use membership::{JoinSettings, Membership, Shards};
@@ -138,11 +139,6 @@ impl Group {
         self.shards.is_ready(shard)
     }
 
-    /// Shards this instance works on now.
-    pub fn ready_shards(&self) -> BTreeSet<u32> {
-        self.shards.ready()
-    }
-
     fn producers(&self) -> MutexGuard<'_, BTreeMap<u32, TxnProducer>> {
         self.producers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -181,6 +177,7 @@ impl Group {
         if !released.is_empty() {
             tracing::info!(shards = ?released, "released the producers of shards given up");
         }
+        METRICS.group_shards_owned.set(self.shards.ready().len() as f64);
         let pending = self.shards.pending();
         if pending.is_empty() {
             return Ok(());
@@ -205,6 +202,7 @@ impl Group {
         };
         let settled = settle_in_doubt_of(ledger, &store, |name| pending.contains(&self.shard_of(name)))?;
         let ready = self.shards.mark_ready(&pending);
+        METRICS.group_shards_owned.set(self.shards.ready().len() as f64);
         tracing::info!(
             group = %self.name, shards = ?ready, settled, owned = self.shards.ready().len(),
             "shards taken over: previous owners fenced, checkpoints read"

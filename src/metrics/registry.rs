@@ -141,6 +141,8 @@ pub struct Metrics {
     pub last_success_timestamp_seconds: Gauge,
     /// SFTP sessions opened after the first one.
     pub sftp_reconnects: Counter,
+    /// In a group: shards this instance has taken over and works on.
+    pub group_shards_owned: Gauge,
 }
 
 impl Metrics {
@@ -157,6 +159,7 @@ impl Metrics {
             oldest_waiting_age_seconds: Gauge::new(),
             last_success_timestamp_seconds: Gauge::new(),
             sftp_reconnects: Counter::new(),
+            group_shards_owned: Gauge::new(),
         }
     }
 }
@@ -222,6 +225,7 @@ impl Metrics {
         gauge(&mut out, "cdr_oldest_waiting_file_age_seconds", "Age of the oldest waiting file (by mtime).", &self.oldest_waiting_age_seconds);
         gauge(&mut out, "cdr_last_success_timestamp_seconds", "Unix time of the last committed file.", &self.last_success_timestamp_seconds);
         counter(&mut out, "cdr_sftp_reconnects_total", "SFTP sessions opened after the first.", &self.sftp_reconnects);
+        gauge(&mut out, "cdr_group_shards_owned", "Shards this instance works on (0 without --group).", &self.group_shards_owned);
         out
     }
 }

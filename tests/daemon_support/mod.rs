@@ -166,9 +166,14 @@ pub fn generate(dir: &Path, files: u32, rows: u64, seed: u64, start: &str, bad_r
 /// Asserts that the data, voice and dead-letter topics hold every expected
 /// key exactly once (read_committed), and nothing else.
 pub fn assert_exactly_once(topics: &Topics, dir: &Path) {
+    assert_exactly_once_on(&brokers(), topics, dir)
+}
+
+/// `assert_exactly_once` on the cluster at `brokers`.
+pub fn assert_exactly_once_on(brokers: &str, topics: &Topics, dir: &Path) {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in [&topics.data, &topics.voice, &topics.dlq] {
-        for r in read_committed(&brokers(), t) {
+        for r in read_committed(brokers, t) {
             *counts.entry(r.key).or_default() += 1;
         }
     }
