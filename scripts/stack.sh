@@ -661,6 +661,8 @@ cmd_env() {
     emit KAFKA_NODES "$KAFKA_NODES"
     emit KAFKA_LOG_FILE "${logs[0]}"
     emit KAFKA_LOG_FILES "$(IFS=,; echo "${logs[*]}")"
+    # What the service's topics can hold here: its default (3) needs 3 brokers.
+    emit CDR_TOPIC_REPLICATION "$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))"
   fi
   if ((SFTP_ENABLED)); then
     emit SFTP_HOST "$HOST"

@@ -42,6 +42,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// The ledger at a glance (read-only; safe while the daemon runs).
     Status(StatusCommand),
+    /// Try parked or failed files again: applied at once when no daemon
+    /// holds the ledger, else queued for the daemon's next poll.
+    Retry(RetryCommand),
     /// Print the effective settings (secrets masked) and test the SFTP and
     /// Kafka connections. Exit status 1 if either fails.
     CheckConfig(RunCommand),
@@ -112,6 +115,18 @@ pub struct StatusCommand {
     /// How many recent files to list.
     #[arg(long, default_value_t = 10)]
     pub recent: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["files", "all_parked"])))]
+pub struct RetryCommand {
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// File names (no directory) of parked or failed files.
+    pub files: Vec<String>,
+    /// Every parked file.
+    #[arg(long)]
+    pub all_parked: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]

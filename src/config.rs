@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 
+use crate::ingest::park::ParkPolicy;
 use crate::ingest::{AfterIngest, IngestSettings, OnChanged};
 use crate::parse::Validation;
 use crate::sink::topics::TopicLayout;
@@ -282,6 +283,18 @@ pub struct IngestArgs {
     /// Move failed, conflicting and duplicate files into this source directory.
     #[arg(long, env = "CDR_ERROR_DIR")]
     pub error_dir: Option<String>,
+    /// Failures with a transient cause (file unreadable, a chunk the brokers
+    /// kept failing while they answered) before a file is parked; `retry`
+    /// releases it.
+    #[arg(long, env = "CDR_FILE_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub file_attempts: u32,
+    /// Wait after a file's first counted failure, seconds; doubled after each
+    /// further one.
+    #[arg(long, env = "CDR_FILE_BACKOFF_SECONDS", default_value_t = 30)]
+    pub file_backoff_seconds: u64,
+    /// Longest wait between a file's attempts, seconds.
+    #[arg(long, env = "CDR_FILE_BACKOFF_MAX_SECONDS", default_value_t = 900)]
+    pub file_backoff_max_seconds: u64,
 }
 
 fn parse_offset(s: &str) -> Result<FixedOffset, String> {
@@ -324,6 +337,11 @@ impl IngestArgs {
         s.allow_duplicate_content = self.allow_duplicate_content;
         s.after_success = self.after_ingest.clone();
         s.error_dir = self.error_dir.clone();
+        s.park = ParkPolicy {
+            max_attempts: self.file_attempts,
+            backoff: Duration::from_secs(self.file_backoff_seconds),
+            backoff_cap: Duration::from_secs(self.file_backoff_max_seconds.max(self.file_backoff_seconds)),
+        };
         s
     }
 }

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::ingest::run(&args),
         Command::Generate(args) => commands::generate::generate(&args),
         Command::Status(args) => commands::status::status(&args),
+        Command::Retry(args) => commands::retry::retry(&args),
         Command::CheckConfig(args) => commands::check_config::check_config(&args, &argv, &from_file),
         Command::Healthcheck(args) => commands::healthcheck::healthcheck(&args),
         Command::Audit(args) => commands::audit::audit(&args),

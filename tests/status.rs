@@ -119,6 +119,8 @@ fn record(name: &str, status: FileStatus, rows: u64) -> FileRecord {
         duplicate_of: None,
         version: 1,
         bytes: 100,
+        attempts: 0,
+        next_attempt_ms: None,
     }
 }
 

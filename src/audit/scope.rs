@@ -104,6 +104,8 @@ mod tests {
             duplicate_of: None,
             version: 1,
             bytes: 1,
+            attempts: 0,
+            next_attempt_ms: None,
         }
     }
 

@@ -24,6 +24,8 @@ fn rec(name: &str, status: FileStatus, sha: &str, rows: u64, invalid: u64) -> Fi
         duplicate_of: None,
         version: 1,
         bytes: 1,
+        attempts: 0,
+        next_attempt_ms: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use cdr_state::Ledger;
+use cdr_state::{FileStatus, Ledger};
 
 use crate::cli::{IngestCommand, RunCommand};
 use crate::group::topic::ensure_assignment_topic;
@@ -14,20 +14,29 @@ use crate::group::Group;
 use crate::ingest::decide::needs_fetch;
 use crate::ingest::pass::PassSummary;
 use crate::ingest::workers::Workers;
-use crate::ingest::{now_ms, OnChanged, Shutdown};
+use crate::ingest::{now_ms, park, OnChanged, Shutdown};
 use crate::metrics::{server, HEALTH, METRICS};
 use crate::schema::RecordKind;
 use crate::sink::probe::BrokerProbe;
+use crate::sink::limits::{self, RecordLimits};
 use crate::sink::topics::{ensure_topics, TopicError};
 use crate::sink::KafkaConfig;
 use crate::source::retry::backoff;
 use crate::source::select::Selector;
 use crate::source::{RemoteFile, Source, SourceError};
 
-/// Opens the ledger and starts `slots` worker slots, each with its own source.
-fn start_workers(args: &IngestCommand, slots: u32, shutdown: &Shutdown, group: Option<Group>) -> anyhow::Result<Workers> {
+/// Opens the ledger, applies pending `retry` requests, and starts `slots`
+/// worker slots, each with its own source.
+fn start_workers(
+    args: &IngestCommand,
+    slots: u32,
+    shutdown: &Shutdown,
+    limits: &RecordLimits,
+    group: Option<Group>,
+) -> anyhow::Result<Workers> {
     let ledger = Ledger::open(&args.ledger.ledger_dir)
         .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
+    apply_retry_requests(args, &ledger)?;
     let sources = (0..slots)
         .map(|_| args.source.build())
         .collect::<Result<Vec<_>, _>>()
@@ -35,7 +44,17 @@ fn start_workers(args: &IngestCommand, slots: u32, shutdown: &Shutdown, group: O
     tracing::info!(source = %sources[0].describe(), slots, "source configured");
     let mut settings = args.ingest.settings(&args.kafka, &args.ledger);
     settings.shutdown = shutdown.clone();
-    Ok(Workers::start(&args.kafka.kafka_config(), ledger, sources, settings, group)?)
+    settings.limits = limits.clone();
+    let mut kafka = args.kafka.kafka_config();
+    kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
+    Ok(Workers::start(&kafka, ledger, sources, settings, group)?)
+}
+
+/// Releases what `retry` asked for since the last look. The ledger is
+/// unwritable if this fails: that stops the service.
+fn apply_retry_requests(args: &IngestCommand, ledger: &Ledger) -> anyhow::Result<()> {
+    park::apply_pending(&args.ledger.ledger_dir, ledger).context("applying retry requests")?;
+    Ok(())
 }
 
 /// The admin client is async; its requests are driven on a small runtime.
@@ -43,12 +62,21 @@ fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-fn prepare_topics(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<(), TopicError> {
+/// Creates missing topics, then learns how large a record each accepts.
+fn prepare_topics(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<RecordLimits, TopicError> {
     let created = rt.block_on(ensure_topics(&args.kafka.kafka_config(), &args.kafka.topics()))?;
     if !created.is_empty() {
         tracing::info!(topics = ?created, "topics created");
     }
-    Ok(())
+    learn_limits(rt, args)
+}
+
+fn learn_limits(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<RecordLimits, TopicError> {
+    let t = args.kafka.topics();
+    let topics = [t.data.as_str(), t.voice.as_str(), t.dlq.as_str()];
+    let limits = rt.block_on(limits::learn(&args.kafka.kafka_config(), &topics))?;
+    tracing::debug!(?limits, "record size limits");
+    Ok(limits)
 }
 
 /// Lists the source, retrying transient failures a few times.
@@ -68,7 +96,8 @@ fn list(source: &mut dyn Source) -> Result<Vec<RemoteFile>, SourceError> {
 
 fn log_summary(s: &PassSummary, took: Duration) {
     tracing::info!(
-        committed = s.committed, skipped = s.skipped, failed = s.failed, conflicts = s.conflicts,
+        committed = s.committed, skipped = s.skipped, failed = s.failed, retrying = s.retrying,
+        parked = s.parked, conflicts = s.conflicts,
         duplicates = s.duplicates, deferred = s.deferred, interrupted = s.interrupted, rows = s.rows,
         invalid_rows = s.invalid_rows, seconds = format_args!("{:.2}", took.as_secs_f64()),
         "pass finished"
@@ -78,8 +107,8 @@ fn log_summary(s: &PassSummary, took: Duration) {
 /// One pass: two listings a settle interval apart, so only files that stood
 /// still in between are taken.
 pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
-    prepare_topics(&admin_runtime()?, args).context("preparing topics")?;
-    let mut workers = start_workers(args, 1, &Shutdown::default(), None)?;
+    let limits = prepare_topics(&admin_runtime()?, args).context("preparing topics")?;
+    let mut workers = start_workers(args, 1, &Shutdown::default(), &limits, None)?;
     let mut selector = Selector::new(args.source.select_config());
     let first = list(workers.source_mut())?;
     selector.ready(&first, now_ms());
@@ -90,11 +119,11 @@ pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
     let summary = workers.pass(ready)?;
     log_summary(&summary, started.elapsed());
     println!(
-        "committed {} file(s), {} row(s) ({} invalid); skipped {}, failed {}, conflicts {}, duplicates {}, deferred {}",
+        "committed {} file(s), {} row(s) ({} invalid); skipped {}, failed {}, retrying {}, parked {}, conflicts {}, duplicates {}, deferred {}",
         summary.committed, summary.rows, summary.invalid_rows, summary.skipped, summary.failed,
-        summary.conflicts, summary.duplicates, summary.deferred
+        summary.retrying, summary.parked, summary.conflicts, summary.duplicates, summary.deferred
     );
-    Ok(if summary.failed > 0 || summary.deferred > 0 {
+    Ok(if summary.failed + summary.retrying + summary.parked + summary.deferred > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -164,12 +193,15 @@ fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged
     let mut oldest: Option<i64> = None;
     for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some() && mine(f)) {
         let Ok(rec) = ledger.file(&f.name) else { continue };
-        if needs_fetch(f, rec.as_ref(), on_changed) {
+        if needs_fetch(f, rec.as_ref(), on_changed, now_ms()) {
             waiting += 1;
             oldest = Some(oldest.map_or(f.mtime, |o| o.min(f.mtime)));
         }
     }
     METRICS.files_waiting.set(waiting as f64);
+    if let Ok(counts) = ledger.counts() {
+        METRICS.files_parked.set(counts.get(&FileStatus::Parked).copied().unwrap_or(0) as f64);
+    }
     let age = oldest.map_or(0, |m| (now_ms() / 1000 - m).max(0));
     METRICS.oldest_waiting_age_seconds.set(age as f64);
 }
@@ -195,8 +227,14 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
     // does not matter. Permanent errors (too few brokers, refused login)
     // stop here with their reason.
     let rt = admin_runtime()?;
-    let reached = wait_for("brokers", &shutdown, || prepare_topics(&rt, common), |e| matches!(e, TopicError::Kafka(_)))
-        .context("preparing topics")?;
+    let mut limits = RecordLimits::default();
+    let reached = wait_for(
+        "brokers",
+        &shutdown,
+        || prepare_topics(&rt, common).map(|l| limits = l),
+        |e| matches!(e, TopicError::Kafka(_)),
+    )
+    .context("preparing topics")?;
     if !reached {
         return stopped();
     }
@@ -213,13 +251,14 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         Some(name) => Some(join_group(&rt, args, name)?),
         None => None,
     };
-    let mut workers = start_workers(common, args.workers, &shutdown, group)?;
+    let mut workers = start_workers(common, args.workers, &shutdown, &limits, group)?;
     spawn_broker_probe(&kafka, &common.kafka.checkpoint_topic)?;
     HEALTH.set_started();
     tracing::info!("running");
     let mut selector = Selector::new(common.source.select_config());
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
     while !shutdown.requested() {
+        apply_retry_requests(common, workers.ledger())?;
         workers.take_over_shards().context("following the group's assignment")?;
         match list(workers.source_mut()) {
             Ok(listing) => {
@@ -229,9 +268,15 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
                 });
                 let ready = selector.ready(&listing, now_ms());
                 if !ready.is_empty() {
+                    // A topic's limit may have changed since the last pass;
+                    // if the brokers cannot say, the last answer stands.
+                    match learn_limits(&rt, common) {
+                        Ok(l) => workers.set_limits(&l),
+                        Err(e) => tracing::warn!(error = %e, "could not refresh record size limits"),
+                    }
                     let started = Instant::now();
                     let summary = workers.pass(ready)?;
-                    if summary.committed + summary.failed + summary.deferred + summary.interrupted > 0 {
+                    if summary.committed + summary.failed + summary.retrying + summary.parked + summary.deferred + summary.interrupted > 0 {
                         log_summary(&summary, started.elapsed());
                     }
                 }

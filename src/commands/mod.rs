@@ -5,4 +5,5 @@ pub mod check_config;
 pub mod generate;
 pub mod healthcheck;
 pub mod ingest;
+pub mod retry;
 pub mod status;

@@ -23,7 +23,9 @@ struct Report<'a> {
     in_progress: Vec<&'a FileRecord>,
     /// The last files committed, newest first.
     recent: Vec<Recent<'a>>,
-    /// Every failure, conflict and duplicate, with its reason.
+    /// Every failure, conflict, duplicate and parked file, and every file
+    /// backing off after a failed attempt, with its reason (`error`), its
+    /// `attempts` and `next_attempt_ms`.
     problems: Vec<&'a FileRecord>,
     /// The file seen longest ago that is not done yet.
     oldest_waiting: Option<Waiting<'a>>,
@@ -77,7 +79,13 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
                 seconds: f.started_ms.zip(f.finished_ms).map(|(s, e)| (e - s) as f64 / 1000.0),
             })
             .collect(),
-        problems: of(&[FileStatus::Failed, FileStatus::Conflict, FileStatus::Duplicate]).collect(),
+        problems: files
+            .iter()
+            .filter(|f| {
+                f.attempts > 0
+                    || matches!(f.status, FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate | FileStatus::Parked)
+            })
+            .collect(),
         oldest_waiting: of(&[FileStatus::Seen, FileStatus::InProgress])
             .min_by_key(|f| f.first_seen_ms)
             .map(|f| Waiting {
@@ -137,9 +145,17 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
     }
     if !r.problems.is_empty() {
         writeln!(out, "\nproblems:")?;
-        writeln!(out, "  {:<40} {:<9} reason", "file", "status")?;
+        writeln!(out, "  {:<40} {:<11} {:>8} reason", "file", "status", "attempts")?;
         for f in &r.problems {
-            writeln!(out, "  {:<40} {:<9} {}", f.name, f.status.as_str(), f.error.as_deref().unwrap_or(""))?;
+            // A file backing off is still seen or in progress: say so.
+            let status = match f.status {
+                FileStatus::Seen | FileStatus::InProgress => "retrying",
+                other => other.as_str(),
+            };
+            writeln!(out, "  {:<40} {:<11} {:>8} {}", f.name, status, f.attempts, f.error.as_deref().unwrap_or(""))?;
+        }
+        if r.problems.iter().any(|f| matches!(f.status, FileStatus::Parked | FileStatus::Failed)) {
+            writeln!(out, "  (`cdr-to-redpanda retry FILE...` or `retry --all-parked` tries parked or failed files again)")?;
         }
     }
     Ok(())

@@ -25,6 +25,10 @@
 //!   excluded, as UTF-8 with invalid sequences replaced by U+FFFD.
 //! - `_raw_base64`: present only when the record was not valid UTF-8: the exact
 //!   bytes, standard base64 with padding, so nothing is lost to the replacement.
+//! - A record too large for its topic (see `sink::limits`) keeps only the start
+//!   of its line in `_raw`, followed by `"_raw_truncated":true`, `"_raw_bytes"`
+//!   (the whole record's length) and `"_raw_sha256"` (hex), so an operator can
+//!   find the line in the source file.
 //!
 //! **Key**: `<first 16 hex digits of the file's SHA-256>-<row index>`, for valid
 //! and dead-letter rows alike.
@@ -168,30 +172,89 @@ pub fn write_dlq_value(
     ingestion_ts: &str,
     out: &mut Vec<u8>,
 ) {
+    let letter = DeadLetter {
+        index: row.index,
+        line: row.line,
+        error: &row.error.to_string(),
+        raw: row.raw,
+        cut: None,
+    };
+    write_dead_letter(ctx, &letter, ingestion_ts, out);
+}
+
+/// A row bound for the dead-letter topic, with what is known of it.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetter<'a> {
+    pub index: u64,
+    pub line: u64,
+    /// `_error`: field and reason.
+    pub error: &'a str,
+    /// The record's bytes as in the file.
+    pub raw: &'a [u8],
+    /// Set when the whole record would not fit the topic: `_raw` keeps only
+    /// the start of it.
+    pub cut: Option<Cut<'a>>,
+}
+
+/// How a too-large record's `_raw` is cut, and what lets an operator find the
+/// whole line in the source file.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut<'a> {
+    /// `_raw` keeps at most this many bytes of the record (fewer, to end on a
+    /// character boundary).
+    pub keep: usize,
+    /// Lowercase hex SHA-256 of the whole record (`_raw_sha256`).
+    pub sha256_hex: &'a str,
+}
+
+/// Writes the JSON value of a dead-letter row into `out`, replacing its
+/// content. With a [`Cut`], `_raw` is the record's first bytes and
+/// `"_raw_truncated":true,"_raw_bytes":<whole length>,"_raw_sha256":"<hex>"`
+/// follow it (before `_ingestion_timestamp`); `_raw_base64`, when present,
+/// holds the kept bytes only.
+pub fn write_dead_letter(ctx: &FileContext, letter: &DeadLetter<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&ctx.dlq_head);
-    push_u64(out, row.index);
+    push_u64(out, letter.index);
     out.extend_from_slice(b",\"_line\":");
-    push_u64(out, row.line);
+    push_u64(out, letter.line);
     out.extend_from_slice(b",\"_record_type\":\"");
     out.extend_from_slice(ctx.kind.as_str().as_bytes());
     out.extend_from_slice(b"\",\"_error\":\"");
-    push_str(out, &row.error.to_string());
+    push_str(out, letter.error);
     out.extend_from_slice(b"\",\"_raw\":\"");
-    let raw = String::from_utf8_lossy(row.raw);
-    push_str(out, &raw);
-    if let std::borrow::Cow::Owned(_) = raw {
+    let kept = match letter.cut {
+        Some(cut) => &letter.raw[..char_floor(letter.raw, cut.keep)],
+        None => letter.raw,
+    };
+    let text = String::from_utf8_lossy(kept);
+    push_str(out, &text);
+    if let std::borrow::Cow::Owned(_) = text {
         // Lossy conversion replaced something: keep the exact bytes too.
         out.extend_from_slice(b"\",\"_raw_base64\":\"");
-        out.extend_from_slice(
-            base64::engine::general_purpose::STANDARD
-                .encode(row.raw)
-                .as_bytes(),
-        );
+        out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(kept).as_bytes());
     }
-    out.extend_from_slice(b"\",\"_ingestion_timestamp\":\"");
+    out.push(b'"');
+    if let Some(cut) = letter.cut {
+        out.extend_from_slice(b",\"_raw_truncated\":true,\"_raw_bytes\":");
+        push_u64(out, letter.raw.len() as u64);
+        out.extend_from_slice(b",\"_raw_sha256\":\"");
+        push_str(out, cut.sha256_hex);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b",\"_ingestion_timestamp\":\"");
     push_str(out, ingestion_ts);
     out.extend_from_slice(b"\"}");
+}
+
+/// The largest `n <= max` such that `bytes[..n]` does not end inside a UTF-8
+/// sequence (judged by continuation bytes, so invalid input still terminates).
+fn char_floor(bytes: &[u8], max: usize) -> usize {
+    let mut n = max.min(bytes.len());
+    while n > 0 && n < bytes.len() && bytes[n] & 0xC0 == 0x80 {
+        n -= 1;
+    }
+    n
 }
 
 #[cfg(test)]

@@ -55,16 +55,17 @@ impl Progress {
     }
 }
 
-/// Before downloading: can the listing alone settle it?
-pub fn needs_fetch(file: &RemoteFile, rec: Option<&FileRecord>, on_changed: OnChanged) -> bool {
+/// Before downloading: can the listing alone settle it (at `now_ms`)?
+pub fn needs_fetch(file: &RemoteFile, rec: Option<&FileRecord>, on_changed: OnChanged, now_ms: i64) -> bool {
     match rec {
         // Same size and mtime as when we settled it: no need to touch the
-        // remote file again. A file that failed is retried once it changes;
-        // a conflict is taken again once the operator asks for a re-ingest.
+        // remote file again. A file that failed or was parked is retried once
+        // it changes (or `retry` releases it); a conflict is taken again once
+        // the operator asks for a re-ingest; a file backing off waits its turn.
         Some(r) if r.size == file.size && r.mtime == file.mtime => match r.status {
             FileStatus::Conflict => on_changed == OnChanged::Reingest,
-            FileStatus::Committed | FileStatus::Duplicate | FileStatus::Failed => false,
-            FileStatus::Seen | FileStatus::InProgress => true,
+            FileStatus::Committed | FileStatus::Duplicate | FileStatus::Failed | FileStatus::Parked => false,
+            FileStatus::Seen | FileStatus::InProgress => r.next_attempt_ms.is_none_or(|t| t <= now_ms),
         },
         _ => true,
     }
@@ -188,6 +189,8 @@ mod tests {
             duplicate_of: None,
             version: 1,
             bytes: 10,
+            attempts: 0,
+            next_attempt_ms: None,
         }
     }
 
@@ -222,12 +225,24 @@ mod tests {
     fn unchanged_committed_file_is_not_fetched_again() {
         let r = record(FileStatus::Committed, "aa", 5);
         let listing = RemoteFile { name: r.name.clone(), size: 10, mtime: 100 };
-        assert!(!needs_fetch(&listing, Some(&r), OnChanged::Conflict));
+        assert!(!needs_fetch(&listing, Some(&r), OnChanged::Conflict, 0));
         let touched = RemoteFile { mtime: 101, ..listing.clone() };
-        assert!(needs_fetch(&touched, Some(&r), OnChanged::Conflict));
+        assert!(needs_fetch(&touched, Some(&r), OnChanged::Conflict, 0));
         let conflict = record(FileStatus::Conflict, "aa", 5);
-        assert!(!needs_fetch(&listing, Some(&conflict), OnChanged::Conflict));
-        assert!(needs_fetch(&listing, Some(&conflict), OnChanged::Reingest));
+        assert!(!needs_fetch(&listing, Some(&conflict), OnChanged::Conflict, 0));
+        assert!(needs_fetch(&listing, Some(&conflict), OnChanged::Reingest, 0));
+    }
+
+    #[test]
+    fn backing_off_files_wait_their_turn_and_parked_files_wait_for_a_change() {
+        let listing = RemoteFile { name: "cdr_data_20240101_000000.csv".into(), size: 10, mtime: 100 };
+        let backing_off = FileRecord { next_attempt_ms: Some(5_000), ..record(FileStatus::Seen, "", 0) };
+        assert!(!needs_fetch(&listing, Some(&backing_off), OnChanged::Conflict, 4_999));
+        assert!(needs_fetch(&listing, Some(&backing_off), OnChanged::Conflict, 5_000));
+        let parked = record(FileStatus::Parked, "", 0);
+        assert!(!needs_fetch(&listing, Some(&parked), OnChanged::Conflict, i64::MAX));
+        let changed = RemoteFile { size: 11, ..listing };
+        assert!(needs_fetch(&changed, Some(&parked), OnChanged::Conflict, 0));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use super::decide::Progress;
 use super::{now_ms, IngestSettings};
-use crate::encode::{self, FileContext};
+use crate::encode::{self, Cut, DeadLetter, FileContext};
 use crate::failpoint;
 use crate::metrics::METRICS;
 use crate::source::retry::backoff;
@@ -22,7 +22,8 @@ use crate::parse::{self, CdrReader, Decoded, Row};
 type StagedReader = CdrReader<Decoded<BufReader<File>>>;
 use crate::schema::RecordKind;
 use crate::sink::producer::OutRecord;
-use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TxnProducer};
+use crate::sink::{limits, Action, Checkpoint, CheckpointStore, SinkError, TxnProducer};
+use sha2::{Digest, Sha256};
 
 /// Why a file's ingest stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +232,7 @@ pub fn produce_file(
                     rec.status = FileStatus::Committed;
                     rec.finished_ms = Some(now_ms());
                     rec.error = None;
+                    super::park::fresh_start(&mut rec);
                 }
                 // Failure contract: durable on return; the seq is Committed.
                 ledger.txn_committed(&rec, seq, progress.rows_done)?;
@@ -250,6 +252,13 @@ pub fn produce_file(
             Err(ChunkError::File(reason)) => {
                 METRICS.transactions.add("aborted", 1);
                 let _ = producer.abort();
+                ledger.txn_aborted(&rec.name, seq, &reason)?;
+                return Err(IngestError::File(reason));
+            }
+            Err(ChunkError::Sink(e)) if e.action() == Action::Refused => {
+                let reason = format!("{}: the broker refused a record of rows {}..: {e}", rec.name, start.rows_done + 1);
+                METRICS.transactions.add("aborted", 1);
+                abort_with_retries(producer)?;
                 ledger.txn_aborted(&rec.name, seq, &reason)?;
                 return Err(IngestError::File(reason));
             }
@@ -288,12 +297,73 @@ fn record_chunk_metrics(took: Duration, topic: &str, dlq: &str, start: &Progress
     }
 }
 
-fn headers(key: &[u8], file: &str, row: &str, sha256: &str) -> OwnedHeaders {
-    OwnedHeaders::new_with_capacity(4)
-        .insert(Header { key: "cdr-id", value: Some(key) })
-        .insert(Header { key: "cdr-source-file", value: Some(file) })
-        .insert(Header { key: "cdr-row", value: Some(row) })
-        .insert(Header { key: "cdr-file-sha256", value: Some(sha256) })
+/// The contract's record headers, in order.
+const HEADER_NAMES: [&str; 4] = ["cdr-id", "cdr-source-file", "cdr-row", "cdr-file-sha256"];
+
+/// Values of the headers named by [`HEADER_NAMES`]: key, file, row, sha256.
+type HeaderValues<'a> = [&'a [u8]; 4];
+
+fn headers(values: HeaderValues<'_>) -> OwnedHeaders {
+    HEADER_NAMES
+        .iter()
+        .zip(values)
+        .fold(OwnedHeaders::new_with_capacity(4), |h, (key, value)| h.insert(Header { key, value: Some(value) }))
+}
+
+/// Wire bytes of a record with these key, value and headers.
+fn record_size(key: &[u8], value: &[u8], headers: &HeaderValues<'_>) -> usize {
+    let headers: usize = HEADER_NAMES
+        .iter()
+        .zip(headers)
+        .map(|(k, v)| k.len() + v.len() + limits::HEADER_OVERHEAD)
+        .sum();
+    limits::wire_size(key.len(), value.len(), headers)
+}
+
+/// `_raw` keeps at most this much of a record too large for its topic: enough
+/// to recognise the line, small enough for any sane topic limit.
+const CUT_KEEP: usize = 4096;
+
+/// Encodes `letter` for the dead-letter topic into `s.value`. When the whole
+/// record does not fit the topic, `_raw` is cut (with the record's length and
+/// sha256), shorter until it fits; when even an empty `_raw` does not, the
+/// file fails.
+fn encode_dead_letter(
+    ctx: &FileContext,
+    letter: DeadLetter<'_>,
+    settings: &IngestSettings,
+    hv: &HeaderValues<'_>,
+    ingestion_ts: &str,
+    value: &mut Vec<u8>,
+) -> Result<(), ChunkError> {
+    let dlq = settings.topics.dlq.as_str();
+    encode::write_dead_letter(ctx, &letter, ingestion_ts, value);
+    let size = record_size(hv[0], value, hv);
+    let Err(over) = settings.limits.check(dlq, size) else {
+        return Ok(());
+    };
+    let sha256_hex = super::pass::hex(&Sha256::digest(letter.raw));
+    let error = format!("{}; record of {size} bytes exceeds the limit of {} for topic {dlq}", letter.error, over.limit);
+    let mut keep = CUT_KEEP.min(letter.raw.len());
+    loop {
+        let cut = DeadLetter {
+            error: &error,
+            cut: Some(Cut { keep, sha256_hex: &sha256_hex }),
+            ..letter
+        };
+        encode::write_dead_letter(ctx, &cut, ingestion_ts, value);
+        let size = record_size(hv[0], value, hv);
+        match settings.limits.check(dlq, size) {
+            Ok(()) => return Ok(()),
+            Err(_) if keep > 0 => keep /= 2,
+            Err(over) => {
+                return Err(ChunkError::File(format!(
+                    "{}: row {} (line {}): even with its line cut, the dead-letter record of {} bytes exceeds the limit of {} for topic {dlq}",
+                    ctx.file_name(), letter.index, letter.line, over.size, over.limit
+                )))
+            }
+        }
+    }
 }
 
 /// Produces rows until the chunk is full (rows or time) or the file ends.
@@ -332,31 +402,54 @@ fn produce_chunk(
             Ok(None) => return Ok(ChunkEnd::EndOfFile),
             Err(e) => return Err(ChunkError::File(e.to_string())),
         };
+        let index = match &row {
+            Row::Valid(r) => r.index,
+            Row::Invalid(r) => r.index,
+        };
+        encode::write_key(ctx, index, &mut s.key);
+        let hv: HeaderValues<'_> =
+            [&s.key, ctx.file_name().as_bytes(), s.row.format(index).as_bytes(), ctx.sha256_hex().as_bytes()];
+        let dlq = OutRecord {
+            topic: &settings.topics.dlq,
+            key: &s.key,
+            value: &[],
+            timestamp_ms: None,
+            headers: None,
+        };
         match row {
             Row::Valid(r) => {
-                encode::write_key(ctx, r.index, &mut s.key);
                 encode::write_value(ctx, &r, &s.ingestion_ts, &mut s.value);
-                progress.saw_event(r.event_time_ms);
-                progress.valid += 1;
-                producer.send(OutRecord {
-                    topic,
-                    key: &s.key,
-                    value: &s.value,
-                    timestamp_ms: Some(r.event_time_ms),
-                    headers: Some(headers(&s.key, ctx.file_name(), s.row.format(r.index), ctx.sha256_hex())),
-                })?;
+                let size = record_size(&s.key, &s.value, &hv);
+                match settings.limits.check(topic, size) {
+                    Ok(()) => {
+                        progress.saw_event(r.event_time_ms);
+                        progress.valid += 1;
+                        producer.send(OutRecord {
+                            topic,
+                            key: &s.key,
+                            value: &s.value,
+                            timestamp_ms: Some(r.event_time_ms),
+                            headers: Some(headers(hv)),
+                        })?;
+                    }
+                    Err(over) => {
+                        // A record no broker of this cluster accepts: the row
+                        // is dead-lettered with its neighbours' transaction.
+                        let error = format!("record of {size} bytes exceeds the limit of {} for topic {topic}", over.limit);
+                        tracing::warn!(file = %ctx.file_name(), row = r.index, line = r.line, "{error}; sent to the dead-letter topic");
+                        let letter = DeadLetter { index: r.index, line: r.line, error: &error, raw: r.raw, cut: None };
+                        encode_dead_letter(ctx, letter, settings, &hv, &s.ingestion_ts, &mut s.value)?;
+                        METRICS.oversized_rows.add(1);
+                        progress.invalid += 1;
+                        producer.send(OutRecord { value: &s.value, headers: Some(headers(hv)), ..dlq })?;
+                    }
+                }
             }
             Row::Invalid(r) => {
-                encode::write_key(ctx, r.index, &mut s.key);
-                encode::write_dlq_value(ctx, &r, &s.ingestion_ts, &mut s.value);
+                let letter = DeadLetter { index: r.index, line: r.line, error: &r.error.to_string(), raw: r.raw, cut: None };
+                encode_dead_letter(ctx, letter, settings, &hv, &s.ingestion_ts, &mut s.value)?;
                 progress.invalid += 1;
-                producer.send(OutRecord {
-                    topic: &settings.topics.dlq,
-                    key: &s.key,
-                    value: &s.value,
-                    timestamp_ms: None,
-                    headers: Some(headers(&s.key, ctx.file_name(), s.row.format(r.index), ctx.sha256_hex())),
-                })?;
+                producer.send(OutRecord { value: &s.value, headers: Some(headers(hv)), ..dlq })?;
             }
         }
         progress.rows_done += 1;

@@ -3,12 +3,14 @@
 //!
 //! - `decide`: ledger + checkpoints + listing -> skip, resume, conflict, ...
 //! - `file`: one staged file through parse -> encode -> chunked transactions.
+//! - `park`: back-off and parking of files that keep failing; `retry` requests.
 //! - `pass`: one pass over the source directory, in name order.
 //! - `recover`: settles transactions a crash left in doubt.
 //! - `workers`: N worker slots sharing the ledger, name order kept per kind.
 
 pub mod decide;
 pub mod file;
+pub mod park;
 pub mod pass;
 pub mod recover;
 pub mod workers;
@@ -19,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::parse::Validation;
+use crate::sink::limits::RecordLimits;
 use crate::sink::topics::TopicLayout;
+use park::ParkPolicy;
 
 /// What to do when a file name seen before arrives with different bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,6 +65,10 @@ pub struct IngestSettings {
     pub max_chunk_attempts: u32,
     /// Event times further ahead of the clock than this are invalid rows.
     pub max_future: Duration,
+    /// The largest record each output topic accepts, as last learned.
+    pub limits: RecordLimits,
+    /// Back-off and parking of files that keep failing.
+    pub park: ParkPolicy,
     /// Set by the daemon's signal handler; every clone shares it.
     pub shutdown: Shutdown,
 }
@@ -94,6 +102,8 @@ impl IngestSettings {
             error_dir: None,
             max_chunk_attempts: 20,
             max_future: Duration::from_secs(3300),
+            limits: RecordLimits::default(),
+            park: ParkPolicy::default(),
             shutdown: Shutdown::default(),
         }
     }

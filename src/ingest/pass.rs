@@ -10,6 +10,7 @@ use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 
 use super::decide::{needs_fetch, plan, Facts, Plan, Progress};
 use super::file::{check_whole_stream, produce_file, IngestError, Job};
+use super::park::{self, Verdict};
 use super::{now_ms, AfterIngest, IngestSettings};
 use crate::metrics::METRICS;
 use crate::schema::RecordKind;
@@ -48,7 +49,15 @@ pub enum FileOutcome {
     Conflict,
     Duplicate,
     Failed(String),
-    /// Not finished this pass (source or broker unreachable); tried again later.
+    /// A transient cause stopped it while the rest of the pipeline worked:
+    /// counted against the file, which is tried again after a back-off.
+    Retrying { reason: String, attempt: u32 },
+    /// Its counted failures reached the limit: set aside until its content
+    /// changes or `retry` releases it.
+    Parked(String),
+    /// An outage stopped it (the source or the brokers unreachable): not the
+    /// file's fault and not counted. The pass ends, since the next file would
+    /// meet the same outage; the next pass tries again.
     Deferred(String),
     /// Stopped mid-file by a shutdown, left in progress after `rows_done` rows.
     Interrupted { rows_done: u64 },
@@ -63,6 +72,8 @@ impl FileOutcome {
             FileOutcome::Conflict => "conflict",
             FileOutcome::Duplicate => "duplicate",
             FileOutcome::Failed(_) => "failed",
+            FileOutcome::Retrying { .. } => "retrying",
+            FileOutcome::Parked(_) => "parked",
             FileOutcome::Deferred(_) => "deferred",
             FileOutcome::Interrupted { .. } => "interrupted",
         }
@@ -77,6 +88,8 @@ pub struct PassSummary {
     pub conflicts: u64,
     pub duplicates: u64,
     pub failed: u64,
+    pub retrying: u64,
+    pub parked: u64,
     pub deferred: u64,
     pub interrupted: u64,
     pub rows: u64,
@@ -95,6 +108,8 @@ impl PassSummary {
             FileOutcome::Conflict => self.conflicts += 1,
             FileOutcome::Duplicate => self.duplicates += 1,
             FileOutcome::Failed(_) => self.failed += 1,
+            FileOutcome::Retrying { .. } => self.retrying += 1,
+            FileOutcome::Parked(_) => self.parked += 1,
             FileOutcome::Deferred(_) => self.deferred += 1,
             FileOutcome::Interrupted { .. } => self.interrupted += 1,
         }
@@ -108,8 +123,15 @@ pub struct Engine {
     settings: IngestSettings,
 }
 
-/// Source fetch attempts (with reconnects) before a file is deferred.
+/// Source fetch attempts (with reconnects) before the failure is sorted.
 const FETCH_ATTEMPTS: u32 = 6;
+
+/// What a transient failure of one file needed.
+#[derive(Debug, Clone, Copy)]
+enum Dependency {
+    Source,
+    Brokers,
+}
 
 impl Engine {
     /// One slot over shared state; `workers::Workers::start` builds them in
@@ -129,6 +151,10 @@ impl Engine {
         }
     }
 
+    pub(super) fn set_limits(&mut self, limits: &crate::sink::limits::RecordLimits) {
+        self.settings.limits = limits.clone();
+    }
+
     pub fn source_mut(&mut self) -> &mut dyn Source {
         self.source.as_mut()
     }
@@ -145,7 +171,7 @@ impl Engine {
             return Ok(FileOutcome::Skipped);
         };
         let existing = self.ledger.file(&file.name)?;
-        if !needs_fetch(file, existing.as_ref(), self.settings.on_changed) {
+        if !needs_fetch(file, existing.as_ref(), self.settings.on_changed, now_ms()) {
             if let Some(rec) = &existing {
                 self.after_outcome(rec);
             }
@@ -166,6 +192,10 @@ impl Engine {
         staged: &std::path::Path,
     ) -> Result<FileOutcome, EngineError> {
         let mut rec = existing.clone().unwrap_or_else(|| new_record(file, kind));
+        if rec.size != file.size || rec.mtime != file.mtime {
+            // New content under the name: earlier failures say nothing of it.
+            park::fresh_start(&mut rec);
+        }
         rec.size = file.size;
         rec.mtime = file.mtime;
         let fetched = match self.fetch(file, staged) {
@@ -174,10 +204,7 @@ impl Engine {
                 return self.fail(rec, format!("changed while being read ({what}); retried once stable"));
             }
             Err(SourceError::Gone { .. }) => return Ok(FileOutcome::Skipped),
-            Err(e) => {
-                tracing::warn!(file = %file.name, error = %e, "download failed; will retry at the next pass");
-                return Ok(FileOutcome::Deferred(e.to_string()));
-            }
+            Err(e) => return self.transient_failure(producer, rec, format!("download failed: {e}"), Dependency::Source),
         };
         METRICS.bytes_downloaded.add(fetched.size);
         let sha_hex = hex(&fetched.sha256);
@@ -206,6 +233,7 @@ impl Engine {
                 progress.apply_to(&mut rec);
                 rec.status = FileStatus::Committed;
                 rec.error = None;
+                park::fresh_start(&mut rec);
                 rec.finished_ms.get_or_insert_with(now_ms);
                 self.ledger.put_file(&rec)?;
                 self.after_outcome(&rec);
@@ -305,10 +333,46 @@ impl Engine {
                 Ok(FileOutcome::Interrupted { rows_done })
             }
             Err(e @ IngestError::Exhausted { .. }) => {
-                tracing::warn!(file = %fallback.name, error = %e, "file left in progress for the next pass");
-                Ok(FileOutcome::Deferred(e.to_string()))
+                let rec = self.ledger.file(&fallback.name)?.unwrap_or(fallback);
+                self.transient_failure(producer, rec, e.to_string(), Dependency::Brokers)
             }
         }
+    }
+
+    /// Sorts a transient failure of one file by its blast radius. When the
+    /// dependency it needed answers now, the cause lies with this file: the
+    /// failure is counted and the file backs off or is parked. When it does
+    /// not, it is an outage, which every other file would meet too: nothing
+    /// is counted and the pass ends.
+    fn transient_failure(
+        &mut self,
+        producer: &TxnProducer,
+        mut rec: FileRecord,
+        reason: String,
+        dependency: Dependency,
+    ) -> Result<FileOutcome, EngineError> {
+        let reachable = match dependency {
+            Dependency::Source => self.source.list().is_ok(),
+            Dependency::Brokers => producer.brokers_reachable(),
+        };
+        if !reachable {
+            tracing::warn!(file = %rec.name, reason = %reason, ?dependency, "outage: not counted against the file; the pass ends and the next one tries again");
+            return Ok(FileOutcome::Deferred(reason));
+        }
+        rec.error = Some(reason.clone());
+        let verdict = self.settings.park.count_failure(&mut rec, now_ms());
+        self.ledger.put_file(&rec)?;
+        Ok(match verdict {
+            Verdict::RetryAt { attempt, next_attempt_ms } => {
+                let in_s = (next_attempt_ms - now_ms()).max(0) / 1000;
+                tracing::warn!(file = %rec.name, reason = %reason, attempt, max_attempts = self.settings.park.max_attempts, retry_in_s = in_s, "file failed; trying it again after a back-off");
+                FileOutcome::Retrying { reason, attempt }
+            }
+            Verdict::Parked { attempts } => {
+                tracing::error!(file = %rec.name, reason = %reason, attempts, "file parked after repeated failures; `cdr-to-redpanda retry {}` releases it", rec.name);
+                FileOutcome::Parked(reason)
+            }
+        })
     }
 
     fn fail(&mut self, mut rec: FileRecord, reason: String) -> Result<FileOutcome, EngineError> {
@@ -406,6 +470,8 @@ fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
         duplicate_of: None,
         version: 1,
         bytes: 0,
+        attempts: 0,
+        next_attempt_ms: None,
     }
 }
 

@@ -27,6 +27,7 @@ use super::IngestSettings;
 use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
 use crate::schema::RecordKind;
+use crate::sink::limits::RecordLimits;
 use crate::sink::{CheckpointStore, KafkaConfig, TxnProducer};
 use crate::source::{RemoteFile, Source};
 
@@ -123,6 +124,15 @@ impl Workers {
         &self.ledger
     }
 
+    /// Record size limits as just learned from the cluster, for every slot's
+    /// next file.
+    pub fn set_limits(&mut self, limits: &RecordLimits) {
+        self.settings.limits = limits.clone();
+        for (engine, _) in &mut self.slots {
+            engine.set_limits(limits);
+        }
+    }
+
     /// The source slot 0 lists with (each slot fetches with its own).
     pub fn source_mut(&mut self) -> &mut dyn Source {
         self.slots[0].0.source_mut()
@@ -209,6 +219,8 @@ struct QueueState {
     busy: BTreeSet<Lane>,
     summary: PassSummary,
     fatal: Option<EngineError>,
+    /// A file was deferred by an outage: no further file is taken this pass.
+    outage: bool,
 }
 
 impl Queue {
@@ -233,7 +245,7 @@ impl Queue {
     fn take(&self, stop: impl Fn() -> bool) -> Option<(Lane, RemoteFile)> {
         let mut st = self.lock();
         loop {
-            if stop() || st.fatal.is_some() {
+            if stop() || st.fatal.is_some() || st.outage {
                 return None;
             }
             let next = st
@@ -268,6 +280,10 @@ impl Queue {
                 // settled earlier again, and they would swamp the rest.
                 if outcome != FileOutcome::Skipped {
                     METRICS.files.add(outcome.label(), 1);
+                }
+                if matches!(outcome, FileOutcome::Deferred(_)) {
+                    // An outage: the next file would meet it too.
+                    st.outage = true;
                 }
                 if matches!(outcome, FileOutcome::Committed { .. }) {
                     METRICS
@@ -330,5 +346,24 @@ mod tests {
     fn shutdown_stops_taking_files() {
         let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")], kind_lane);
         assert!(q.take(|| true).is_none());
+    }
+
+    #[test]
+    fn an_outage_ends_the_pass_but_a_file_failure_does_not() {
+        let q = Queue::new(
+            vec![
+                file("cdr_data_20240101_000001.csv"),
+                file("cdr_data_20240101_000002.csv"),
+                file("cdr_data_20240101_000003.csv"),
+            ],
+            kind_lane,
+        );
+        let (k, _) = q.take(|| false).unwrap();
+        q.done(k, Ok(FileOutcome::Parked("permission denied".into())));
+        let (k, _) = q.take(|| false).unwrap();
+        q.done(k, Ok(FileOutcome::Deferred("brokers unreachable".into())));
+        assert!(q.take(|| false).is_none());
+        let summary = q.finish().unwrap();
+        assert_eq!((summary.parked, summary.deferred), (1, 1));
     }
 }

@@ -121,7 +121,9 @@ impl Histogram {
 /// Every metric the service exports.
 pub struct Metrics {
     /// Files by outcome: committed, skipped, failed, conflict, duplicate,
-    /// deferred, interrupted (stopped mid-file by a shutdown).
+    /// retrying (a transient failure counted against the file), parked,
+    /// deferred (an outage, not counted against the file), interrupted
+    /// (stopped mid-file by a shutdown).
     pub files: LabeledCounter,
     /// Records committed per topic (data, voice and dead-letter topics).
     pub rows_produced: LabeledCounter,
@@ -137,6 +139,10 @@ pub struct Metrics {
     pub files_waiting: Gauge,
     /// Age (by mtime) of the oldest of those, seconds; 0 when none wait.
     pub oldest_waiting_age_seconds: Gauge,
+    /// Files parked in the ledger (see `ingest::park`), waiting for `retry`.
+    pub files_parked: Gauge,
+    /// Valid rows dead-lettered because their record exceeds the topic's limit.
+    pub oversized_rows: Counter,
     /// Unix time of the last file committed.
     pub last_success_timestamp_seconds: Gauge,
     /// SFTP sessions opened after the first one.
@@ -157,6 +163,8 @@ impl Metrics {
             chunk_seconds: Histogram::new(),
             files_waiting: Gauge::new(),
             oldest_waiting_age_seconds: Gauge::new(),
+            files_parked: Gauge::new(),
+            oversized_rows: Counter::new(),
             last_success_timestamp_seconds: Gauge::new(),
             sftp_reconnects: Counter::new(),
             group_shards_owned: Gauge::new(),
@@ -223,6 +231,8 @@ impl Metrics {
         let _ = writeln!(out, "cdr_chunk_seconds_count {count}");
         gauge(&mut out, "cdr_files_waiting", "Listed files not settled in the ledger yet.", &self.files_waiting);
         gauge(&mut out, "cdr_oldest_waiting_file_age_seconds", "Age of the oldest waiting file (by mtime).", &self.oldest_waiting_age_seconds);
+        gauge(&mut out, "cdr_files_parked", "Files parked after repeated transient failures, waiting for `retry`.", &self.files_parked);
+        counter(&mut out, "cdr_oversized_rows_total", "Valid rows dead-lettered because their record exceeds the topic's size limit.", &self.oversized_rows);
         gauge(&mut out, "cdr_last_success_timestamp_seconds", "Unix time of the last committed file.", &self.last_success_timestamp_seconds);
         counter(&mut out, "cdr_sftp_reconnects_total", "SFTP sessions opened after the first.", &self.sftp_reconnects);
         gauge(&mut out, "cdr_group_shards_owned", "Shards this instance works on (0 without --group).", &self.group_shards_owned);

@@ -121,6 +121,9 @@ pub struct ValidRow<'r> {
     pub line: u64,
     /// The time column as UTC epoch milliseconds: the record's Kafka timestamp.
     pub event_time_ms: i64,
+    /// The record's bytes as they were in the file (as [`InvalidRow::raw`]),
+    /// for a row that must be dead-lettered after all (too large to produce).
+    pub raw: &'r [u8],
     kind: RecordKind,
     /// The bytes the field spans index: the record itself, or the unquoted copy
     /// of it when the record had quoted fields. Checked to be valid UTF-8 (kept

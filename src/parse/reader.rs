@@ -247,6 +247,7 @@ impl<R: Read> CdrReader<R> {
                 index,
                 line,
                 event_time_ms,
+                raw: &self.buf[rec.raw.clone()],
                 kind: self.kind,
                 text: self.text(&rec),
                 padded: self.padded(&rec),

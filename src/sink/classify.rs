@@ -11,6 +11,10 @@ pub enum Action {
     /// row and produce the chunk again. Nothing of the aborted chunk is visible
     /// to read_committed consumers, so replaying cannot duplicate.
     AbortAndReplay,
+    /// The broker refuses a record of the chunk and always will (too large,
+    /// invalid, timestamp out of range): replaying cannot help. Abort the
+    /// chunk and fail the file; the service goes on with the next one.
+    Refused,
     /// The producer is unusable (fenced by another instance, unauthorized,
     /// misconfigured): stop the service with a non-zero exit.
     Fatal,
@@ -53,8 +57,17 @@ pub fn classify_code(code: RDKafkaErrorCode) -> Action {
         | C::UnsupportedVersion
         | C::InvalidTransactionTimeout => Action::Fatal,
         // The record itself can never be written: replaying would fail the
-        // same way, so stop loudly instead of looping.
-        C::MessageSizeTooLarge | C::InvalidRecord | C::UnknownTopic => Action::Fatal,
+        // same way. Records are checked against the size limits before they
+        // are sent, so this is a limit lowered under us or a broker rule we
+        // do not know; it is the file's problem, not the service's.
+        C::MessageSizeTooLarge
+        | C::MessageBatchTooLarge
+        | C::InvalidMessageSize
+        | C::InvalidRecord
+        | C::InvalidTimestamp => Action::Refused,
+        // A topic deleted under us: every file of its kind would fail. A
+        // restart creates it again.
+        C::UnknownTopic => Action::Fatal,
         _ => Action::AbortAndReplay,
     }
 }
@@ -85,6 +98,20 @@ mod tests {
             classify(&KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)),
             Action::AbortAndReplay
         );
+    }
+
+    #[test]
+    fn records_the_broker_can_never_accept_fail_the_file_not_the_service() {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+            RDKafkaErrorCode::InvalidTimestamp,
+        ] {
+            assert_eq!(classify_code(code), Action::Refused, "{code:?}");
+            assert_eq!(classify(&KafkaError::MessageProduction(code)), Action::Refused, "{code:?}");
+        }
+        assert_eq!(classify_code(RDKafkaErrorCode::UnknownTopic), Action::Fatal);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+pub mod limits;
 pub mod probe;
 pub mod producer;
 pub mod topics;

@@ -17,6 +17,11 @@ use rdkafka::ClientContext;
 
 use super::classify::{classify, classify_code, Action};
 
+/// `batch.size` unless a topic accepts less: a chunk spreads over 12+
+/// partitions, and a batch that cannot fill waits out `linger.ms` while the
+/// full queue stops the producer.
+pub const DEFAULT_BATCH_BYTES: usize = 262_144;
+
 /// How to reach the brokers and how to produce.
 #[derive(Clone)]
 pub struct KafkaConfig {
@@ -34,6 +39,9 @@ pub struct KafkaConfig {
     pub transaction_timeout: Duration,
     /// Bound on one commit/abort/init call; a retriable timeout is retried.
     pub operation_timeout: Duration,
+    /// `batch.size`: lowered to the smallest topic's record limit once that is
+    /// learned (`sink::limits`), so no batch is larger than a topic accepts.
+    pub batch_bytes: usize,
     /// librdkafka properties passed through verbatim (SASL, TLS, tuning).
     /// Applied last, so they win over the defaults above.
     pub overrides: Vec<(String, String)>,
@@ -48,6 +56,7 @@ impl KafkaConfig {
             transactions: true,
             transaction_timeout: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(60),
+            batch_bytes: DEFAULT_BATCH_BYTES,
             overrides: Vec::new(),
         }
     }
@@ -87,10 +96,8 @@ impl KafkaConfig {
             // binds; the message bound only caps tiny records.
             .set("queue.buffering.max.messages", "100000")
             .set("queue.buffering.max.kbytes", "8192")
-            // A batch must fill well before the queue does: a chunk spreads
-            // over 12+ partitions, and a batch that cannot fill waits out
-            // linger.ms while the full queue stops the producer.
-            .set("batch.size", "262144")
+            // A batch must fill well before the queue does (DEFAULT_BATCH_BYTES).
+            .set("batch.size", self.batch_bytes.to_string())
             .set(
                 "message.timeout.ms",
                 self.transaction_timeout.as_millis().to_string(),
@@ -394,6 +401,15 @@ impl TxnProducer {
                 Err((e, _)) => return Err(self.fail("produce", e)),
             }
         }
+    }
+
+    /// Whether a broker answers a metadata request now: tells an outage from
+    /// a failure of one file's records.
+    pub fn brokers_reachable(&self) -> bool {
+        self.producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(5))
+            .is_ok_and(|md| !md.brokers().is_empty())
     }
 
     /// Serves delivery callbacks without blocking; call now and then while producing.

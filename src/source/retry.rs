@@ -29,9 +29,14 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// The un-jittered step for `attempt`: `BACKOFF_BASE * 2^attempt`, capped.
 fn exponential_step(attempt: u32) -> Duration {
-    // 2^7 * 500 ms already exceeds the cap; clamping the shift avoids overflow.
+    exponential(BACKOFF_BASE, BACKOFF_CAP, attempt)
+}
+
+/// `base * 2^attempt`, at most `cap`.
+pub fn exponential(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    // Clamping the shift avoids overflow; the cap binds long before.
     let factor = 1u32 << attempt.min(16);
-    BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_CAP)
+    base.saturating_mul(factor).min(cap)
 }
 
 #[cfg(test)]

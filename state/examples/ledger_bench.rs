@@ -40,6 +40,8 @@ fn record(i: u64) -> FileRecord {
         duplicate_of: None,
         version: 1,
         bytes: 150_000_000,
+        attempts: 0,
+        next_attempt_ms: None,
     }
 }
 

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::LedgerError;
 
-/// The envelope version this build writes. Reading also accepts only v1 today;
-/// a v2 must keep a decoder for v1 (pinned by the golden test).
-pub(crate) const VALUE_VERSION: u32 = 1;
+/// The envelope version this build writes. v2 added the file record's retry
+/// fields (`attempts`, `next_attempt_ms`) and the `parked` status; a v1 value
+/// is a v2 value without them, so one decoder reads both (pinned by the golden
+/// tests). An older build refuses a v2 value instead of misreading it.
+pub(crate) const VALUE_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct Envelope<'a, T> {
@@ -59,9 +61,8 @@ pub(crate) fn decode<T: DeserializeOwned>(
         }
     };
     match version {
-        1 => {
-            serde_json::from_slice(bytes).map_err(|e| corrupt(what(), format!("bad v1 value: {e}")))
-        }
+        1 | 2 => serde_json::from_slice(bytes)
+            .map_err(|e| corrupt(what(), format!("bad v{version} value: {e}"))),
         other => Err(corrupt(
             what(),
             format!("envelope version {other}; this build reads version {VALUE_VERSION}"),
@@ -86,7 +87,7 @@ mod tests {
             status: FileStatus,
         }
         let bytes = encode(what, &Body { status }).unwrap();
-        assert_eq!(bytes, br#"{"v":1,"status":"committed"}"#);
+        assert_eq!(bytes, br#"{"v":2,"status":"committed"}"#);
     }
 
     #[test]

@@ -124,3 +124,17 @@ pub enum LedgerError {
         outcome: TxnOutcome,
     },
 }
+
+impl LedgerError {
+    /// True when the ledger could not be opened because another process (a
+    /// running daemon) holds its one writer handle.
+    pub fn is_held_by_another_writer(&self) -> bool {
+        matches!(
+            self,
+            LedgerError::Open {
+                source: redb::DatabaseError::DatabaseAlreadyOpen,
+                ..
+            }
+        )
+    }
+}

@@ -178,6 +178,36 @@ impl Ledger {
         self.write(|w| store_file(w, rec))
     }
 
+    /// Releases a parked or failed file for the next pass, as an operator's
+    /// `retry` asks: its attempts and back-off are cleared and it becomes
+    /// `Seen` (or `InProgress` when rows of it are committed, which the next
+    /// pass resumes after). Returns the record as stored, or `None` when the
+    /// name is unknown or not parked or failed (then nothing is written).
+    //
+    // Failure contract: durable when it returns Ok(Some); read and write are
+    // one commit, so a record the daemon changed meanwhile is never overwritten
+    // with a stale copy.
+    pub fn release(&self, name: &str) -> Result<Option<FileRecord>, LedgerError> {
+        self.write(|w| {
+            let Some(mut rec) = get_file(&w.open_table(FILES)?, name)? else {
+                return Ok(None);
+            };
+            if !matches!(rec.status, FileStatus::Parked | FileStatus::Failed) {
+                return Ok(None);
+            }
+            rec.status = if rec.rows_done > 0 {
+                FileStatus::InProgress
+            } else {
+                FileStatus::Seen
+            };
+            rec.attempts = 0;
+            rec.next_attempt_ms = None;
+            rec.updated_ms = now_ms();
+            store_file(w, &rec)?;
+            Ok(Some(rec))
+        })
+    }
+
     /// Records the intent to start Kafka transaction `seq` of `file`, covering
     /// rows from `row_start`, BEFORE the Kafka transaction begins: in one commit,
     /// `file` is stored with status `InProgress` (its other fields as given) and

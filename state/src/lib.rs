@@ -14,7 +14,7 @@
 //! the daemon runs. Every write is one redb commit with immediate durability:
 //! when a write method returns `Ok`, what it recorded survives a crash.
 //!
-//! Stored values are versioned JSON envelopes (`{"v":1,...}`) and the table
+//! Stored values are versioned JSON envelopes (`{"v":2,...}`) and the table
 //! layout has a schema version in the `meta` table; see the `ledger` module
 //! source for the layout.
 #![deny(missing_docs)]

@@ -1,7 +1,8 @@
 //! The two things the ledger stores: one [`FileRecord`] per file name and one
 //! [`TxnRecord`] per Kafka transaction.
 //!
-//! Their serde form is the body of the stored v1 envelope (see `codec`): renaming
+//! Their serde form is the body of the stored envelope (v2; v1 lacked the
+//! retry fields) (see `codec`): renaming
 //! or retyping a field changes the on-disk format, and the golden test in
 //! `tests/ledger.rs` fails until a new envelope version is introduced.
 
@@ -51,6 +52,13 @@ pub struct FileRecord {
     pub version: u32,
     /// Bytes read from the source so far for the current version.
     pub bytes: u64,
+    /// Failed attempts at the current content that a transient cause stopped
+    /// (since v2; 0 in v1 values). Reset by success, changed content or `retry`.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not tried again before this instant, ms since the Unix epoch (since v2).
+    #[serde(default)]
+    pub next_attempt_ms: Option<i64>,
 }
 
 impl FileRecord {
@@ -79,17 +87,23 @@ pub enum FileStatus {
     Conflict,
     /// Same bytes as a file already committed or in progress (`duplicate_of`).
     Duplicate,
+    /// Set aside after `attempts` tries that a transient cause stopped (the file
+    /// unreadable, a chunk the brokers kept refusing): not tried again until its
+    /// content changes or an operator asks (`retry`); `error` is the last cause.
+    /// Rows committed before it stopped stay committed (`rows_done`).
+    Parked,
 }
 
 impl FileStatus {
     /// Every status, in order.
-    pub const ALL: [FileStatus; 6] = [
+    pub const ALL: [FileStatus; 7] = [
         FileStatus::Seen,
         FileStatus::InProgress,
         FileStatus::Committed,
         FileStatus::Failed,
         FileStatus::Conflict,
         FileStatus::Duplicate,
+        FileStatus::Parked,
     ];
 
     /// The stored and displayed name, e.g. `"in_progress"`.
@@ -101,6 +115,7 @@ impl FileStatus {
             FileStatus::Failed => "failed",
             FileStatus::Conflict => "conflict",
             FileStatus::Duplicate => "duplicate",
+            FileStatus::Parked => "parked",
         }
     }
 }

@@ -43,6 +43,8 @@ fn rec(name: &str, sha256: &str, status: FileStatus) -> FileRecord {
         duplicate_of: None,
         version: 1,
         bytes: 4096,
+        attempts: 0,
+        next_attempt_ms: None,
     }
 }
 
@@ -455,6 +457,7 @@ fn counts_cover_every_status() {
         ("failed", 1),
         ("conflict", 0),
         ("duplicate", 1),
+        ("parked", 0),
     ];
     assert_eq!(got, want.map(|(s, n)| (s.to_owned(), n)));
 }
@@ -653,6 +656,8 @@ fn reads_values_written_in_the_v1_encoding() {
         duplicate_of: None,
         version: 2,
         bytes: 151_234,
+        attempts: 0,
+        next_attempt_ms: None,
     };
     let done = TxnRecord {
         file: name.to_owned(),
@@ -705,7 +710,7 @@ fn reads_values_written_in_the_v1_encoding() {
 }
 
 #[test]
-fn writes_values_in_the_v1_envelope() {
+fn writes_values_in_the_v2_envelope() {
     let dir = tempfile::tempdir().unwrap();
     let file = rec("cdr_data_20240102_224000.csv", SHA_A, FileStatus::Seen);
     {
@@ -717,18 +722,71 @@ fn writes_values_in_the_v1_envelope() {
     let files = r.open_table(FILES).unwrap();
     let stored = files.get(file.name.as_str()).unwrap().unwrap();
     let value: serde_json::Value = serde_json::from_slice(stored.value()).unwrap();
-    assert_eq!(value["v"], 1);
+    assert_eq!(value["v"], 2);
     assert_eq!(value["status"], "in_progress");
-    assert!(stored.value().starts_with(br#"{"v":1,"name":"#));
+    assert_eq!(value["attempts"], 0);
+    assert!(stored.value().starts_with(br#"{"v":2,"name":"#));
     let txns = r.open_table(TXNS).unwrap();
     let stored = txns.get((file.name.as_str(), 0)).unwrap().unwrap();
-    assert!(stored.value().starts_with(br#"{"v":1,"file":"#));
+    assert!(stored.value().starts_with(br#"{"v":2,"file":"#));
     assert!(r
         .open_table(IN_DOUBT)
         .unwrap()
         .get((file.name.as_str(), 0))
         .unwrap()
         .is_some());
+}
+
+/// A parked file as a v2 build writes it.
+const GOLDEN_FILE_V2: &str = r#"{"v":2,"name":"cdr_voice_20240102_224000.csv","size":99,"mtime":1704235200,"sha256":"","kind":"voice","status":"parked","rows_done":0,"valid_rows":0,"invalid_rows":0,"first_event_ms":null,"last_event_ms":null,"first_seen_ms":1704235260000,"updated_ms":1704235300000,"started_ms":null,"finished_ms":null,"error":"permission denied","duplicate_of":null,"version":1,"bytes":0,"attempts":5,"next_attempt_ms":1704235400000}"#;
+
+#[test]
+fn reads_a_parked_file_written_in_the_v2_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "cdr_voice_20240102_224000.csv";
+    {
+        let db = raw(dir.path());
+        let w = db.begin_write().unwrap();
+        w.open_table(META).unwrap().insert("schema_version", 1).unwrap();
+        w.open_table(FILES).unwrap().insert(name, GOLDEN_FILE_V2.as_bytes()).unwrap();
+        w.commit().unwrap();
+    }
+    let reader = Ledger::open_read_only(dir.path()).unwrap();
+    let file = reader.file(name).unwrap().unwrap();
+    assert_eq!(file.status, FileStatus::Parked);
+    assert_eq!(file.attempts, 5);
+    assert_eq!(file.next_attempt_ms, Some(1_704_235_400_000));
+    assert_eq!(file.error.as_deref(), Some("permission denied"));
+}
+
+#[test]
+fn release_clears_attempts_of_parked_and_failed_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let parked = FileRecord {
+        attempts: 5,
+        next_attempt_ms: Some(1),
+        error: Some("permission denied".into()),
+        ..rec("cdr_data_20240101_000001.csv", "", FileStatus::Parked)
+    };
+    let failed_part_way = FileRecord {
+        rows_done: 10,
+        ..rec("cdr_data_20240101_000002.csv", SHA_A, FileStatus::Failed)
+    };
+    let committed = rec("cdr_data_20240101_000003.csv", SHA_B, FileStatus::Committed);
+    for r in [&parked, &failed_part_way, &committed] {
+        ledger.put_file(r).unwrap();
+    }
+    let released = ledger.release(&parked.name).unwrap().unwrap();
+    assert_eq!((released.status, released.attempts, released.next_attempt_ms), (FileStatus::Seen, 0, None));
+    assert_eq!(ledger.file(&parked.name).unwrap(), Some(released));
+    // Rows already committed: resumed after them, so it claims its bytes again.
+    let released = ledger.release(&failed_part_way.name).unwrap().unwrap();
+    assert_eq!(released.status, FileStatus::InProgress);
+    assert_eq!(ledger.file_by_sha256(SHA_A).unwrap().map(|r| r.name), Some(failed_part_way.name));
+    assert_eq!(ledger.release(&committed.name).unwrap(), None);
+    assert_eq!(ledger.file(&committed.name).unwrap(), Some(committed));
+    assert_eq!(ledger.release("cdr_data_unknown.csv").unwrap(), None);
 }
 
 const CHILD_DIR_ENV: &str = "CDR_STATE_TEST_CRASH_DIR";
