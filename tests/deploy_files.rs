@@ -91,7 +91,9 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
             assert!(repo().join(ctx).join("Dockerfile").is_file(), "{name}: build context {ctx}");
         }
         for v in s["volumes"].as_array().into_iter().flatten() {
-            let src = v.as_str().unwrap().split(':').next().unwrap();
+            let Some((src, _)) = v.as_str().unwrap().split_once(':') else {
+                continue; // an anonymous volume: nothing to exist beforehand
+            };
             if src.starts_with('.') || src.starts_with('/') {
                 assert!(repo().join(src).exists(), "{name}: volume source {src}");
             } else {

@@ -259,7 +259,12 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
     while !shutdown.requested() {
         apply_retry_requests(common, workers.ledger())?;
-        workers.take_over_shards().context("following the group's assignment")?;
+        match workers.take_over_shards() {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "taking shards over failed; tried again at the next poll");
+            }
+            other => other.context("following the group's assignment")?,
+        }
         match list(workers.source_mut()) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);

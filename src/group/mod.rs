@@ -50,6 +50,15 @@ pub struct GroupArgs {
     pub group_session_timeout_seconds: u64,
 }
 
+impl GroupError {
+    /// A takeover that failed on the cluster (a broker down, a coordinator
+    /// moving) is tried again at the next poll; its shards stay unworked
+    /// meanwhile. Only a ledger failure stops the service.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, GroupError::Ledger(_) | GroupError::Producer(SinkError::Fenced { .. }))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
     #[error("group membership: {0}")]
