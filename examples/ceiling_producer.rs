@@ -108,10 +108,13 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
             .and_then(|n| n.to_str())
             .context("file name")?
             .to_owned();
-        let Some(kind) = RecordKind::from_file_name(&name) else { continue };
+        let Some(kind) = RecordKind::from_file_name(&name) else {
+            continue;
+        };
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let ctx = FileContext::new(&name, kind, &Sha256::digest(&bytes).into());
-        let mut reader = CdrReader::new(kind, &name, parse::decode(bytes.as_slice())?, &validation)?;
+        let mut reader =
+            CdrReader::new(kind, &name, parse::decode(bytes.as_slice())?, &validation)?;
         while let Some(row) = reader.next_row()? {
             let (topic, index, timestamp) = match &row {
                 Row::Valid(r) => {
@@ -161,7 +164,11 @@ fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
 fn read_bytes(input: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
     let mut len = [0u8; 4];
     if let Err(e) = input.read_exact(&mut len) {
-        return if e.kind() == std::io::ErrorKind::UnexpectedEof { Ok(false) } else { Err(e.into()) };
+        return if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Ok(false)
+        } else {
+            Err(e.into())
+        };
     }
     buf.resize(u32::from_le_bytes(len) as usize, 0);
     input.read_exact(buf)?;
@@ -190,12 +197,16 @@ fn produce(records: &Path, kafka: &KafkaArgs) -> Result<()> {
             ensure!(read_bytes(&mut input, f)?, "truncated record {n}");
         }
         let [key, value, h @ ..] = &fields;
-        let headers = HEADER_NAMES
-            .iter()
-            .zip(h)
-            .fold(OwnedHeaders::new_with_capacity(4), |hs, (name, v)| {
-                hs.insert(Header { key: name, value: Some(v.as_slice()) })
-            });
+        let headers =
+            HEADER_NAMES
+                .iter()
+                .zip(h)
+                .fold(OwnedHeaders::new_with_capacity(4), |hs, (name, v)| {
+                    hs.insert(Header {
+                        key: name,
+                        value: Some(v.as_slice()),
+                    })
+                });
         let timestamp = i64::from_le_bytes(head[1..].try_into()?);
         producer.send(OutRecord {
             topic: topics.get(usize::from(head[0])).context("topic index")?,
