@@ -6,11 +6,15 @@ RUN_DIR holds what scripts/bench.sh left there: expected.json (bench/workload.py
 meta.json, and runs.tsv with one line per run (a contender may have several;
 its best counts):
 name, wall seconds, /usr/bin/time -v output file, records counted in its output
-topics with read_committed, records expected there, exit status.
+topics with read_committed, records expected there, exit status, the broker's
+CPU seconds during the run.
 
 Rows per second count the rows of the workload, and only when the contender's
 output holds every record it should: a run that lost or duplicated records is
-marked and gets no throughput figure, so nobody wins by losing rows.
+marked and gets no throughput figure, so nobody wins by losing rows. Each
+contender's rows/s is also given as a percentage of the ceiling's (the
+pre-encoded records through a plain librdkafka producer), and its CPU and the
+broker's as microseconds per row of the workload.
 """
 
 import csv
@@ -39,14 +43,15 @@ def main():
         meta = json.load(f)
     runs = {}
     with open(os.path.join(run_dir, "runs.tsv")) as f:
-        for name, wall, timefile, counted, want, status in csv.reader(f, delimiter="\t"):
-            runs.setdefault(name, []).append((float(wall), timefile, int(counted), int(want), status))
+        for name, wall, timefile, counted, want, status, broker_cpu in csv.reader(f, delimiter="\t"):
+            runs.setdefault(name, []).append(
+                (float(wall), timefile, int(counted), int(want), status, float(broker_cpu)))
     rows = []
     for name, tries in runs.items():
         # The best (shortest) run stands for the contender, and only if every
         # one of its runs delivered exactly what it should.
-        complete = all(c == w and s == "0" for _, _, c, w, s in tries)
-        wall, timefile, counted, want, status = min(tries)
+        complete = all(c == w and s == "0" for _, _, c, w, s, _ in tries)
+        wall, timefile, counted, want, status, broker_cpu = min(tries)
         cpu, _ = time_v(timefile)
         # Memory is a bound, not a speed: the highest of the runs.
         rss = max(time_v(t[1])[1] for t in tries)
@@ -59,6 +64,8 @@ def main():
             "csv_mb_per_s": round(expected["bytes"] / 1e6 / wall, 1) if complete else None,
             "peak_rss_mib": round(rss, 1),
             "cpu_s": round(cpu, 2),
+            "cpu_us_per_row": round(cpu * 1e6 / expected["rows"], 2),
+            "broker_cpu_us_per_row": round(broker_cpu * 1e6 / expected["rows"], 2),
             "records_counted": counted,
             "records_expected": want,
             "exit_status": int(status),
@@ -70,6 +77,10 @@ def main():
         r["speed_vs_python"] = round(r["rows_per_s"] / base["rows_per_s"], 1) if both else None
         r["cpu_vs_python"] = round(r["cpu_s"] / base["cpu_s"], 3) if base and base["cpu_s"] else None
         r["rss_vs_python"] = round(r["peak_rss_mib"] / base["peak_rss_mib"], 2) if base else None
+    ceiling = next((r for r in rows if r["contender"].lower().startswith("ceiling")), None)
+    for r in rows:
+        both = ceiling and ceiling["rows_per_s"] and r["rows_per_s"]
+        r["pct_of_ceiling"] = round(100 * r["rows_per_s"] / ceiling["rows_per_s"], 1) if both else None
     by_name = {r["contender"]: r for r in rows}
     eos, plain = by_name.get("cdr-to-redpanda (exactly-once)"), by_name.get("cdr-to-redpanda (transactions off)")
     eos_cost = None
@@ -77,9 +88,9 @@ def main():
         eos_cost = round(100 * (1 - eos["rows_per_s"] / plain["rows_per_s"]), 1)
 
     os.makedirs(results_dir, exist_ok=True)
-    columns = ["contender", "runs", "wall_s", "rows", "rows_per_s", "csv_mb_per_s", "peak_rss_mib", "cpu_s",
-               "records_counted", "records_expected", "complete", "speed_vs_python", "cpu_vs_python",
-               "rss_vs_python"]
+    columns = ["contender", "runs", "wall_s", "rows", "rows_per_s", "pct_of_ceiling", "csv_mb_per_s",
+               "peak_rss_mib", "cpu_s", "cpu_us_per_row", "broker_cpu_us_per_row", "records_counted",
+               "records_expected", "complete", "speed_vs_python", "cpu_vs_python", "rss_vs_python"]
     with open(os.path.join(results_dir, "latest.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
@@ -93,8 +104,9 @@ def main():
           f"({expected['invalid']:,} invalid), {expected['bytes'] / 1e6:.1f} MB of CSV; "
           f"{meta['date']}, {meta['cpus']} cores ({meta['cpu_model']}), "
           f"load average {meta.get('loadavg_start', '?')} at the start, {meta.get('loadavg_end', '?')} at the end")
-    head = (f"| {'contender':<34} | {'runs':>4} | {'wall s':>7} | {'rows/s':>9} | {'MB/s':>6} | {'peak RSS MiB':>12} "
-            f"| {'CPU s':>7} | {'records (read_committed)':>24} | {'x Python':>8} |")
+    head = (f"| {'contender':<34} | {'runs':>4} | {'wall s':>7} | {'rows/s':>9} | {'% of ceiling':>12} "
+            f"| {'MB/s':>6} | {'peak RSS MiB':>12} | {'CPU s':>7} | {'CPU us/row':>10} | {'broker CPU us/row':>17} "
+            f"| {'records (read_committed)':>24} | {'x Python':>8} |")
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
@@ -102,8 +114,10 @@ def main():
         speed = "-" if r["speed_vs_python"] is None else f"{r['speed_vs_python']}x"
         rps = "-" if r["rows_per_s"] is None else f"{r['rows_per_s']:,}"
         mbs = "-" if r["csv_mb_per_s"] is None else f"{r['csv_mb_per_s']}"
-        print(f"| {r['contender']:<34} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {mbs:>6} | {r['peak_rss_mib']:>12} "
-              f"| {r['cpu_s']:>7} | {got:>24} | {speed:>8} |")
+        pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']}%"
+        print(f"| {r['contender']:<34} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {pct:>12} | {mbs:>6} "
+              f"| {r['peak_rss_mib']:>12} | {r['cpu_s']:>7} | {r['cpu_us_per_row']:>10} "
+              f"| {r['broker_cpu_us_per_row']:>17} | {got:>24} | {speed:>8} |")
     if eos_cost is not None:
         print(f"exactly-once costs {eos_cost}% of throughput against transactions off")
     for c in meta.get("rss_check", []):

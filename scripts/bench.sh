@@ -5,12 +5,20 @@
 #   1. cdr-to-redpanda `once`, exactly-once transactions (the default);
 #   2. cdr-to-redpanda `once --transactions false` (idempotent producer only),
 #      to show what exactly-once costs;
-#   3. the Python streamer (bench/python/main.py, from its guide; kafka-python
+#   3. the ceiling (examples/ceiling_producer.rs): the records our encoder
+#      makes from the same files (keys, values, headers, timestamps), written
+#      once to a local file outside the timed region, then produced by a
+#      plain idempotent librdkafka producer with the service's own producer
+#      settings: the most a librdkafka producer pushes through this broker on
+#      this machine. The others' rows/s are reported as a percentage of it;
+#   4. the Python streamer (bench/python/main.py, from its guide; kafka-python
 #      + paramiko from PyPI in a virtualenv), pointed at the same stack.
 #
 # Each writes into topics of its own (12 partitions). Figures per contender:
 # wall time, rows/s, MB/s of CSV, peak RSS and CPU seconds (/usr/bin/time -v),
-# and the records in its output topics counted by kcat with
+# the broker's CPU seconds over the run (its JVM's utime + stime from
+# /proc/<pid>/stat, before and after), and the records in its output topics
+# counted by kcat with
 # isolation.level=read_committed against what the workload holds: a run that
 # lost or duplicated a record gets no throughput figure. Then a flat-memory
 # check: cdr-to-redpanda on one file of 10,000 rows and one of RSS_ROWS rows.
@@ -19,8 +27,8 @@
 #   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
-# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,plain,python: any
-# subset, in that order), REPEAT (3: rounds of cdr-to-redpanda's runs, the
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,plain,ceiling,python:
+# any subset, in that order), REPEAT (3: rounds of cdr-to-redpanda's runs, the
 # best of each reported; the Python streamer runs once), MICRO=0 to skip the micro-benchmarks (cargo bench
 # parse_encode, the ledger's cost per transaction), BENCH_STACK_DIR
 # (<repo>/.stack-bench), KEEP_STACK=1 to leave the stack running. Everything else (bootstrap, the stack, the
@@ -40,12 +48,13 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,plain,python}
+CONTENDERS=${CONTENDERS:-eos,plain,ceiling,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
 VENV=$REPO_DIR/.cache/bench-venv
 BIN=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/cdr-to-redpanda
+CEILING=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/examples/ceiling_producer
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -57,7 +66,7 @@ scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 
 log "building (release)"
-cargo build --release --quiet
+cargo build --release --quiet --bin cdr-to-redpanda --example ceiling_producer
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import kafka, paramiko' 2>/dev/null; then
   log "virtualenv for the Python streamer ($VENV)"
@@ -70,7 +79,8 @@ RUN_DIR=$STACK_DIR/bench-runs/$run_id
 mkdir -p "$RUN_DIR"
 WORK=bench-$run_id
 work_dir=$SFTP_UPLOAD_DIR/$WORK
-remove_workload() { rm -rf "$work_dir" "$SFTP_UPLOAD_DIR/$WORK-rss-"*; }
+records=$RUN_DIR/ceiling.records
+remove_workload() { rm -rf "$work_dir" "$SFTP_UPLOAD_DIR/$WORK-rss-"* "$records"; }
 
 log "workload: $FILES data + $FILES voice files of $ROWS rows, bad rate $BAD_RATE, into $work_dir"
 "$BIN" generate --out "$work_dir" --files "$FILES" --rows "$ROWS" --seed "$SEED" --bad-rate "$BAD_RATE" \
@@ -84,29 +94,59 @@ count() {
   kcat -C -b "$KAFKA_BROKERS" -t "$1" -o beginning -e -q -X isolation.level=read_committed -f '\n' | wc -l
 }
 
-# Runs "$@" under /usr/bin/time -v; sets WALL (seconds) and RC.
+# The broker's JVM: its CPU time is read before and after every run.
+BROKER_PID=$(scripts/stack.sh status | sed -n 's/^kafka node 1: running pid \([0-9]*\).*/\1/p')
+[[ -n $BROKER_PID ]] || { echo "no broker pid in scripts/stack.sh status" >&2; exit 1; }
+CLK_TCK=$(getconf CLK_TCK)
+# utime + stime of the broker so far, in clock ticks (fields 14 and 15 of
+# /proc/<pid>/stat; counted after the command name, which may hold spaces).
+broker_ticks() { sed 's/.*) //' "/proc/$BROKER_PID/stat" | awk '{print $12 + $13}'; }
+
+# Runs "$@" under /usr/bin/time -v; sets WALL (seconds), RC and BROKER_CPU
+# (the broker's CPU seconds meanwhile).
 timed() {
-  local name=$1 t0 t1
+  local name=$1 t0 t1 b0 b1
   shift
+  b0=$(broker_ticks)
   t0=$(date +%s.%N)
   set +e
   /usr/bin/time -v -o "$RUN_DIR/$name.time" "$@" >"$RUN_DIR/$name.log" 2>&1
   RC=$?
   set -e
   t1=$(date +%s.%N)
+  b1=$(broker_ticks)
   WALL=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
+  BROKER_CPU=$(python3 -c "print(f'{($b1 - $b0) / $CLK_TCK:.2f}')")
 }
+
+# The service's topic settings for contender run $1 (a tag): topics of its own.
+topic_env() {
+  local prefix=bench-$run_id-$1
+  TOPIC_ENV=(CDR_DATA_TOPIC="$prefix-data" CDR_VOICE_TOPIC="$prefix-voice"
+    CDR_DLQ_TOPIC="$prefix-dlq" CDR_CHECKPOINT_TOPIC="$prefix-checkpoints"
+    CDR_TOPIC_REPLICATION=1 CDR_TOPIC_PARTITIONS="$PARTITIONS")
+}
+
+if [[ ,$CONTENDERS, == *,ceiling,* ]]; then
+  log "ceiling: encoding the workload into $records (not timed)"
+  "$CEILING" encode "$work_dir" "$records" >"$RUN_DIR/ceiling-encode.json"
+  # A broker started minutes ago still compiles its hot paths (JIT): one
+  # untimed pass of the records warms it, so the first timed contender does
+  # not pay for that alone.
+  log "warming the broker up (not timed)"
+  topic_env warmup
+  env "${TOPIC_ENV[@]}" "$CEILING" topics
+  env "${TOPIC_ENV[@]}" "$CEILING" produce "$records" >"$RUN_DIR/warmup.log" 2>&1
+fi
 
 # cdr-to-redpanda `once` over $2 (a directory under the upload dir) into
 # topics and a ledger of its own; extra flags after.
 run_ours() {
   local tag=$1 dir=$2
   shift 2
-  local prefix=bench-$run_id-$tag
-  timed "$tag" env CDR_DATA_TOPIC="$prefix-data" CDR_VOICE_TOPIC="$prefix-voice" \
-    CDR_DLQ_TOPIC="$prefix-dlq" CDR_CHECKPOINT_TOPIC="$prefix-checkpoints" \
-    CDR_TRANSACTIONAL_ID_PREFIX="$prefix" CDR_LEDGER_DIR="$RUN_DIR/ledger-$tag" \
-    CDR_TOPIC_REPLICATION=1 CDR_TOPIC_PARTITIONS="$PARTITIONS" \
+  topic_env "$tag"
+  timed "$tag" env "${TOPIC_ENV[@]}" \
+    CDR_TRANSACTIONAL_ID_PREFIX="bench-$run_id-$tag" CDR_LEDGER_DIR="$RUN_DIR/ledger-$tag" \
     CDR_SETTLE_SECONDS=0 CDR_MIN_AGE_SECONDS=0 SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$dir" \
     "$BIN" once "$@"
 }
@@ -139,6 +179,16 @@ for tag in "${runs[@]}"; do
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
       want=$(expect 'valid_data + valid_voice + invalid')
       ;;
+    ceiling)
+      name="ceiling (librdkafka, pre-encoded)"
+      log "$name"
+      topic_env "$tag"
+      env "${TOPIC_ENV[@]}" "$CEILING" topics
+      timed "$tag" env "${TOPIC_ENV[@]}" "$CEILING" produce "$records"
+      prefix=bench-$run_id-$tag
+      counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
+      want=$(expect 'valid_data + valid_voice + invalid')
+      ;;
     python)
       name="Python streamer (kafka-python)"
       log "$name"
@@ -150,8 +200,8 @@ for tag in "${runs[@]}"; do
         SFTP_USER="$SFTP_USER" SFTP_PASSWORD="$SFTP_PASSWORD" SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$WORK" \
         KAFKA_BROKERS="$KAFKA_BROKERS" CDR_DATA_TOPIC="$prefix-data" CDR_VOICE_TOPIC="$prefix-voice" \
         "$VENV/bin/python" "$REPO_DIR/bench/python/main.py"
-        printf '%s\t%s\n' "$WALL" "$RC" >"$RUN_DIR/$tag.wall")
-      read -r WALL RC <"$RUN_DIR/$tag.wall"
+        printf '%s\t%s\t%s\n' "$WALL" "$RC" "$BROKER_CPU" >"$RUN_DIR/$tag.wall")
+      read -r WALL RC BROKER_CPU <"$RUN_DIR/$tag.wall"
       # It sends every row, invalid ones included, and has no dead-letter topic.
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") ))
       want=$(expect 'rows')
@@ -159,8 +209,8 @@ for tag in "${runs[@]}"; do
     *) echo "unknown contender: $contender" >&2; exit 2 ;;
   esac
   log "$name: ${WALL}s, exit $RC, $counted of $want records"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$RUN_DIR/$tag.time" "$counted" "$want" "$RC" \
-    >>"$RUN_DIR/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$RUN_DIR/$tag.time" "$counted" "$want" "$RC" \
+    "$BROKER_CPU" >>"$RUN_DIR/runs.tsv"
 done
 
 # Flat memory: the same service on a small and a large single file.

@@ -34,7 +34,8 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// One pass over the source directory (every stable file, name order), then exit.
-    /// Exit status 1 if a file failed.
+    /// Exit status 1 if a file failed, is backing off or was parked; 2 on a
+    /// service error.
     Once(IngestCommand),
     /// The daemon: poll, ingest, repeat.
     Run(RunCommand),

@@ -130,6 +130,9 @@ pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How often the daemon asks the cluster again for the topics' record limits.
+const LIMITS_REFRESH: Duration = Duration::from_secs(60);
+
 /// Sleeps up to `d`, returning early (false) once shutdown is requested.
 fn sleep_unless_stopped(d: Duration, shutdown: &Shutdown) -> bool {
     let until = Instant::now() + d;
@@ -257,6 +260,7 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
     tracing::info!("running");
     let mut selector = Selector::new(common.source.select_config());
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
+    let mut limits_learned = Instant::now();
     while !shutdown.requested() {
         apply_retry_requests(common, workers.ledger())?;
         match workers.take_over_shards() {
@@ -273,11 +277,16 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
                 });
                 let ready = selector.ready(&listing, now_ms());
                 if !ready.is_empty() {
-                    // A topic's limit may have changed since the last pass;
-                    // if the brokers cannot say, the last answer stands.
-                    match learn_limits(&rt, common) {
-                        Ok(l) => workers.set_limits(&l),
-                        Err(e) => tracing::warn!(error = %e, "could not refresh record size limits"),
+                    // A topic's limit may have changed since it was learned.
+                    // Asked only while the brokers answer the probe, so an
+                    // outage does not stall the loop; failing, the last
+                    // answer stands.
+                    if HEALTH.brokers_ok() && limits_learned.elapsed() >= LIMITS_REFRESH {
+                        match learn_limits(&rt, common) {
+                            Ok(l) => workers.set_limits(&l),
+                            Err(e) => tracing::warn!(error = %e, "could not refresh record size limits"),
+                        }
+                        limits_learned = Instant::now();
                     }
                     let started = Instant::now();
                     let summary = workers.pass(ready)?;

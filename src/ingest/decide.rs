@@ -170,27 +170,12 @@ mod tests {
 
     fn record(status: FileStatus, sha: &str, rows_done: u64) -> FileRecord {
         FileRecord {
-            name: "cdr_data_20240101_000000.csv".into(),
-            size: 10,
-            mtime: 100,
             sha256: sha.into(),
-            kind: "data".into(),
             status,
             rows_done,
             valid_rows: rows_done,
-            invalid_rows: 0,
-            first_event_ms: None,
-            last_event_ms: None,
-            first_seen_ms: 0,
-            updated_ms: 0,
-            started_ms: None,
-            finished_ms: None,
-            error: None,
-            duplicate_of: None,
-            version: 1,
             bytes: 10,
-            attempts: 0,
-            next_attempt_ms: None,
+            ..FileRecord::seen("cdr_data_20240101_000000.csv", "data", 10, 100, 0)
         }
     }
 

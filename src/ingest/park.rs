@@ -198,29 +198,7 @@ mod tests {
     use super::*;
 
     fn record(status: FileStatus) -> FileRecord {
-        FileRecord {
-            name: "cdr_data_20240101_000000.csv".into(),
-            size: 10,
-            mtime: 100,
-            sha256: String::new(),
-            kind: "data".into(),
-            status,
-            rows_done: 0,
-            valid_rows: 0,
-            invalid_rows: 0,
-            first_event_ms: None,
-            last_event_ms: None,
-            first_seen_ms: 0,
-            updated_ms: 0,
-            started_ms: None,
-            finished_ms: None,
-            error: None,
-            duplicate_of: None,
-            version: 1,
-            bytes: 0,
-            attempts: 0,
-            next_attempt_ms: None,
-        }
+        FileRecord { status, ..FileRecord::seen("cdr_data_20240101_000000.csv", "data", 10, 100, 0) }
     }
 
     #[test]

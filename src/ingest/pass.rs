@@ -449,30 +449,7 @@ impl Engine {
 }
 
 fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
-    let now = now_ms();
-    FileRecord {
-        name: file.name.clone(),
-        size: file.size,
-        mtime: file.mtime,
-        sha256: String::new(),
-        kind: kind.as_str().to_string(),
-        status: FileStatus::Seen,
-        rows_done: 0,
-        valid_rows: 0,
-        invalid_rows: 0,
-        first_event_ms: None,
-        last_event_ms: None,
-        first_seen_ms: now,
-        updated_ms: now,
-        started_ms: None,
-        finished_ms: None,
-        error: None,
-        duplicate_of: None,
-        version: 1,
-        bytes: 0,
-        attempts: 0,
-        next_attempt_ms: None,
-    }
+    FileRecord::seen(&file.name, kind.as_str(), file.size, file.mtime, now_ms())
 }
 
 

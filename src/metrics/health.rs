@@ -38,6 +38,11 @@ impl Health {
         self.brokers_ok.store(ok, Ordering::Relaxed);
     }
 
+    /// Whether the most recent broker probe succeeded.
+    pub fn brokers_ok(&self) -> bool {
+        self.brokers_ok.load(Ordering::Relaxed)
+    }
+
     /// `/readyz` body: `ready` or what is missing, one per line.
     pub fn readiness(&self) -> Result<(), String> {
         let mut missing = Vec::new();

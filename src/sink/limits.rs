@@ -110,7 +110,7 @@ pub fn producer_max(cfg: &KafkaConfig) -> usize {
 pub async fn learn(cfg: &KafkaConfig, topics: &[&str]) -> Result<RecordLimits, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
     let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
-    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(15)));
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let mut limits = RecordLimits::new(producer_max(cfg));
     for (topic, result) in topics.iter().zip(admin.describe_configs(&specs, &opts).await?) {
         let value = result

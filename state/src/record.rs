@@ -62,6 +62,34 @@ pub struct FileRecord {
 }
 
 impl FileRecord {
+    /// A name first listed at `now_ms` (ms since the Unix epoch): status
+    /// `Seen`, nothing hashed, committed or attempted yet.
+    pub fn seen(name: &str, kind: &str, size: u64, mtime: i64, now_ms: i64) -> Self {
+        FileRecord {
+            name: name.to_owned(),
+            size,
+            mtime,
+            sha256: String::new(),
+            kind: kind.to_owned(),
+            status: FileStatus::Seen,
+            rows_done: 0,
+            valid_rows: 0,
+            invalid_rows: 0,
+            first_event_ms: None,
+            last_event_ms: None,
+            first_seen_ms: now_ms,
+            updated_ms: now_ms,
+            started_ms: None,
+            finished_ms: None,
+            error: None,
+            duplicate_of: None,
+            version: 1,
+            bytes: 0,
+            attempts: 0,
+            next_attempt_ms: None,
+        }
+    }
+
     /// Whether this record owns its bytes for duplicate detection: the
     /// `sha256 -> name` index holds exactly the records for which this is true.
     pub(crate) fn claims_content(&self) -> bool {
