@@ -131,15 +131,24 @@ fn wait_stable<C: ConsumerContext>(
     deadline: Instant,
 ) -> Result<(), KafkaError> {
     let uncommitted: BaseConsumer = cfg.client_config().set("isolation.level", "read_uncommitted").create()?;
+    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
     for e in tpl.elements() {
-        let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-        let (_, high) = uncommitted.fetch_watermarks(e.topic(), e.partition(), left())?;
-        loop {
-            let (_, stable) = committed.fetch_watermarks(e.topic(), e.partition(), left())?;
-            if stable >= high || Instant::now() >= deadline {
-                break;
+        // A leader moving or a broker restarting fails a request now and
+        // then: retried until the deadline, like the metadata read above.
+        let high = loop {
+            match uncommitted.fetch_watermarks(e.topic(), e.partition(), left()) {
+                Ok((_, high)) => break high,
+                Err(err) if Instant::now() >= deadline => return Err(err),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
-            std::thread::sleep(Duration::from_millis(50));
+        };
+        loop {
+            match committed.fetch_watermarks(e.topic(), e.partition(), left()) {
+                Ok((_, stable)) if stable >= high => break,
+                Err(err) if Instant::now() >= deadline => return Err(err),
+                _ if Instant::now() >= deadline => break,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
         }
     }
     Ok(())
