@@ -16,32 +16,11 @@ use cdr_state::{FileRecord, FileStatus, Ledger};
 const PREFILL_FILES: u64 = 10_000;
 
 fn record(i: u64) -> FileRecord {
+    let name = format!("cdr_data_{:08}_{:06}.csv", 20240101 + i / 86_400, i % 86_400);
     FileRecord {
-        name: format!(
-            "cdr_data_{:08}_{:06}.csv",
-            20240101 + i / 86_400,
-            i % 86_400
-        ),
-        size: 150_000_000,
-        mtime: 1_704_067_200 + i as i64,
         sha256: format!("{i:064x}"),
-        kind: "data".to_owned(),
-        status: FileStatus::Seen,
-        rows_done: 0,
-        valid_rows: 0,
-        invalid_rows: 0,
-        first_event_ms: None,
-        last_event_ms: None,
-        first_seen_ms: 1_704_067_200_000,
-        updated_ms: 1_704_067_200_000,
-        started_ms: None,
-        finished_ms: None,
-        error: None,
-        duplicate_of: None,
-        version: 1,
         bytes: 150_000_000,
-        attempts: 0,
-        next_attempt_ms: None,
+        ..FileRecord::seen(&name, "data", 150_000_000, 1_704_067_200 + i as i64, 1_704_067_200_000)
     }
 }
 
