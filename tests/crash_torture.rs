@@ -24,8 +24,8 @@ fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<S
     }
     cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
     match failpoints {
-        Some(f) => cmd.env("CDR_cdr_to_redpanda::failpoint::ALL", f),
-        None => cmd.env_remove("CDR_cdr_to_redpanda::failpoint::ALL"),
+        Some(f) => cmd.env("CDR_FAILPOINTS", f),
+        None => cmd.env_remove("CDR_FAILPOINTS"),
     };
     cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
