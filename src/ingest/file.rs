@@ -250,17 +250,11 @@ pub fn produce_file(
                 }
             }
             Err(ChunkError::File(reason)) => {
-                METRICS.transactions.add("aborted", 1);
-                let _ = producer.abort();
-                ledger.txn_aborted(&rec.name, seq, &reason)?;
-                return Err(IngestError::File(reason));
+                return Err(fail_chunk(producer, ledger, &rec.name, seq, reason));
             }
             Err(ChunkError::Sink(e)) if e.action() == Action::Refused => {
                 let reason = format!("{}: the broker refused a record of rows {}..: {e}", rec.name, start.rows_done + 1);
-                METRICS.transactions.add("aborted", 1);
-                abort_with_retries(producer)?;
-                ledger.txn_aborted(&rec.name, seq, &reason)?;
-                return Err(IngestError::File(reason));
+                return Err(fail_chunk(producer, ledger, &rec.name, seq, reason));
             }
             Err(ChunkError::Sink(e)) if e.action() == Action::Fatal => {
                 // Not aborted here: a fenced producer cannot, and the outcome
@@ -282,6 +276,19 @@ pub fn produce_file(
                 reader = reader_at(&job, &validation, start.rows_done)?;
             }
         }
+    }
+}
+
+/// Aborts the open chunk for a reason that fails the file, and records the
+/// abort; the error to return (a failed abort or ledger write wins).
+fn fail_chunk(producer: &mut TxnProducer, ledger: &Ledger, name: &str, seq: u64, reason: String) -> IngestError {
+    METRICS.transactions.add("aborted", 1);
+    if let Err(e) = abort_with_retries(producer) {
+        return e;
+    }
+    match ledger.txn_aborted(name, seq, &reason) {
+        Ok(()) => IngestError::File(reason),
+        Err(e) => IngestError::Ledger(e),
     }
 }
 
