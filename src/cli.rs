@@ -41,7 +41,8 @@ pub enum Command {
     Run(RunCommand),
     /// Write realistic sample CDR files.
     Generate(GenerateArgs),
-    /// The ledger at a glance (read-only; safe while the daemon runs).
+    /// The ledger at a glance (read-only; safe while the daemon runs); with
+    /// --group, the group's members, shards and lag as well.
     Status(StatusCommand),
     /// Try parked or failed files again: applied at once when no daemon
     /// holds the ledger, else queued for the daemon's next poll.
@@ -116,6 +117,19 @@ pub struct StatusCommand {
     /// How many recent files to list.
     #[arg(long, default_value_t = 10)]
     pub recent: usize,
+    /// Also show the group this instance belongs to: its members, the shards
+    /// of each and the files waiting per shard (lists the source, reads the
+    /// checkpoint topic). The ledger part is left out when there is no ledger
+    #[arg(long, env = "CDR_GROUP", help_heading = "Group")]
+    pub group: Option<String>,
+    /// The group's assignment topic
+    #[arg(long, env = "CDR_GROUP_TOPIC", default_value = "cdr-ingest-shards", help_heading = "Group")]
+    pub group_topic: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// What the group view lists for the files waiting.
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -167,4 +181,9 @@ pub struct AuditCommand {
     /// Consumers reading the topics' partitions in parallel.
     #[arg(long, default_value_t = 4, help_heading = "Audit")]
     pub consumers: usize,
+    /// Audit the work of every instance of this group: the files named by
+    /// the checkpoint topic count as well as this ledger's (which may then be
+    /// absent, for an auditor on a host of its own)
+    #[arg(long, env = "CDR_GROUP", help_heading = "Audit")]
+    pub group: Option<String>,
 }

@@ -1,7 +1,8 @@
 //! `audit`: proves from the topics themselves that every file landed, all of
 //! it, once. Three sources of truth are reconciled, and with `--rehash` a fourth:
 //!
-//! 1. the ledger: rows, valid and invalid rows and SHA-256 per file;
+//! 1. the ledger: rows, valid and invalid rows and SHA-256 per file (across a
+//!    group, the checkpoint topic's files too: `files`);
 //! 2. the record topics and the dead-letter topic, read with read_committed:
 //!    per file (by its key's hash prefix) the records in each topic, duplicate
 //!    keys, missing row indices, and records whose prefix names no known file;
@@ -11,6 +12,7 @@
 //! Memory stays bounded on any volume: a bitset of row indices per audited
 //! file (sized by its row count in the ledger), never a set of every key.
 
+pub mod files;
 pub mod report;
 pub mod rows;
 pub mod scan;
@@ -70,11 +72,16 @@ pub struct AuditSettings {
     pub timeout: Duration,
     /// Consumers reading the topics in parallel.
     pub consumers: usize,
+    /// Audit every instance's work: the files are the checkpoint topic's as
+    /// well as the ledger's.
+    pub across_group: bool,
 }
 
-/// Runs the audit. `rehash`, when given, is the source to re-read the files from.
+/// Runs the audit. `ledger` may be None only `across_group` (an auditor with
+/// no instance's disk); `rehash`, when given, is the source to re-read the
+/// files from.
 pub fn audit(
-    ledger: &LedgerReader,
+    ledger: Option<&LedgerReader>,
     kafka: &KafkaConfig,
     settings: &AuditSettings,
     rehash: Option<&mut dyn Source>,
@@ -84,14 +91,24 @@ pub fn audit(
     // Ledger first, then checkpoints, then topics: each later read sees at
     // least what the earlier one described, so a running daemon can only make
     // the topics look ahead of the ledger (handled per status below).
-    let all = ledger.files()?;
+    let ledger_files = || -> Result<Vec<FileRecord>, LedgerError> { ledger.map_or(Ok(Vec::new()), |l| l.files()) };
+    let mine = ledger_files()?;
     let checkpoints = CheckpointStore::load(kafka, &settings.checkpoint_topic, settings.timeout)?;
+    let in_ledger = mine.len();
+    let all = files::known_files(mine, &checkpoints, settings.across_group);
     let plan = Plan::new(&all, scope, &checkpoints);
     let mut scan = plan.scan(scope.is_everything());
     scan::scan(kafka, &settings.topics, &mut scan, settings.timeout, settings.consumers)?;
 
     let mut findings = Vec::new();
     let mut notes = Vec::new();
+    if settings.across_group {
+        notes.push(format!(
+            "across the group: {} file(s), {} of them in this instance's ledger",
+            all.len(),
+            in_ledger
+        ));
+    }
     let mut files = Vec::new();
     for (i, rec) in all.iter().enumerate().filter(|(_, r)| scope.selects(r)) {
         let cp = checkpoints.get(&rec.name);
@@ -157,8 +174,11 @@ pub fn audit(
         let late: HashMap<u64, String> = if orphans.is_empty() {
             HashMap::new()
         } else {
-            ledger
-                .files()?
+            let checkpoints = match settings.across_group {
+                true => CheckpointStore::load(kafka, &settings.checkpoint_topic, settings.timeout)?,
+                false => CheckpointStore::default(),
+            };
+            files::known_files(ledger_files()?, &checkpoints, settings.across_group)
                 .into_iter()
                 .filter_map(|r| sha_prefix(&r.sha256).map(|p| (p, r.name)))
                 .collect()

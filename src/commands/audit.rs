@@ -17,8 +17,12 @@ use crate::cli::AuditCommand;
 const DISCREPANCY: u8 = 1;
 
 pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
-    let ledger = Ledger::open_read_only(&args.ledger.ledger_dir)
-        .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
+    let dir = &args.ledger.ledger_dir;
+    let ledger = if args.group.is_some() && !dir.exists() {
+        None
+    } else {
+        Some(Ledger::open_read_only(dir).with_context(|| format!("opening the ledger in {}", dir.display()))?)
+    };
     let mut source = if args.rehash {
         Some(args.source.build().context("configuring the source for --rehash")?)
     } else {
@@ -40,8 +44,9 @@ pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
         },
         timeout: Duration::from_secs(args.timeout_seconds.max(1)),
         consumers: args.consumers,
+        across_group: args.group.is_some(),
     };
-    let report = run_audit(&ledger, &args.kafka.kafka_config(), &settings, source.as_deref_mut().map(|s| s as &mut dyn crate::source::Source))?;
+    let report = run_audit(ledger.as_ref(), &args.kafka.kafka_config(), &settings, source.as_deref_mut().map(|s| s as &mut dyn crate::source::Source))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

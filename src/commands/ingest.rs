@@ -1,6 +1,7 @@
 //! `once` and `run`: wire the configured source, ledger and Kafka into the
 //! engine and drive it.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -189,19 +190,33 @@ fn spawn_broker_probe(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<()> {
 }
 
 /// The waiting-files gauges: listed files of a known kind that the ledger
-/// has not settled (what the next passes still have to do).
-/// In a group, only the files of this instance's shards count.
-fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged, mine: impl Fn(&RemoteFile) -> bool) {
+/// has not settled (what the next passes still have to do). In a group, only
+/// the files of this instance's shards count, and each shard's are counted
+/// apart too.
+fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged, group: Option<&Group>) {
+    let mut per_shard: BTreeMap<u32, u64> = group.map_or_else(BTreeMap::new, |g| g.owned().into_iter().map(|s| (s, 0)).collect());
     let mut waiting = 0u64;
     let mut oldest: Option<i64> = None;
-    for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some() && mine(f)) {
+    for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some()) {
+        let shard = group.map(|g| g.shard_of(&f.name));
+        if shard.is_some_and(|s| !per_shard.contains_key(&s)) {
+            continue;
+        }
         let Ok(rec) = ledger.file(&f.name) else { continue };
         if needs_fetch(f, rec.as_ref(), on_changed, now_ms()) {
             waiting += 1;
             oldest = Some(oldest.map_or(f.mtime, |o| o.min(f.mtime)));
+            if let Some(n) = shard.and_then(|s| per_shard.get_mut(&s)) {
+                *n += 1;
+            }
         }
     }
     METRICS.files_waiting.set(waiting as f64);
+    if group.is_some() {
+        METRICS
+            .group_shard_files_waiting
+            .replace(per_shard.into_iter().map(|(s, n)| (s.to_string(), n as f64)));
+    }
     if let Ok(counts) = ledger.counts() {
         METRICS.files_parked.set(counts.get(&FileStatus::Parked).copied().unwrap_or(0) as f64);
     }
@@ -272,9 +287,7 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         match list(workers.source_mut()) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
-                update_waiting(&listing, workers.ledger(), common.ingest.on_changed, |f| {
-                    workers.group().is_none_or(|g| g.is_ready(g.shard_of(&f.name)))
-                });
+                update_waiting(&listing, workers.ledger(), common.ingest.on_changed, workers.group());
                 let ready = selector.ready(&listing, now_ms());
                 if !ready.is_empty() {
                     // A topic's limit may have changed since it was learned.

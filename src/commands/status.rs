@@ -1,18 +1,26 @@
 //! `status`: the ledger at a glance, read-only. It opens the ledger with
 //! `Ledger::open_read_only`, which reads beside a running daemon (or a
 //! private snapshot of a crashed writer's file), so it works while the
-//! service runs and on a copied ledger directory alike.
+//! service runs and on a copied ledger directory alike. With `--group`, the
+//! group's view follows (`group::view`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
-use cdr_state::{FileRecord, FileStatus, Ledger};
+use cdr_state::{FileRecord, FileStatus, Ledger, LedgerReader};
 use serde::Serialize;
 
 use crate::cli::StatusCommand;
+use crate::group::topic::partition_count;
+use crate::group::view::{self, GroupView};
 use crate::ingest::now_ms;
+use crate::schema::RecordKind;
+use crate::sink::CheckpointStore;
+use crate::source::select::glob_match;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -55,23 +63,54 @@ struct Waiting<'a> {
 }
 
 pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
-    let reader = Ledger::open_read_only(&args.ledger.ledger_dir)
-        .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
-    let files = reader.files()?;
+    let dir = &args.ledger.ledger_dir;
+    // A group view may run where no instance keeps its ledger.
+    let reader = if args.group.is_some() && !dir.exists() {
+        None
+    } else {
+        Some(Ledger::open_read_only(dir).with_context(|| format!("opening the ledger in {}", dir.display()))?)
+    };
+    let files = reader.as_ref().map(|r| r.files()).transpose()?.unwrap_or_default();
+    let instance = reader.as_ref().map(|r| ledger_report(r, &files, args.recent)).transpose()?;
+    let group = args.group.as_deref().map(|g| group_view(args, g)).transpose()?;
+    let mut out = std::io::stdout().lock();
+    match (args.json, &instance, &group) {
+        (true, Some(r), None) => serde_json::to_writer_pretty(&mut out, r)?,
+        (true, _, _) => serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "instance": instance, "group": group }))?,
+        (false, _, _) => {
+            if let Some(r) = &instance {
+                write_human(r, &mut out)?;
+            }
+            if let Some(g) = &group {
+                if instance.is_some() {
+                    writeln!(out)?;
+                }
+                write_group(g, &mut out)?;
+            }
+        }
+    }
+    if args.json {
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ledger_report<'a>(reader: &LedgerReader, files: &'a [FileRecord], recent_count: usize) -> anyhow::Result<Report<'a>> {
     let counts = reader.counts()?;
     let of = |wanted: &'static [FileStatus]| files.iter().filter(move |f| wanted.contains(&f.status));
     let committed = || of(&[FileStatus::Committed]);
     let mut recent: Vec<&FileRecord> = committed().collect();
     recent.sort_by_key(|f| std::cmp::Reverse(f.finished_ms));
     let now = now_ms();
-    let report = Report {
+    Ok(Report {
         counts,
         rows_committed: committed().map(|f| f.valid_rows).sum(),
         invalid_rows_committed: committed().map(|f| f.invalid_rows).sum(),
         in_progress: of(&[FileStatus::InProgress]).collect(),
         recent: recent
             .into_iter()
-            .take(args.recent)
+            .take(recent_count)
             .map(|f| Recent {
                 name: &f.name,
                 rows: f.rows_done,
@@ -97,16 +136,78 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
             }),
         in_doubt_transactions: reader.in_doubt()?.len(),
         live: reader.follows_writer(),
+    })
+}
+
+/// How long the group view waits for the coordinator and the checkpoint topic.
+const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The group from the coordinator, the lag from the source's listing against
+/// the checkpoint topic. An unreadable source leaves the lag unknown, not the
+/// view: the members are what an operator looks for first.
+fn group_view(args: &StatusCommand, group: &str) -> anyhow::Result<GroupView> {
+    let kafka = args.kafka.kafka_config();
+    let shard_count = partition_count(&kafka, &args.group_topic)?
+        .with_context(|| format!("no assignment topic {}: no instance of a group has started with it", args.group_topic))?;
+    let description = view::describe(&kafka, group, &args.group_topic, GROUP_TIMEOUT)?;
+    let listing = args.source.build().and_then(|mut s| s.list());
+    let lag = match listing {
+        Ok(listing) => {
+            let checkpoints = CheckpointStore::load(&kafka, &args.kafka.checkpoint_topic, GROUP_TIMEOUT)?;
+            let patterns = args.source.select_config().patterns;
+            let names = listing
+                .iter()
+                .map(|f| f.name.as_str())
+                .filter(|n| RecordKind::from_file_name(n).is_some() && patterns.iter().any(|p| glob_match(p, n)));
+            Some(view::lag_per_shard(names, &checkpoints, shard_count))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "listing the source failed: the files waiting per shard are unknown");
+            None
+        }
     };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write_human(&report, &mut out)?;
+    Ok(GroupView::new(description, shard_count, lag))
+}
+
+fn write_group(g: &GroupView, out: &mut impl Write) -> std::io::Result<()> {
+    let d = &g.membership;
+    let waiting = g.files_waiting.map_or("unknown (the source could not be listed)".into(), |n| n.to_string());
+    writeln!(out, "group {}: {}, {} member(s), {} shard(s), files waiting: {waiting}", d.group, d.state, d.members.len(), g.shard_count)?;
+    if !d.members.is_empty() {
+        writeln!(out, "  {:<36} {:<16} {:>6} {:>8}  shards", "member", "address", "shards", "waiting")?;
+        for m in &d.members {
+            let here = if m.this_host { " (this host)" } else { "" };
+            let waiting = m.files_waiting.map_or("-".into(), |n| n.to_string());
+            writeln!(out, "  {:<36} {:<16} {:>6} {:>8}  {}{here}", m.client_id, m.host, m.shards.len(), waiting, ranges(&m.shards))?;
+        }
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    if !g.unassigned.is_empty() {
+        writeln!(out, "  unassigned shards: {} (a rebalance in progress, or no member)", ranges(&g.unassigned))?;
+    }
+    if !g.lagging_shards.is_empty() {
+        writeln!(out, "\nfiles waiting per shard:")?;
+        writeln!(out, "  {:>5} {:<36} {:>7}  first waiting", "shard", "owner", "files")?;
+        for l in &g.lagging_shards {
+            let first = l.lag.first_waiting.as_deref().unwrap_or("");
+            writeln!(out, "  {:>5} {:<36} {:>7}  {first}", l.shard, l.owner.as_deref().unwrap_or("(nobody)"), l.lag.files_waiting)?;
+        }
+    }
+    Ok(())
+}
+
+/// `0-3,7,9-10`: shard lists stay one short line.
+fn ranges(shards: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < shards.len() {
+        let mut j = i;
+        while j + 1 < shards.len() && shards[j + 1] == shards[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j { shards[i].to_string() } else { format!("{}-{}", shards[i], shards[j]) });
+        i = j + 1;
+    }
+    parts.join(",")
 }
 
 fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
@@ -159,4 +260,13 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shard_lists_print_as_ranges() {
+        assert_eq!(super::ranges(&[0, 1, 2, 3, 7, 9, 10]), "0-3,7,9-10");
+        assert_eq!(super::ranges(&[]), "");
+    }
 }

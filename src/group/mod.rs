@@ -8,12 +8,14 @@
 //! - `owner` (this file): what owning a shard takes: its own transactional
 //!   producer (`<prefix>-<group>-shard-<n>`, so a new owner fences the old),
 //!   and the checkpoint topic re-read after that fencing.
+//! - `view`: the group as `status --group` shows it.
 
 pub mod membership;
 pub mod shard;
 pub mod topic;
+pub mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -77,6 +79,10 @@ pub enum GroupError {
     Checkpoints(#[from] CheckpointError),
     #[error("settling in-doubt transactions after a takeover: {0}")]
     Ledger(#[from] LedgerError),
+    #[error("the group coordinator knows no group {0}")]
+    Unknown(String),
+    #[error("the assignment of member {member} is malformed at byte {at}")]
+    Assignment { member: String, at: usize },
 }
 
 /// How long reading the checkpoint topic may take at a takeover.
@@ -146,6 +152,11 @@ impl Group {
 
     pub fn is_ready(&self, shard: u32) -> bool {
         self.shards.is_ready(shard)
+    }
+
+    /// The shards taken over and worked on.
+    pub fn owned(&self) -> BTreeSet<u32> {
+        self.shards.ready()
     }
 
     fn producers(&self) -> MutexGuard<'_, BTreeMap<u32, TxnProducer>> {
@@ -221,7 +232,7 @@ impl Group {
 }
 
 /// The host name, for the member's client.id (what a group view shows).
-fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

@@ -49,7 +49,8 @@ pub async fn ensure_assignment_topic(
     Err(GroupError::TopicMissing(topic.to_string()))
 }
 
-fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<u32>, GroupError> {
+/// The partition count of `topic`; None when it does not exist.
+pub fn partition_count(cfg: &KafkaConfig, topic: &str) -> Result<Option<u32>, GroupError> {
     let probe: BaseConsumer = cfg.client_config().create().map_err(GroupError::Kafka)?;
     let md = probe
         .fetch_metadata(Some(topic), Duration::from_secs(10))

@@ -289,6 +289,9 @@ impl Queue {
                     METRICS
                         .last_success_timestamp_seconds
                         .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+                    if let Lane::Shard(s) = lane {
+                        METRICS.group_shard_files_committed.add(&s.to_string(), 1);
+                    }
                 }
                 st.summary.add(&outcome);
             }

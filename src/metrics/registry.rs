@@ -82,6 +82,33 @@ impl LabeledCounter {
     }
 }
 
+/// Gauges keyed by one label (shard), replaced as a whole so that a label
+/// gone from the set (a shard given up) stops being exported.
+pub struct LabeledGauge {
+    values: Mutex<BTreeMap<String, f64>>,
+}
+
+impl LabeledGauge {
+    const fn new() -> Self {
+        LabeledGauge {
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn replace(&self, values: impl IntoIterator<Item = (String, f64)>) {
+        if let Ok(mut m) = self.values.lock() {
+            *m = values.into_iter().collect();
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(String, f64)> {
+        self.values
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Upper bounds of the chunk latency buckets, seconds: a chunk commits in
 /// tens of milliseconds on a healthy local cluster and takes up to
 /// `--chunk-seconds` plus the commit when rows keep flowing.
@@ -149,6 +176,10 @@ pub struct Metrics {
     pub sftp_reconnects: Counter,
     /// In a group: shards this instance has taken over and works on.
     pub group_shards_owned: Gauge,
+    /// In a group: files waiting per shard this instance owns.
+    pub group_shard_files_waiting: LabeledGauge,
+    /// In a group: files committed per shard by this instance.
+    pub group_shard_files_committed: LabeledCounter,
 }
 
 impl Metrics {
@@ -168,6 +199,8 @@ impl Metrics {
             last_success_timestamp_seconds: Gauge::new(),
             sftp_reconnects: Counter::new(),
             group_shards_owned: Gauge::new(),
+            group_shard_files_waiting: LabeledGauge::new(),
+            group_shard_files_committed: LabeledCounter::new(),
         }
     }
 }
@@ -194,6 +227,13 @@ fn escape(v: &str) -> String {
 fn labeled(out: &mut String, name: &str, label: &str, help: &str, c: &LabeledCounter) {
     header(out, name, "counter", help);
     for (k, v) in c.snapshot() {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", escape(&k));
+    }
+}
+
+fn labeled_gauge(out: &mut String, name: &str, label: &str, help: &str, g: &LabeledGauge) {
+    header(out, name, "gauge", help);
+    for (k, v) in g.snapshot() {
         let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", escape(&k));
     }
 }
@@ -236,6 +276,8 @@ impl Metrics {
         gauge(&mut out, "cdr_last_success_timestamp_seconds", "Unix time of the last committed file.", &self.last_success_timestamp_seconds);
         counter(&mut out, "cdr_sftp_reconnects_total", "SFTP sessions opened after the first.", &self.sftp_reconnects);
         gauge(&mut out, "cdr_group_shards_owned", "Shards this instance works on (0 without --group).", &self.group_shards_owned);
+        labeled_gauge(&mut out, "cdr_group_shard_files_waiting", "shard", "Files waiting per shard this instance owns.", &self.group_shard_files_waiting);
+        labeled(&mut out, "cdr_group_shard_files_committed_total", "shard", "Files committed per shard by this instance.", &self.group_shard_files_committed);
         out
     }
 }
@@ -259,5 +301,15 @@ mod tests {
         assert!(text.contains("cdr_chunk_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("cdr_chunk_seconds_count 3\n"));
         assert!(text.contains("cdr_rows_produced_total{topic=\"a\\\"b\"} 5\n"), "{text}");
+    }
+
+    #[test]
+    fn a_labeled_gauge_exports_only_its_latest_set() {
+        let m = Metrics::new();
+        m.group_shard_files_waiting.replace([("1".to_string(), 4.0), ("7".to_string(), 0.0)]);
+        m.group_shard_files_waiting.replace([("7".to_string(), 2.0)]);
+        let text = m.render();
+        assert!(text.contains("cdr_group_shard_files_waiting{shard=\"7\"} 2\n"), "{text}");
+        assert!(!text.contains("cdr_group_shard_files_waiting{shard=\"1\"}"), "a shard given up is gone: {text}");
     }
 }
