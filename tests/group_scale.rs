@@ -7,6 +7,11 @@
 //!    that rebalance and restarted: every file is ingested
 //!    by exactly one instance (their `ingest committed` lines), every key is
 //!    in the topics once (read_committed);
+//!    `status --group` then lists the three live members, their shards (all
+//!    of them, none twice) and no file waiting, or the files waiting per
+//!    shard of a directory with new files; each member's per-shard metrics
+//!    match its shards and its commits; `audit --group` reconciles all 200
+//!    files from one instance's ledger, or from none;
 //! 2. a zombie: the owner of a big file is paused (SIGSTOP) mid-file until
 //!    the others have taken its shard over, then resumed: its next produce or
 //!    commit is refused, it exits naming the fencing and the transactional
@@ -20,7 +25,7 @@ mod daemon_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -101,6 +106,25 @@ impl Setup {
         Daemon::spawn(cmd, self.work.path(), tag)
     }
 
+    /// A one-shot subcommand against this group's cluster, topics and SFTP
+    /// directory (`remote`), with the ledger in `ledger`.
+    fn command(&self, args: &[&str], ledger: &Path, remote: &str) -> Output {
+        let mut cmd = bin();
+        cmd.args(args);
+        self.topics.apply(&mut cmd, ledger);
+        sftp_env(&mut cmd, remote);
+        cmd.env("KAFKA_BROKERS", &self.brokers).env("CDR_GROUP", &self.group).env("CDR_GROUP_TOPIC", format!("{}-shards", self.group));
+        cmd.output().unwrap()
+    }
+
+    /// `status --group --json` over `remote`.
+    fn group_status(&self, remote: &str) -> serde_json::Value {
+        let out = self.command(&["status", "--json"], &self.work.path().join("no-ledger"), remote);
+        assert!(out.status.success(), "status --group: {}", output_text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["group"].clone()
+    }
+
     /// Latest checkpoint per file, read_committed.
     fn checkpoints(&self) -> BTreeMap<String, serde_json::Value> {
         read_committed(&self.brokers, &self.topics.checkpoints)
@@ -119,7 +143,7 @@ impl Setup {
                     // instance exits 2 by design and its restart policy
                     // brings it back; anything else is a failure.
                     assert!(log.contains("fenced: another instance took over transactional id"), "an instance exited ({status}):\n{log}");
-                    let tag = d.log.file_stem().unwrap().to_string_lossy().into_owned();
+                    let tag = tag_of(d);
                     eprintln!("{tag} was fenced and exited; restarting it as a restart policy would");
                     **d = self.instance(&format!("{tag}r"), &[]);
                 }
@@ -188,6 +212,7 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     let busy = ["b", "c", "d"].iter().filter(|t| by_file.values().any(|w| w.contains(t))).count();
     assert!(busy >= 2, "the work was shared: {by_file:?}");
     assert_exactly_once_on(&s.brokers, &s.topics, &local);
+    assert_group_view(&s, &[&b, &c, &d], files);
     eprintln!("phase 1 (kill, join, 200 files) done after {:?}", started.elapsed());
 
     // Phase 2: the owner of a big file is paused past its session timeout.
@@ -226,4 +251,78 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     s.wait_done(files + big_files.len(), Duration::from_secs(150), &mut rest);
     assert_exactly_once_on(&s.brokers, &s.topics, &local);
     eprintln!("phase 2 (fenced zombie) done after {:?}", started.elapsed());
+}
+
+/// Phase 1's operator views: `status --group`, the per-shard metrics and
+/// `audit --group`, once all `files` are done and `live` own the shards.
+fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
+    let shard_count = 16;
+    let pids: Vec<String> = live.iter().map(|d| format!("-{}", d.child.id())).collect();
+    // A member restarted during phase 1 may still be joining: wait for the
+    // three live processes and a full assignment.
+    let until = Instant::now() + Duration::from_secs(45);
+    let view = loop {
+        let view = s.group_status(&s.remote);
+        let members = view["members"].as_array().unwrap();
+        let ours = members.iter().filter(|m| pids.iter().any(|p| m["client_id"].as_str().unwrap().ends_with(p.as_str()))).count();
+        if members.len() == live.len() && ours == live.len() && view["unassigned"].as_array().unwrap().is_empty() {
+            break view;
+        }
+        assert!(Instant::now() < until, "the group view never settled on the live members: {view:#}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(view["shard_count"], shard_count);
+    assert_eq!(view["state"], "Stable", "{view:#}");
+    assert_eq!(view["files_waiting"], 0, "all files are done: {view:#}");
+    let mut owned: Vec<u64> = Vec::new();
+    for m in view["members"].as_array().unwrap() {
+        owned.extend(m["shards"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()));
+        assert_eq!(m["files_waiting"], 0, "{m:#}");
+    }
+    owned.sort();
+    assert_eq!(owned, (0..shard_count).collect::<Vec<_>>(), "every shard owned by exactly one member");
+
+    // Each member's metrics name the shards the group view gives it, and its
+    // per-shard commits add up to the files it logged as committed.
+    for d in live {
+        let pid = format!("-{}", d.child.id());
+        let member = view["members"].as_array().unwrap().iter().find(|m| m["client_id"].as_str().unwrap().ends_with(pid.as_str())).unwrap();
+        let shards: Vec<String> = member["shards"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        let metrics = d.scrape();
+        let labelled = |name: &str| -> BTreeMap<String, f64> {
+            metrics
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{name}{{shard=\""))?.strip_suffix("\"}")?.to_string(), *v)))
+                .collect()
+        };
+        let waiting = labelled("cdr_group_shard_files_waiting");
+        let mut gauge_shards: Vec<String> = waiting.keys().cloned().collect();
+        gauge_shards.sort_by_key(|s| s.parse::<u32>().unwrap());
+        assert_eq!(gauge_shards, shards, "the waiting gauge covers exactly the member's shards");
+        assert!(waiting.values().all(|v| *v == 0.0), "nothing waits: {waiting:?}");
+        let committed: f64 = labelled("cdr_group_shard_files_committed_total").values().sum();
+        assert_eq!(committed as usize, committed_by(d).len(), "per-shard commits of {:?}", d.log);
+    }
+
+    // New files in a directory of their own: the view counts them per shard
+    // and names each lagging shard's owner.
+    let (fresh, fresh_remote) = sftp_subdir(&unique("group-lag"));
+    generate(&fresh, 3, 5, 13, "2024-05-01T00:00:00", 0.0);
+    let lag = s.group_status(&fresh_remote);
+    assert_eq!(lag["files_waiting"], 6, "{lag:#}");
+    let lagging = lag["lagging_shards"].as_array().unwrap();
+    assert_eq!(lagging.iter().map(|l| l["files_waiting"].as_u64().unwrap()).sum::<u64>(), 6);
+    assert!(lagging.iter().all(|l| l["owner"].is_string()), "every lagging shard has an owner: {lag:#}");
+
+    // The audit across the group sees every file, whichever ledger it starts from.
+    for ledger in [live[0].log.with_file_name(format!("ledger-{}", tag_of(live[0]))), s.work.path().join("no-ledger")] {
+        let out = s.command(&["audit", "--json"], &ledger, &s.remote);
+        assert_eq!(out.status.code(), Some(0), "audit --group from {}: {}", ledger.display(), output_text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["summary"]["files"], files, "{:#}", report["summary"]);
+    }
+}
+
+fn tag_of(d: &Daemon) -> String {
+    d.log.file_stem().unwrap().to_string_lossy().into_owned()
 }
