@@ -107,19 +107,23 @@ impl Setup {
     }
 
     /// A one-shot subcommand against this group's cluster, topics and SFTP
-    /// directory (`remote`), with the ledger in `ledger`.
-    fn command(&self, args: &[&str], ledger: &Path, remote: &str) -> Output {
+    /// directory (`remote`), with the ledger in `ledger`; `--group` unless
+    /// `per_instance`.
+    fn command(&self, args: &[&str], ledger: &Path, remote: &str, per_instance: bool) -> Output {
         let mut cmd = bin();
         cmd.args(args);
         self.topics.apply(&mut cmd, ledger);
         sftp_env(&mut cmd, remote);
-        cmd.env("KAFKA_BROKERS", &self.brokers).env("CDR_GROUP", &self.group).env("CDR_GROUP_TOPIC", format!("{}-shards", self.group));
+        cmd.env("KAFKA_BROKERS", &self.brokers).env("CDR_GROUP_TOPIC", format!("{}-shards", self.group));
+        if !per_instance {
+            cmd.env("CDR_GROUP", &self.group);
+        }
         cmd.output().unwrap()
     }
 
     /// `status --group --json` over `remote`.
     fn group_status(&self, remote: &str) -> serde_json::Value {
-        let out = self.command(&["status", "--json"], &self.work.path().join("no-ledger"), remote);
+        let out = self.command(&["status", "--json"], &self.work.path().join("no-ledger"), remote, false);
         assert!(out.status.success(), "status --group: {}", output_text(&out));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         json["group"].clone()
@@ -314,9 +318,16 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
     assert_eq!(lagging.iter().map(|l| l["files_waiting"].as_u64().unwrap()).sum::<u64>(), 6);
     assert!(lagging.iter().all(|l| l["owner"].is_string()), "every lagging shard has an owner: {lag:#}");
 
-    // The audit across the group sees every file, whichever ledger it starts from.
-    for ledger in [live[0].log.with_file_name(format!("ledger-{}", tag_of(live[0]))), s.work.path().join("no-ledger")] {
-        let out = s.command(&["audit", "--json"], &ledger, &s.remote);
+    // The audit across the group sees every file, whichever ledger it starts
+    // from; one instance's ledger alone lacks the others' files, and says
+    // where to look.
+    let ledger = live[0].log.with_file_name(format!("ledger-{}", tag_of(live[0])));
+    let alone = s.command(&["audit", "--json"], &ledger, &s.remote, true);
+    assert_eq!(alone.status.code(), Some(1), "{}", output_text(&alone));
+    let report: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert!(report["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("--group")), "{:#}", report["notes"]);
+    for ledger in [ledger, s.work.path().join("no-ledger")] {
+        let out = s.command(&["audit", "--json"], &ledger, &s.remote, false);
         assert_eq!(out.status.code(), Some(0), "audit --group from {}: {}", ledger.display(), output_text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["summary"]["files"], files, "{:#}", report["summary"]);

@@ -213,6 +213,10 @@ pub fn audit(
         notes.push("scope is narrowed: records and checkpoints of no known file are not looked for".into());
     }
 
+    // One instance's ledger knows only its own share of a group's files.
+    if !settings.across_group && findings.iter().any(|f| matches!(f, Finding::CheckpointWithoutFile { .. })) {
+        notes.push("checkpoints name files this ledger does not know: if it is one instance of a group, audit with --group".into());
+    }
     let audited = files.iter().filter_map(|f| f.topics.as_ref());
     let scan_seconds = scan.elapsed.as_secs_f64();
     let summary = Summary {
