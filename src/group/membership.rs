@@ -104,9 +104,11 @@ impl Shards {
         tracing::info!(shards = ?shards, owned = inner.assigned.len(), "shards assigned to this instance");
     }
 
-    /// No new file of `shards` is taken from now on; returns once no slot
-    /// works on one of them any more (or after `limit`: the slot then goes on
-    /// with a producer the new owner fences, and this instance exits).
+    /// No new file of `shards` is taken from now on, and a file in flight
+    /// stops at its next chunk boundary (the slot sees the shard no longer
+    /// ready); returns once no slot works on one of them any more (or after
+    /// `limit`: the slot then goes on with a producer the new owner fences,
+    /// and this instance exits).
     fn revoke(&self, shards: &BTreeSet<u32>, lost: bool, limit: Duration) {
         let until = Instant::now() + limit;
         let mut inner = self.lock();
@@ -114,7 +116,7 @@ impl Shards {
             inner.assigned.remove(s);
             inner.ready.remove(s);
         }
-        tracing::info!(shards = ?shards, lost, owned = inner.assigned.len(), "shards revoked from this instance; finishing their files in flight");
+        tracing::info!(shards = ?shards, lost, owned = inner.assigned.len(), "shards revoked from this instance; their files in flight stop at the next chunk boundary");
         while inner.busy.intersection(shards).next().is_some() {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -88,9 +88,9 @@ pub enum GroupError {
 /// How long reading the checkpoint topic may take at a takeover.
 const CHECKPOINT_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A revoke waits this long for a slot to finish its file: longer than any
-/// chunk (`--chunk-seconds` plus a commit), well under the group's rebalance
-/// timeout (librdkafka's max.poll.interval.ms, 300 s).
+/// A revoke waits this long for a slot to stop its file at a chunk boundary:
+/// longer than any chunk (`--chunk-seconds` plus a commit), well under the
+/// group's rebalance timeout (librdkafka's max.poll.interval.ms, 300 s).
 const REVOKE_LIMIT: Duration = Duration::from_secs(120);
 
 /// This instance's part of the group.

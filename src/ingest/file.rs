@@ -41,9 +41,10 @@ pub enum IngestError {
     Exhausted { attempts: u32, last: SinkError },
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
-    /// Shutdown was requested: the last chunk is committed and the file is
-    /// left in progress at `rows_done`, resumed by the next start.
-    #[error("stopped for shutdown after {rows_done} rows")]
+    /// Shutdown was requested, or the file's shard handed off: the last
+    /// chunk is committed and the file is left in progress at `rows_done`,
+    /// resumed by the next start or the shard's new owner.
+    #[error("stopped at a chunk boundary after {rows_done} rows")]
     Stopped { rows_done: u64 },
 }
 
@@ -55,6 +56,8 @@ pub struct Job<'a> {
     pub sha256: &'a [u8; 32],
     pub progress: Progress,
     pub next_seq: u64,
+    /// True once the file's shard belongs to another instance.
+    pub handed_off: &'a dyn Fn() -> bool,
 }
 
 fn open_reader(
@@ -158,10 +161,7 @@ pub fn produce_file(
     job: Job<'_>,
 ) -> Result<FileRecord, IngestError> {
     let ctx = FileContext::new(&job.record.name, job.kind, job.sha256);
-    let topic = match job.kind {
-        RecordKind::Data => settings.topics.data.as_str(),
-        RecordKind::Voice => settings.topics.voice.as_str(),
-    };
+    let topic = settings.topics.for_kind(job.kind);
     let mut rec = job.record.clone();
     rec.status = FileStatus::InProgress;
     rec.started_ms.get_or_insert_with(now_ms);
@@ -182,6 +182,7 @@ pub fn produce_file(
     };
     let mut attempts = 0u32;
     let mut last_log = Instant::now();
+    let stop = || settings.shutdown.requested() || (job.handed_off)();
     loop {
         let start = progress;
         start.apply_to(&mut rec);
@@ -190,7 +191,7 @@ pub fn produce_file(
         ledger.txn_intent(&rec, seq, start.rows_done + 1)?;
         failpoint::hit("after-intent-before-begin");
         let chunk_started = Instant::now();
-        let result = produce_chunk(producer, &mut reader, &ctx, topic, settings, &mut progress, &mut scratch)
+        let result = produce_chunk(producer, &mut reader, &ctx, settings, &stop, &mut progress, &mut scratch)
             .and_then(|end| {
                 let cp = Checkpoint {
                     v: crate::sink::checkpoint::CHECKPOINT_VERSION,
@@ -241,7 +242,7 @@ pub fn produce_file(
                 if done {
                     return Ok(rec);
                 }
-                if settings.shutdown.requested() {
+                if stop() {
                     return Err(IngestError::Stopped { rows_done: progress.rows_done });
                 }
                 if last_log.elapsed() >= Duration::from_secs(5) {
@@ -378,11 +379,12 @@ fn produce_chunk(
     producer: &mut TxnProducer,
     reader: &mut StagedReader,
     ctx: &FileContext,
-    topic: &str,
     settings: &IngestSettings,
+    stop: &dyn Fn() -> bool,
     progress: &mut Progress,
     s: &mut Scratch,
 ) -> Result<ChunkEnd, ChunkError> {
+    let topic = settings.topics.for_kind(ctx.kind());
     producer.begin()?;
     let deadline = Instant::now() + settings.chunk_time;
     s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
@@ -395,9 +397,10 @@ fn produce_chunk(
         if n % 4096 == 4095 {
             producer.poll();
             s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
-            // A shutdown ends the chunk early so it commits within the
-            // shutdown deadline rather than after --chunk-seconds.
-            if Instant::now() >= deadline || settings.shutdown.requested() {
+            // A shutdown or a handoff ends the chunk early, so it commits
+            // within the shutdown deadline (or the rebalance goes on) rather
+            // than after --chunk-seconds.
+            if Instant::now() >= deadline || stop() {
                 return Ok(ChunkEnd::Full);
             }
         }

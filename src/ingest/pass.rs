@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 
-use super::decide::{needs_fetch, plan, Facts, Plan, Progress};
+use super::decide::{needs_fetch, plan, Facts, Plan};
 use super::file::{check_whole_stream, produce_file, IngestError, Job};
 use super::park::{self, Verdict};
 use super::{now_ms, AfterIngest, IngestSettings};
@@ -166,7 +166,14 @@ impl Engine {
     }
 
     /// One file, start to finish. Only fatal errors are returned as Err.
-    pub fn ingest_one(&mut self, producer: &mut TxnProducer, file: &RemoteFile) -> Result<FileOutcome, EngineError> {
+    /// Once `handed_off` says true (its shard went to another instance), the
+    /// file stops at the next chunk boundary and is left in progress.
+    pub fn ingest_one(
+        &mut self,
+        producer: &mut TxnProducer,
+        file: &RemoteFile,
+        handed_off: &dyn Fn() -> bool,
+    ) -> Result<FileOutcome, EngineError> {
         let Some(kind) = RecordKind::from_file_name(&file.name) else {
             return Ok(FileOutcome::Skipped);
         };
@@ -178,7 +185,7 @@ impl Engine {
             return Ok(FileOutcome::Skipped);
         }
         let staged = self.settings.staging_dir.join(format!("{}.staging", file.name));
-        let outcome = self.fetch_and_ingest(producer, file, kind, existing, &staged);
+        let outcome = self.fetch_and_ingest(producer, file, kind, existing, &staged, handed_off);
         let _ = std::fs::remove_file(&staged);
         outcome
     }
@@ -190,6 +197,7 @@ impl Engine {
         kind: RecordKind,
         existing: Option<FileRecord>,
         staged: &std::path::Path,
+        handed_off: &dyn Fn() -> bool,
     ) -> Result<FileOutcome, EngineError> {
         let mut rec = existing.clone().unwrap_or_else(|| new_record(file, kind));
         if rec.size != file.size || rec.mtime != file.mtime {
@@ -280,39 +288,33 @@ impl Engine {
                 rec.duplicate_of = None;
                 progress.apply_to(&mut rec);
                 let next_seq = self.next_seq(&rec.name, checkpoint.as_ref())?;
-                self.produce(producer, rec, kind, &fetched, progress, next_seq)
+                let job = Job {
+                    record: rec,
+                    kind,
+                    staged: &fetched.path,
+                    sha256: &fetched.sha256,
+                    progress,
+                    next_seq,
+                    handed_off,
+                };
+                self.produce(producer, job)
             }
         }
     }
 
-    fn produce(
-        &mut self,
-        producer: &mut TxnProducer,
-        rec: FileRecord,
-        kind: RecordKind,
-        fetched: &Fetched,
-        progress: Progress,
-        next_seq: u64,
-    ) -> Result<FileOutcome, EngineError> {
+    fn produce(&mut self, producer: &mut TxnProducer, job: Job<'_>) -> Result<FileOutcome, EngineError> {
         let started = Instant::now();
-        let resumed_at = progress.rows_done;
-        tracing::info!(file = %rec.name, bytes = fetched.size, sha256 = %rec.sha256, resume_after_row = resumed_at, "ingest started");
-        let fallback = rec.clone();
-        let job = Job {
-            record: rec,
-            kind,
-            staged: &fetched.path,
-            sha256: &fetched.sha256,
-            progress,
-            next_seq,
-        };
+        let resumed_at = job.progress.rows_done;
+        let bytes = job.record.bytes;
+        tracing::info!(file = %job.record.name, bytes, sha256 = %job.record.sha256, resume_after_row = resumed_at, "ingest started");
+        let fallback = job.record.clone();
         match produce_file(producer, &self.ledger, &self.checkpoints, &self.settings, job) {
             Ok(done) => {
                 let secs = started.elapsed().as_secs_f64();
                 let rows = done.rows_done - resumed_at;
                 tracing::info!(
                     file = %done.name, rows = done.rows_done, invalid = done.invalid_rows,
-                    bytes = fetched.size, seconds = format_args!("{secs:.2}"),
+                    bytes, seconds = format_args!("{secs:.2}"),
                     rows_per_sec = format_args!("{:.0}", rows as f64 / secs.max(1e-9)),
                     "ingest committed"
                 );
@@ -329,7 +331,7 @@ impl Engine {
             Err(IngestError::Fatal(e)) => Err(EngineError::Sink(e)),
             Err(IngestError::Ledger(e)) => Err(EngineError::Ledger(e)),
             Err(IngestError::Stopped { rows_done }) => {
-                tracing::info!(file = %fallback.name, rows_done, "shutdown: file left in progress; the next start resumes it");
+                tracing::info!(file = %fallback.name, rows_done, "stopped at a chunk boundary (shutdown, or its shard handed off): file left in progress; its next start or owner resumes it");
                 Ok(FileOutcome::Interrupted { rows_done })
             }
             Err(e @ IngestError::Exhausted { .. }) => {

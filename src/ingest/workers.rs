@@ -168,10 +168,12 @@ impl Workers {
                         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             match (lane, group, own.as_mut()) {
                                 // Revoked since the pass began: its new owner takes it.
+                                // Revoked mid-file: it stops at the next chunk
+                                // boundary, so the rebalance waits for one chunk.
                                 (Lane::Shard(shard), Some(g), _) => g
-                                    .with_producer(shard, |p| engine.ingest_one(p, &file))
+                                    .with_producer(shard, |p| engine.ingest_one(p, &file, &|| !g.is_ready(shard)))
                                     .unwrap_or(Ok(FileOutcome::Skipped)),
-                                (_, _, Some(p)) => engine.ingest_one(p, &file),
+                                (_, _, Some(p)) => engine.ingest_one(p, &file, &|| false),
                                 (_, _, None) => Ok(FileOutcome::Skipped),
                             }
                         }))

@@ -10,6 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::producer::KafkaConfig;
+use crate::schema::RecordKind;
 
 /// Topic names and the layout of topics the service creates.
 #[derive(Debug, Clone)]
@@ -26,6 +27,16 @@ pub struct TopicLayout {
     /// from the call, not from the ingest: a week's default retention would
     /// delete last month's CDRs right after they land. -1 keeps them.
     pub retention_ms: i64,
+}
+
+impl TopicLayout {
+    /// The topic of a kind's valid rows.
+    pub fn for_kind(&self, kind: RecordKind) -> &str {
+        match kind {
+            RecordKind::Data => &self.data,
+            RecordKind::Voice => &self.voice,
+        }
+    }
 }
 
 impl Default for TopicLayout {
