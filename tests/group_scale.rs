@@ -282,6 +282,7 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
     for m in view["members"].as_array().unwrap() {
         owned.extend(m["shards"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()));
         assert_eq!(m["files_waiting"], 0, "{m:#}");
+        assert_eq!(m["this_host"], true, "every member runs on this machine: {m:#}");
     }
     owned.sort();
     assert_eq!(owned, (0..shard_count).collect::<Vec<_>>(), "every shard owned by exactly one member");
