@@ -92,7 +92,7 @@ fn a_revoked_shard_stops_at_a_chunk_boundary_and_its_new_owner_resumes_the_file(
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let stopped = logged(&a, "stopped at a chunk boundary", "rows_done");
+    let stopped = logged(&a, "shard handed off: file left in progress", "rows_done");
     assert!(!stopped.is_empty(), "a finished every revoked file whole instead of stopping at a chunk boundary:\n{}", a.log_text());
     let by_a = logged(&a, "ingest committed", "rows");
     let resumed = logged(&b, "ingest started", "resume_after_row");

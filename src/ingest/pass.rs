@@ -331,7 +331,11 @@ impl Engine {
             Err(IngestError::Fatal(e)) => Err(EngineError::Sink(e)),
             Err(IngestError::Ledger(e)) => Err(EngineError::Ledger(e)),
             Err(IngestError::Stopped { rows_done }) => {
-                tracing::info!(file = %fallback.name, rows_done, "stopped at a chunk boundary (shutdown, or its shard handed off): file left in progress; its next start or owner resumes it");
+                if self.settings.shutdown.requested() {
+                    tracing::info!(file = %fallback.name, rows_done, "shutdown: file left in progress; the next start resumes it");
+                } else {
+                    tracing::info!(file = %fallback.name, rows_done, "shard handed off: file left in progress at a chunk boundary; its new owner resumes it");
+                }
                 Ok(FileOutcome::Interrupted { rows_done })
             }
             Err(e @ IngestError::Exhausted { .. }) => {
