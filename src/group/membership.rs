@@ -189,13 +189,19 @@ pub struct JoinSettings<'a> {
 impl Membership {
     pub fn join(kafka: &KafkaConfig, how: &JoinSettings<'_>, shards: Arc<Shards>) -> Result<Self, GroupError> {
         let session_ms = how.session_timeout.as_millis().max(1000);
+        // Members learn of a rebalance at their next heartbeat, and a
+        // cooperative one takes two rounds: a join waits about two heartbeat
+        // intervals before its shards arrive (2 x 3.3 s with Kafka's usual
+        // third of the session timeout; 2 x 1 s with a tenth). Heartbeats
+        // are tiny requests.
+        let heartbeat_ms = (session_ms / 10).max(100);
         let consumer: BaseConsumer<RebalanceContext> = kafka
             .client_config()
             .set("group.id", how.group)
             .set("client.id", how.member_name)
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", session_ms.to_string())
-            .set("heartbeat.interval.ms", (session_ms / 3).to_string())
+            .set("heartbeat.interval.ms", heartbeat_ms.to_string())
             .set("enable.auto.commit", "false")
             .create_with_context(RebalanceContext {
                 shards,

@@ -93,6 +93,9 @@ const CHECKPOINT_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// group's rebalance timeout (librdkafka's max.poll.interval.ms, 300 s).
 const REVOKE_LIMIT: Duration = Duration::from_secs(120);
 
+/// Shards whose producers a takeover initialises at once.
+const INIT_BATCH: usize = 16;
+
 /// This instance's part of the group.
 pub struct Group {
     name: String,
@@ -202,11 +205,7 @@ impl Group {
         if pending.is_empty() {
             return Ok(());
         }
-        for &s in &pending {
-            // A slot cannot hold this shard's producer: the shard is not ready.
-            let producer = TxnProducer::with_id(&self.kafka, self.transactional_id(s))?;
-            self.producers().insert(s, producer);
-        }
+        self.init_producers(&pending)?;
         let fresh = CheckpointStore::load(&self.kafka, &self.checkpoint_topic, CHECKPOINT_LOAD_TIMEOUT)?;
         let store = {
             let mut store = checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -227,6 +226,42 @@ impl Group {
             group = %self.name, shards = ?ready, settled, owned = self.shards.ready().len(),
             "shards taken over: previous owners fenced, checkpoints read"
         );
+        Ok(())
+    }
+
+    /// A transactional producer per shard of `shards`, initialised (and so
+    /// fencing the shard's previous owner) a batch at a time in parallel:
+    /// each `init_transactions` is a few round trips to the transaction
+    /// coordinator, and an instance taking over 64 shards one by one would
+    /// leave them unworked for many seconds. The producers made before an
+    /// error stay: the next attempt replaces them.
+    fn init_producers(&self, shards: &BTreeSet<u32>) -> Result<(), GroupError> {
+        let shards: Vec<u32> = shards.iter().copied().collect();
+        for batch in shards.chunks(INIT_BATCH) {
+            let made: Vec<(u32, Result<TxnProducer, SinkError>)> = std::thread::scope(|scope| {
+                let spawned: Vec<_> = batch
+                    .iter()
+                    .map(|&s| (s, scope.spawn(move || TxnProducer::with_id(&self.kafka, self.transactional_id(s)))))
+                    .collect();
+                spawned
+                    .into_iter()
+                    .map(|(s, h)| (s, h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+                    .collect()
+            });
+            let mut failed = None;
+            for (s, made) in made {
+                match made {
+                    // A slot cannot hold this shard's producer: the shard is not ready.
+                    Ok(p) => {
+                        self.producers().insert(s, p);
+                    }
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+        }
         Ok(())
     }
 }
