@@ -5,34 +5,63 @@
 RUN_DIR holds what scripts/bench.sh left there: expected.json (bench/workload.py),
 meta.json, and runs.tsv with one line per run (a contender may have several;
 its best counts):
-name, wall seconds, /usr/bin/time -v output file, records counted in its output
-topics with read_committed, records expected there, exit status, the broker's
-CPU seconds during the run.
+name, wall seconds, /usr/bin/time -v output file(s) (one per instance, by
+commas), records counted in its output topics with read_committed, records
+expected there, exit status, the broker's CPU seconds during the run, and for
+the scale table the instances and files in flight per instance (empty for the
+contenders outside it).
 
 Rows per second count the rows of the workload, and only when the contender's
 output holds every record it should: a run that lost or duplicated records is
 marked and gets no throughput figure, so nobody wins by losing rows. Each
 contender's rows/s is also given as a percentage of the ceiling's (the
 pre-encoded records through a plain librdkafka producer), and its CPU and the
-broker's as microseconds per row of the workload.
+broker's as microseconds per row of the workload. The scale table repeats the
+cdr-to-redpanda contenders by instances: rows/s in total and, after start-up,
+per instance, CPU per
+row over all instances, peak RSS of the largest instance, and the start-up
+(topics, group join, takeover of the shards) apart from the ingest itself,
+from the instances' logs.
 """
 
 import csv
 import json
 import os
 import sys
+from datetime import datetime
 
 
-def time_v(path):
-    """User + system CPU seconds and peak RSS (MiB) from `/usr/bin/time -v` output."""
-    fields = {}
-    with open(path) as f:
-        for line in f:
-            key, _, value = line.strip().rpartition(": ")
-            fields[key] = value
-    cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
-    rss_mib = int(fields["Maximum resident set size (kbytes)"]) / 1024
+def time_v(paths):
+    """CPU seconds (user + system, summed) and the highest peak RSS (MiB) over
+    the comma-separated `/usr/bin/time -v` outputs of one run's instances."""
+    cpu, rss_mib = 0.0, 0.0
+    for path in paths.split(","):
+        fields = {}
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.strip().rpartition(": ")
+                fields[key] = value
+        cpu += float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
+        rss_mib = max(rss_mib, int(fields["Maximum resident set size (kbytes)"]) / 1024)
     return cpu, rss_mib
+
+
+def ingest_span(timefiles):
+    """Seconds from the first `ingest started` to the last `ingest committed`
+    over the logs of one run's instances (each beside its time file): the
+    run's wall time without its start-up (topics, group join, takeover)."""
+    starts, ends = [], []
+    for path in timefiles.split(","):
+        with open(path.removesuffix(".time") + ".log") as f:
+            for line in f:
+                stamp = line.split(" ", 1)[0]
+                if "ingest started" in line:
+                    starts.append(datetime.fromisoformat(stamp))
+                elif "ingest committed" in line:
+                    ends.append(datetime.fromisoformat(stamp))
+    if not starts or not ends:
+        return None
+    return (max(ends) - min(starts)).total_seconds()
 
 
 def main():
@@ -41,11 +70,14 @@ def main():
         expected = json.load(f)
     with open(os.path.join(run_dir, "meta.json")) as f:
         meta = json.load(f)
-    runs = {}
+    runs, shapes = {}, {}
     with open(os.path.join(run_dir, "runs.tsv")) as f:
-        for name, wall, timefile, counted, want, status, broker_cpu in csv.reader(f, delimiter="\t"):
+        for name, wall, timefile, counted, want, status, broker_cpu, instances, in_flight in csv.reader(
+                f, delimiter="\t"):
             runs.setdefault(name, []).append(
                 (float(wall), timefile, int(counted), int(want), status, float(broker_cpu)))
+            if instances:
+                shapes[name] = (int(instances), int(in_flight))
     rows = []
     for name, tries in runs.items():
         # The best (shortest) run stands for the contender, and only if every
@@ -86,6 +118,37 @@ def main():
     eos_cost = None
     if eos and plain and eos["rows_per_s"] and plain["rows_per_s"]:
         eos_cost = round(100 * (1 - eos["rows_per_s"] / plain["rows_per_s"]), 1)
+    # The scale table: the cdr-to-redpanda runs by instances and files in
+    # flight; the exactly-once `once` run, outside any group, is its baseline.
+    scale = []
+    for r in rows:
+        shape = shapes.get(r["contender"])
+        if not shape or r["contender"] == "cdr-to-redpanda (transactions off)":
+            continue
+        instances, in_flight = shape
+        tries = runs[r["contender"]]
+        span = ingest_span(min(tries)[1])
+        scale.append({
+            "contender": r["contender"],
+            "group": r["contender"].startswith("group"),
+            "instances": instances,
+            "files_in_flight_per_instance": in_flight,
+            "wall_s": r["wall_s"],
+            "rows_per_s": r["rows_per_s"],
+            "start_up_s": round(r["wall_s"] - span, 2) if span else None,
+            "rows_per_s_after_start_up": round(r["rows"] / span) if span and r["rows_per_s"] else None,
+            "rows_per_s_per_instance_after_start_up":
+                round(r["rows"] / span / instances) if span and r["rows_per_s"] else None,
+            "pct_of_ceiling": r["pct_of_ceiling"],
+            "cpu_us_per_row": r["cpu_us_per_row"],
+            "broker_cpu_us_per_row": r["broker_cpu_us_per_row"],
+            "peak_rss_mib_per_instance": r["peak_rss_mib"],
+            "records_counted": r["records_counted"],
+            "records_expected": r["records_expected"],
+            "complete": r["complete"],
+        })
+
+    scale.sort(key=lambda r: (r["group"], r["instances"], r["files_in_flight_per_instance"]))
 
     os.makedirs(results_dir, exist_ok=True)
     columns = ["contender", "runs", "wall_s", "rows", "rows_per_s", "pct_of_ceiling", "csv_mb_per_s",
@@ -97,8 +160,13 @@ def main():
         w.writerows(rows)
     with open(os.path.join(results_dir, "latest.json"), "w") as f:
         json.dump({"meta": meta, "workload": expected, "exactly_once_cost_pct": eos_cost,
-                   "contenders": rows}, f, indent=2)
+                   "contenders": rows, "scale": scale}, f, indent=2)
         f.write("\n")
+    if scale:
+        with open(os.path.join(results_dir, "latest-scale.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(scale[0]))
+            w.writeheader()
+            w.writerows(scale)
 
     print(f"workload: {expected['files']} files, {expected['rows']:,} rows "
           f"({expected['invalid']:,} invalid), {expected['bytes'] / 1e6:.1f} MB of CSV; "
@@ -118,6 +186,9 @@ def main():
         print(f"| {r['contender']:<34} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {pct:>12} | {mbs:>6} "
               f"| {r['peak_rss_mib']:>12} | {r['cpu_s']:>7} | {r['cpu_us_per_row']:>10} "
               f"| {r['broker_cpu_us_per_row']:>17} | {got:>24} | {speed:>8} |")
+    if scale:
+        print()
+        print_scale(scale)
     if eos_cost is not None:
         print(f"exactly-once costs {eos_cost}% of throughput against transactions off")
     for c in meta.get("rss_check", []):
@@ -125,6 +196,26 @@ def main():
               f"peak RSS {c['peak_rss_mib']} MiB (exit {c['exit_status']})")
     if any(not r["complete"] for r in rows):
         print("! = records missing or duplicated (or a non-zero exit): no throughput figure")
+
+
+def print_scale(scale):
+    head = (f"| {'setup':<14} | {'instances':>9} | {'files in flight each':>20} | {'wall s':>7} "
+            f"| {'start-up s':>10} | {'rows/s':>9} | {'rows/s after start-up':>21} | {'per instance':>12} | {'% of ceiling':>12} | {'CPU us/row (all)':>16} "
+            f"| {'broker CPU us/row':>17} | {'peak RSS MiB each':>17} | {'records (read_committed)':>24} |")
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for r in scale:
+        setup = "run --group" if r["group"] else "once, no group"
+        got = f"{r['records_counted']:,}/{r['records_expected']:,}" + ("" if r["complete"] else " !")
+        rps = "-" if r["rows_per_s"] is None else f"{r['rows_per_s']:,}"
+        each = r["rows_per_s_per_instance_after_start_up"]
+        each = "-" if each is None else f"{each:,}"
+        start = "-" if r["start_up_s"] is None else f"{r['start_up_s']}"
+        after = "-" if r["rows_per_s_after_start_up"] is None else f"{r['rows_per_s_after_start_up']:,}"
+        pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']}%"
+        print(f"| {setup:<14} | {r['instances']:>9} | {r['files_in_flight_per_instance']:>20} | {r['wall_s']:>7} "
+              f"| {start:>10} | {rps:>9} | {after:>21} | {each:>12} | {pct:>12} | {r['cpu_us_per_row']:>16} "
+              f"| {r['broker_cpu_us_per_row']:>17} | {r['peak_rss_mib_per_instance']:>17} | {got:>24} |")
 
 
 if __name__ == "__main__":

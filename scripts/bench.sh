@@ -12,7 +12,16 @@
 #      settings: the most a librdkafka producer pushes through this broker on
 #      this machine. The others' rows/s are reported as a percentage of it;
 #   4. the Python streamer (bench/python/main.py, from its guide; kafka-python
-#      + paramiko from PyPI in a virtualenv), pointed at the same stack.
+#      + paramiko from PyPI in a virtualenv), pointed at the same stack;
+#   5. the scale column: `run --group` daemons sharing the directory through
+#      a consumer group (each with its own ledger, all on this machine):
+#      group1, group2, group3 are 1, 2 and 3 instances with 2 files in
+#      flight each (`--workers 2`), group1x4 one instance with 4. Timed from
+#      their start (so the group join and the takeover of 64 shards count)
+#      until their logs together say every file is committed; then SIGTERM.
+#      CPU and peak RSS are per instance; the broker shares the same cores,
+#      so more instances here cannot add throughput: the CPU per row and the
+#      throughput per instance are the figures that carry to real hosts.
 #
 # Each writes into topics of its own (12 partitions). Figures per contender:
 # wall time, rows/s, MB/s of CSV, peak RSS and CPU seconds (/usr/bin/time -v),
@@ -27,15 +36,16 @@
 #   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
-# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,plain,ceiling,python:
-# any subset, in that order), REPEAT (3: rounds of cdr-to-redpanda's runs, the
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,plain,ceiling,group1,
+# group2,group3,group1x4,python: any subset, in that order), REPEAT (3: rounds of cdr-to-redpanda's runs, the
 # best of each reported; the Python streamer runs once), MICRO=0 to skip the micro-benchmarks (cargo bench
 # parse_encode, the ledger's cost per transaction), BENCH_STACK_DIR
 # (<repo>/.stack-bench), KEEP_STACK=1 to leave the stack running. Everything else (bootstrap, the stack, the
 # release build, the virtualenv) is set up here, so it runs from a fresh clone.
 #
 # Prints the table with ratios to the Python streamer and writes it to
-# bench/results/latest.csv and latest.json (micro-benchmarks:
+# bench/results/latest.csv and latest.json, the scale table to
+# latest-scale.csv (micro-benchmarks:
 # latest-micro.txt); logs stay in the run directory.
 # The broker runs on the same cores as the contenders: compare ratios from one
 # run, not figures from different machines or runs.
@@ -48,7 +58,7 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,plain,ceiling,python}
+CONTENDERS=${CONTENDERS:-eos,plain,ceiling,group1,group2,group3,group1x4,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
@@ -151,6 +161,58 @@ run_ours() {
     "$BIN" once "$@"
 }
 
+# N (`$2`) `run --group` daemons with `--workers $3` over $WORK, each with a
+# ledger of its own, timed from their start until their logs together count
+# every file of the workload as committed (or 900 s); then SIGTERM (each
+# commits and exits 0). Sets WALL, RC (0 only if every instance exited 0 after
+# finishing), BROKER_CPU and TIMEFILES (the instances' time -v files, by commas).
+run_group() {
+  local tag=$1 instances=$2 workers=$3 i t0 t1 b0 b1 committed
+  local files=$((2 * FILES)) group=bench-$run_id-$1
+  topic_env "$tag"
+  local pids=() timefiles=() logs=()
+  b0=$(broker_ticks)
+  t0=$(date +%s.%N)
+  for ((i = 1; i <= instances; i++)); do
+    timefiles+=("$RUN_DIR/$tag-$i.time")
+    logs+=("$RUN_DIR/$tag-$i.log")
+    env "${TOPIC_ENV[@]}" CDR_TRANSACTIONAL_ID_PREFIX="$group" CDR_LEDGER_DIR="$RUN_DIR/ledger-$tag-$i" \
+      CDR_GROUP="$group" CDR_GROUP_TOPIC="$group-shards" CDR_WORKERS="$workers" CDR_POLL_INTERVAL_SECONDS=1 \
+      CDR_SETTLE_SECONDS=0 CDR_MIN_AGE_SECONDS=0 SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$WORK" \
+      /usr/bin/time -v -o "$RUN_DIR/$tag-$i.time" "$BIN" run >"$RUN_DIR/$tag-$i.log" 2>&1 &
+    pids+=($!)
+  done
+  RC=0
+  local until=$((SECONDS + 900))
+  while :; do
+    committed=$(cat "${logs[@]}" | grep -c 'ingest committed' || true)
+    ((committed >= files)) && break
+    for p in "${pids[@]}"; do
+      kill -0 "$p" 2>/dev/null || { log "an instance of $tag exited early (see ${logs[*]})"; RC=1; }
+    done
+    ((RC == 0)) || break
+    if ((SECONDS >= until)); then
+      log "$tag: not every file committed within 900 s"
+      RC=124
+      break
+    fi
+    sleep 0.2
+  done
+  t1=$(date +%s.%N)
+  b1=$(broker_ticks)
+  # /usr/bin/time does not forward signals: its child, the daemon, gets them.
+  for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; done
+  local status
+  for p in "${pids[@]}"; do
+    status=0
+    wait "$p" || status=$?
+    ((RC != 0)) || RC=$status
+  done
+  WALL=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
+  BROKER_CPU=$(python3 -c "print(f'{($b1 - $b0) / $CLK_TCK:.2f}')")
+  TIMEFILES=$(IFS=,; echo "${timefiles[*]}")
+}
+
 # Other work on the machine slows every contender: the load is recorded.
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 : >"$RUN_DIR/runs.tsv"
@@ -166,6 +228,8 @@ for ((round = 1; round <= REPEAT; round++)); do
 done
 for tag in "${runs[@]}"; do
   contender=${tag%-*}
+  # Instances and files in flight per instance, for the scale table.
+  shape=("" "")
   case $contender in
     eos | plain)
       if [[ $contender == eos ]]; then
@@ -175,6 +239,7 @@ for tag in "${runs[@]}"; do
       fi
       log "$name"
       run_ours "$tag" "$WORK" "${flags[@]}"
+      timefile=$RUN_DIR/$tag.time shape=(1 1)
       prefix=bench-$run_id-$tag
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
       want=$(expect 'valid_data + valid_voice + invalid')
@@ -185,6 +250,7 @@ for tag in "${runs[@]}"; do
       topic_env "$tag"
       env "${TOPIC_ENV[@]}" "$CEILING" topics
       timed "$tag" env "${TOPIC_ENV[@]}" "$CEILING" produce "$records"
+      timefile=$RUN_DIR/$tag.time
       prefix=bench-$run_id-$tag
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
       want=$(expect 'valid_data + valid_voice + invalid')
@@ -202,15 +268,29 @@ for tag in "${runs[@]}"; do
         "$VENV/bin/python" "$REPO_DIR/bench/python/main.py"
         printf '%s\t%s\t%s\n' "$WALL" "$RC" "$BROKER_CPU" >"$RUN_DIR/$tag.wall")
       read -r WALL RC BROKER_CPU <"$RUN_DIR/$tag.wall"
+      timefile=$RUN_DIR/$tag.time
       # It sends every row, invalid ones included, and has no dead-letter topic.
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") ))
       want=$(expect 'rows')
       ;;
+    group1 | group2 | group3 | group1x4)
+      case $contender in
+        group1x4) shape=(1 4) ;;
+        *) shape=("${contender#group}" 2) ;;
+      esac
+      name="group: ${shape[0]} instance(s) x ${shape[1]} files"
+      log "$name"
+      run_group "$tag" "${shape[@]}"
+      timefile=$TIMEFILES
+      prefix=bench-$run_id-$tag
+      counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
+      want=$(expect 'valid_data + valid_voice + invalid')
+      ;;
     *) echo "unknown contender: $contender" >&2; exit 2 ;;
   esac
   log "$name: ${WALL}s, exit $RC, $counted of $want records"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$RUN_DIR/$tag.time" "$counted" "$want" "$RC" \
-    "$BROKER_CPU" >>"$RUN_DIR/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$timefile" "$counted" "$want" "$RC" \
+    "$BROKER_CPU" "${shape[0]}" "${shape[1]}" >>"$RUN_DIR/runs.tsv"
 done
 
 # Flat memory: the same service on a small and a large single file.
