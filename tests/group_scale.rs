@@ -283,6 +283,7 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
         owned.extend(m["shards"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()));
         assert_eq!(m["files_waiting"], 0, "{m:#}");
         assert_eq!(m["this_host"], true, "every member runs on this machine: {m:#}");
+        assert_eq!(m["this_instance"], false, "a view without a ledger is no member's: {m:#}");
     }
     owned.sort();
     assert_eq!(owned, (0..shard_count).collect::<Vec<_>>(), "every shard owned by exactly one member");
@@ -307,6 +308,27 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
         assert!(waiting.values().all(|v| *v == 0.0), "nothing waits: {waiting:?}");
         let committed: f64 = labelled("cdr_group_shard_files_committed_total").values().sum();
         assert_eq!(committed as usize, committed_by(d).len(), "per-shard commits of {:?}", d.log);
+    }
+
+    // Read from one member's ledger, the view marks that member, and only
+    // it, as this instance (all of them run on this host).
+    for d in live {
+        let pid = format!("-{}", d.child.id());
+        let ledger = d.log.with_file_name(format!("ledger-{}", tag_of(d)));
+        let out = s.command(&["status", "--json"], &ledger, &s.remote, false);
+        assert!(out.status.success(), "status --group: {}", output_text(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let marked: Vec<&str> = json["group"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["this_instance"] == true)
+            .map(|m| m["client_id"].as_str().unwrap())
+            .collect();
+        assert!(marked.len() == 1 && marked[0].ends_with(pid.as_str()), "{}'s ledger marks {marked:?}", tag_of(d));
+        let human = String::from_utf8(s.command(&["status"], &ledger, &s.remote, false).stdout).unwrap();
+        let line = human.lines().find(|l| l.contains("(this instance)")).unwrap_or_else(|| panic!("no member marked:\n{human}"));
+        assert!(line.split_whitespace().next().unwrap().ends_with(pid.as_str()), "{line}");
     }
 
     // New files in a directory of their own: the view counts them per shard

@@ -270,6 +270,10 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut workers = start_workers(common, args.workers, &shutdown, &limits, group)?;
+    if let Some(g) = workers.group() {
+        // So that `status --group` on this ledger knows which member it is.
+        workers.ledger().set_group_member(g.name(), g.member_name())?;
+    }
     spawn_broker_probe(&kafka, &common.kafka.checkpoint_topic)?;
     HEALTH.set_started();
     tracing::info!("running");

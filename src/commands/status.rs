@@ -72,7 +72,13 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
     };
     let files = reader.as_ref().map(|r| r.files()).transpose()?.unwrap_or_default();
     let instance = reader.as_ref().map(|r| ledger_report(r, &files, args.recent)).transpose()?;
-    let group = args.group.as_deref().map(|g| group_view(args, g)).transpose()?;
+    let group = match args.group.as_deref() {
+        Some(g) => {
+            let member = reader.as_ref().map(|r| r.group_member(g)).transpose()?.flatten();
+            Some(group_view(args, g, member.as_deref())?)
+        }
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     match (args.json, &instance, &group) {
         (true, Some(r), None) => serde_json::to_writer_pretty(&mut out, r)?,
@@ -145,11 +151,11 @@ const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The group from the coordinator, the lag from the source's listing against
 /// the checkpoint topic. An unreadable source leaves the lag unknown, not the
 /// view: the members are what an operator looks for first.
-fn group_view(args: &StatusCommand, group: &str) -> anyhow::Result<GroupView> {
+fn group_view(args: &StatusCommand, group: &str, this_member: Option<&str>) -> anyhow::Result<GroupView> {
     let kafka = args.kafka.kafka_config();
     let shard_count = partition_count(&kafka, &args.group_topic)?
         .with_context(|| format!("no assignment topic {}: no instance of a group has started with it", args.group_topic))?;
-    let description = view::describe(&kafka, group, &args.group_topic, GROUP_TIMEOUT)?;
+    let description = view::describe(&kafka, group, &args.group_topic, this_member, GROUP_TIMEOUT)?;
     let listing = args.source.build().and_then(|mut s| s.list());
     let lag = match listing {
         Ok(listing) => {
@@ -176,7 +182,11 @@ fn write_group(g: &GroupView, out: &mut impl Write) -> std::io::Result<()> {
     if !d.members.is_empty() {
         writeln!(out, "  {:<36} {:<16} {:>6} {:>8}  shards", "member", "address", "shards", "waiting")?;
         for m in &d.members {
-            let here = if m.this_host { " (this host)" } else { "" };
+            let here = match (m.this_instance, m.this_host) {
+                (true, _) => " (this instance)",
+                (false, true) => " (this host)",
+                (false, false) => "",
+            };
             let waiting = m.files_waiting.map_or("-".into(), |n| n.to_string());
             writeln!(out, "  {:<36} {:<16} {:>6} {:>8}  {}{here}", m.client_id, m.host, m.shards.len(), waiting, ranges(&m.shards))?;
         }

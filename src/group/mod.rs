@@ -99,6 +99,8 @@ const INIT_BATCH: usize = 16;
 /// This instance's part of the group.
 pub struct Group {
     name: String,
+    /// This instance's client id in the group (`<host name>-<pid>`).
+    member_name: String,
     shard_count: u32,
     kafka: KafkaConfig,
     checkpoint_topic: String,
@@ -134,6 +136,7 @@ impl Group {
         tracing::info!(group = name, member = %member_name, shards = shard_count, topic = %args.group_topic, "joined the group");
         Ok(Group {
             name: name.to_string(),
+            member_name,
             shard_count,
             kafka: kafka.clone(),
             checkpoint_topic: checkpoint_topic.to_string(),
@@ -141,6 +144,14 @@ impl Group {
             producers: Mutex::new(BTreeMap::new()),
             _membership: membership,
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn member_name(&self) -> &str {
+        &self.member_name
     }
 
     pub fn shard_of(&self, file_name: &str) -> u32 {

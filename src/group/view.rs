@@ -32,14 +32,24 @@ pub struct Member {
     pub member_id: String,
     /// Its client id names the host this view runs on.
     pub this_host: bool,
+    /// It is the member the ledger of this view says it joined as: the
+    /// instance whose ledger this is.
+    pub this_instance: bool,
     /// The assignment topic's partitions assigned to it: its shards.
     pub shards: Vec<u32>,
     /// Files waiting in its shards; None when the source could not be listed.
     pub files_waiting: Option<u64>,
 }
 
-/// Asks the coordinator for `group`'s members and their shards of `topic`.
-pub fn describe(kafka: &KafkaConfig, group: &str, topic: &str, timeout: Duration) -> Result<GroupDescription, GroupError> {
+/// Asks the coordinator for `group`'s members and their shards of `topic`;
+/// `this_member` is the client id the ledger read beside it recorded.
+pub fn describe(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    this_member: Option<&str>,
+    timeout: Duration,
+) -> Result<GroupDescription, GroupError> {
     let client: BaseConsumer = kafka.client_config().create().map_err(GroupError::Kafka)?;
     let list = client.fetch_group_list(Some(group), timeout).map_err(GroupError::Kafka)?;
     let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
@@ -60,6 +70,7 @@ pub fn describe(kafka: &KafkaConfig, group: &str, topic: &str, timeout: Duration
             host: m.client_host().trim_start_matches('/').to_string(),
             member_id: m.id().to_string(),
             this_host: here.as_deref().is_some_and(|h| m.client_id().starts_with(h)),
+            this_instance: this_member == Some(m.client_id()),
             shards,
             files_waiting: None,
         });
@@ -248,6 +259,7 @@ mod tests {
             host: "127.0.0.1".into(),
             member_id: format!("{id}-m"),
             this_host: false,
+            this_instance: false,
             shards: shards.to_vec(),
             files_waiting: None,
         }

@@ -9,6 +9,11 @@
 //! | `txns`            | (file name, seq) | [`TxnRecord`] in the JSON envelope     |
 //! | `files_by_sha256` | sha256 hex       | multimap: names of the files that claim those bytes (status in progress or committed) |
 //! | `txns_in_doubt`   | (file name, seq) | `()`: the txns whose outcome is in doubt |
+//! | `group_members`   | group name       | `&str`: the client id this ledger's daemon last joined that group as |
+//!
+//! `group_members` is optional within version 1: ledgers written before it
+//! existed lack it and read as having no member, and builds that predate it
+//! ignore it, so adding it needed no new version.
 //!
 //! The two index tables are only ever changed in the write transaction that
 //! changes the record they index, so they cannot disagree with it after a crash.
@@ -52,6 +57,7 @@ const TXNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("txns");
 const SHA256_INDEX: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("files_by_sha256");
 const IN_DOUBT: TableDefinition<(&str, u64), ()> = TableDefinition::new("txns_in_doubt");
+const GROUP_MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("group_members");
 
 /// A migration upgrades the layout by one schema version, inside the write
 /// transaction that then stores the new version: `MIGRATIONS[i]` takes version
@@ -176,6 +182,20 @@ impl Ledger {
     // in the same commit.
     pub fn put_file(&self, rec: &FileRecord) -> Result<(), LedgerError> {
         self.write(|w| store_file(w, rec))
+    }
+
+    /// Records that this ledger's daemon is member `client_id` of `group`, so
+    /// that a view of the group read from this ledger can tell which member
+    /// it belongs to. Durable on return.
+    //
+    // Failure contract: informational only. A crash before the commit leaves
+    // the previous member (or none), and the view then marks no member, or a
+    // departed one that is no longer listed, as this instance.
+    pub fn set_group_member(&self, group: &str, client_id: &str) -> Result<(), LedgerError> {
+        self.write(|w| {
+            w.open_table(GROUP_MEMBERS)?.insert(group, client_id)?;
+            Ok(())
+        })
     }
 
     /// Releases a parked or failed file for the next pass, as an operator's
@@ -533,6 +553,15 @@ impl LedgerReader {
     /// Number of files in each status; every status is present.
     pub fn counts(&self) -> Result<BTreeMap<FileStatus, u64>, LedgerError> {
         read_counts(&self.begin_read()?)
+    }
+
+    /// The client id this ledger's daemon last joined `group` as. See
+    /// [`Ledger::set_group_member`].
+    pub fn group_member(&self, group: &str) -> Result<Option<String>, LedgerError> {
+        match ro_table(&self.begin_read()?, GROUP_MEMBERS)? {
+            Some(t) => Ok(t.get(group)?.map(|v| v.value().to_owned())),
+            None => Ok(None),
+        }
     }
 
     fn begin_read(&self) -> Result<ReadTransaction, LedgerError> {

@@ -18,6 +18,7 @@ const TXNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("txns");
 const SHA256_INDEX: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("files_by_sha256");
 const IN_DOUBT: TableDefinition<(&str, u64), ()> = TableDefinition::new("txns_in_doubt");
+const GROUP_MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("group_members");
 
 const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -460,6 +461,33 @@ fn counts_cover_every_status() {
         ("parked", 0),
     ];
     assert_eq!(got, want.map(|(s, n)| (s.to_owned(), n)));
+}
+
+#[test]
+fn the_group_member_is_absent_until_recorded_then_read_beside_the_writer_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Ledger::open(dir.path()).unwrap();
+    let reader = Ledger::open_read_only(dir.path()).unwrap();
+    // A ledger written before the table existed has none: no member, no error.
+    assert_eq!(reader.group_member("billing").unwrap(), None);
+
+    writer.set_group_member("billing", "host-a-41").unwrap();
+    writer.set_group_member("fraud", "host-a-41").unwrap();
+    writer.set_group_member("billing", "host-a-57").unwrap();
+    let member = |group: &str| reader.group_member(group).unwrap();
+    assert_eq!(member("billing").as_deref(), Some("host-a-57"));
+    assert_eq!(member("fraud").as_deref(), Some("host-a-41"));
+    assert_eq!(member("other"), None);
+    drop((reader, writer));
+
+    // The layout: group name -> client id, in `group_members`, version 1.
+    let db = Database::open(dir.path().join(LEDGER_FILE_NAME)).unwrap();
+    let r = db.begin_read().unwrap();
+    let members = r.open_table(GROUP_MEMBERS).unwrap();
+    let billing = members.get("billing").unwrap().unwrap();
+    assert_eq!(billing.value(), "host-a-57");
+    let meta = r.open_table(META).unwrap();
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), 1);
 }
 
 #[test]
