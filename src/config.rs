@@ -277,6 +277,10 @@ pub struct IngestArgs {
     /// Ingest files whose bytes equal an already ingested file's.
     #[arg(long, env = "CDR_ALLOW_DUPLICATE_CONTENT")]
     pub allow_duplicate_content: bool,
+    /// While a file is produced, download the next one on a second source
+    /// session (per slot), so the producer does not wait for each download.
+    #[arg(long, env = "CDR_READ_AHEAD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_ahead: bool,
     /// After a file is committed: keep, delete, or move:<dir> on the source.
     #[arg(long, env = "CDR_AFTER_INGEST", default_value = "keep", value_parser = parse_after)]
     pub after_ingest: AfterIngest,
@@ -335,6 +339,7 @@ impl IngestArgs {
         s.max_future = Duration::from_secs(self.max_future_seconds);
         s.on_changed = self.on_changed;
         s.allow_duplicate_content = self.allow_duplicate_content;
+        s.read_ahead = self.read_ahead;
         s.after_success = self.after_ingest.clone();
         s.error_dir = self.error_dir.clone();
         s.park = ParkPolicy {

@@ -167,3 +167,61 @@ fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
     assert!(again.status.success(), "{}", output_text(&again));
     assert_eq!(read_committed(&brokers(), &topics.data).len(), data.len());
 }
+
+/// Each `ingest started` line's file and whether its bytes came from the
+/// read-ahead, in log order.
+fn started_with_read_ahead(out: &std::process::Output) -> Vec<(String, bool)> {
+    let field = |line: &str, name: &str| -> Option<String> {
+        Some(line.split(&format!(" {name}=")).nth(1)?.split_whitespace().next()?.to_string())
+    };
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("ingest started"))
+        .map(|l| (field(l, "file").unwrap(), field(l, "read_ahead").unwrap() == "true"))
+        .collect()
+}
+
+/// Every key of every file landed exactly once over the three topics.
+fn assert_each_row_once(topics: &Topics, files: &[Expected]) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for t in [&topics.data, &topics.voice, &topics.dlq] {
+        for r in read_committed(&brokers(), t) {
+            *seen.entry(r.key).or_default() += 1;
+        }
+    }
+    let expected: BTreeSet<String> = files
+        .iter()
+        .flat_map(|f| f.rows.keys().map(move |i| format!("{}-{i}", &f.sha256[..16])))
+        .collect();
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(seen.values().all(|&n| n == 1), "a key landed more than once");
+}
+
+#[test]
+fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands_once() {
+    let (local, remote) = sftp_subdir(&unique("ahead"));
+    generate_files(&local, &["--files", "3", "--rows", "3000", "--seed", "12", "--bad-rate", "0.01"]);
+    let files = expected_files(&local);
+    let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+
+    let topics = Topics::new();
+    let ledger = tempfile::tempdir().unwrap();
+    let out = sftp_once(&topics, &remote, ledger.path(), &["--chunk-rows", "1000"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let started = started_with_read_ahead(&out);
+    // One slot, name order: every file after the first was downloaded ahead.
+    assert_eq!(started.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names);
+    let flags: Vec<bool> = started.iter().map(|(_, a)| *a).collect();
+    assert_eq!(flags, [false, true, true, true, true, true], "{}", output_text(&out));
+    assert_each_row_once(&topics, &files);
+    let left: Vec<_> = std::fs::read_dir(ledger.path().join("staging")).unwrap().collect();
+    assert!(left.is_empty(), "staging files left behind: {left:?}");
+
+    // Switched off, the same files go the same way with no read-ahead.
+    let topics = Topics::new();
+    let ledger = tempfile::tempdir().unwrap();
+    let out = sftp_once(&topics, &remote, ledger.path(), &["--read-ahead", "false"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(started_with_read_ahead(&out).iter().all(|(_, a)| !a), "{}", output_text(&out));
+    assert_each_row_once(&topics, &files);
+}

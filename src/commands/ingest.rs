@@ -38,17 +38,22 @@ fn start_workers(
     let ledger = Ledger::open(&args.ledger.ledger_dir)
         .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
     apply_retry_requests(args, &ledger)?;
-    let sources = (0..slots)
-        .map(|_| args.source.build())
-        .collect::<Result<Vec<_>, _>>()
-        .context("configuring the source")?;
-    tracing::info!(source = %sources[0].describe(), slots, "source configured");
     let mut settings = args.ingest.settings(&args.kafka, &args.ledger);
+    let build = |n: u32| {
+        (0..n)
+            .map(|_| args.source.build())
+            .collect::<Result<Vec<_>, _>>()
+            .context("configuring the source")
+    };
+    let sources = build(slots)?;
+    // Sessions open on first use: the read-ahead ones at the first file.
+    let ahead = build(if settings.read_ahead { slots } else { 0 })?;
+    tracing::info!(source = %sources[0].describe(), slots, read_ahead = settings.read_ahead, "source configured");
     settings.shutdown = shutdown.clone();
     settings.limits = limits.clone();
     let mut kafka = args.kafka.kafka_config();
     kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
-    Ok(Workers::start(&kafka, ledger, sources, settings, group)?)
+    Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)
 }
 
 /// Releases what `retry` asked for since the last look. The ledger is

@@ -1,6 +1,7 @@
 //! The ingest engine: decides what to do with each ready file, produces it in
 //! transactions, and keeps the ledger and the checkpoint topic in step.
 //!
+//! - `ahead`: the next file downloads while this one is produced.
 //! - `decide`: ledger + checkpoints + listing -> skip, resume, conflict, ...
 //! - `file`: one staged file through parse -> encode -> chunked transactions.
 //! - `park`: back-off and parking of files that keep failing; `retry` requests.
@@ -8,6 +9,7 @@
 //! - `recover`: settles transactions a crash left in doubt.
 //! - `workers`: N worker slots sharing the ledger, name order kept per kind.
 
+pub mod ahead;
 pub mod decide;
 pub mod file;
 pub mod park;
@@ -57,6 +59,8 @@ pub struct IngestSettings {
     pub allow_duplicate_content: bool,
     /// Where fetched files are staged while they are ingested.
     pub staging_dir: PathBuf,
+    /// Download each slot's next file while it produces the current one.
+    pub read_ahead: bool,
     pub after_success: AfterIngest,
     /// Failed, conflicting and duplicate files are moved here, if set.
     pub error_dir: Option<String>,
@@ -98,6 +102,7 @@ impl IngestSettings {
             on_changed: OnChanged::Conflict,
             allow_duplicate_content: false,
             staging_dir,
+            read_ahead: true,
             after_success: AfterIngest::Keep,
             error_dir: None,
             max_chunk_attempts: 20,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 
+use super::ahead::ReadAhead;
 use super::decide::{needs_fetch, plan, Facts, Plan};
 use super::file::{check_whole_stream, produce_file, IngestError, Job};
 use super::park::{self, Verdict};
@@ -119,6 +120,8 @@ impl PassSummary {
 pub struct Engine {
     ledger: Arc<Ledger>,
     source: Box<dyn Source>,
+    /// The next file's download on a session of its own, if enabled.
+    ahead: Option<ReadAhead>,
     checkpoints: Arc<Mutex<CheckpointStore>>,
     settings: IngestSettings,
 }
@@ -140,15 +143,34 @@ impl Engine {
     pub(super) fn new(
         ledger: Arc<Ledger>,
         source: Box<dyn Source>,
+        ahead: Option<ReadAhead>,
         checkpoints: Arc<Mutex<CheckpointStore>>,
         settings: IngestSettings,
     ) -> Self {
         Engine {
             ledger,
             source,
+            ahead,
             checkpoints,
             settings,
         }
+    }
+
+    /// At the end of a pass: a read-ahead nobody will claim is thrown away.
+    pub(super) fn end_pass(&mut self) {
+        if let Some(a) = &mut self.ahead {
+            a.discard();
+        }
+    }
+
+    /// Whether `file` would be fetched if taken now: read-ahead of a file
+    /// already settled would only waste a download.
+    fn worth_fetching(&self, file: &RemoteFile) -> bool {
+        RecordKind::from_file_name(&file.name).is_some()
+            && match self.ledger.file(&file.name) {
+                Ok(existing) => needs_fetch(file, existing.as_ref(), self.settings.on_changed, now_ms()),
+                Err(_) => false,
+            }
     }
 
     pub(super) fn set_limits(&mut self, limits: &crate::sink::limits::RecordLimits) {
@@ -168,10 +190,35 @@ impl Engine {
     /// One file, start to finish. Only fatal errors are returned as Err.
     /// Once `handed_off` says true (its shard went to another instance), the
     /// file stops at the next chunk boundary and is left in progress.
+    ///
+    /// `next` is the file this slot expects to take after this one: with
+    /// read-ahead on, it downloads while this one is produced.
     pub fn ingest_one(
         &mut self,
         producer: &mut TxnProducer,
         file: &RemoteFile,
+        next: Option<&RemoteFile>,
+        handed_off: &dyn Fn() -> bool,
+    ) -> Result<FileOutcome, EngineError> {
+        let ahead = self.ahead.as_mut().and_then(|a| a.claim(file));
+        if let Some(next) = next.filter(|n| self.worth_fetching(n)) {
+            if let Some(a) = &mut self.ahead {
+                a.start(next);
+            }
+        }
+        let ahead_path = ahead.as_ref().map(|f| f.path.clone());
+        let outcome = self.ingest_claimed(producer, file, ahead, handed_off);
+        if let Some(path) = ahead_path {
+            let _ = std::fs::remove_file(path);
+        }
+        outcome
+    }
+
+    fn ingest_claimed(
+        &mut self,
+        producer: &mut TxnProducer,
+        file: &RemoteFile,
+        ahead: Option<Fetched>,
         handed_off: &dyn Fn() -> bool,
     ) -> Result<FileOutcome, EngineError> {
         let Some(kind) = RecordKind::from_file_name(&file.name) else {
@@ -184,10 +231,14 @@ impl Engine {
             }
             return Ok(FileOutcome::Skipped);
         }
-        let staged = self.settings.staging_dir.join(format!("{}.staging", file.name));
-        let outcome = self.fetch_and_ingest(producer, file, kind, existing, &staged, handed_off);
-        let _ = std::fs::remove_file(&staged);
+        let outcome = self.fetch_and_ingest(producer, file, kind, existing, ahead, handed_off);
+        let _ = std::fs::remove_file(self.staged_path(file));
         outcome
+    }
+
+    /// Where this slot fetches `file` to.
+    fn staged_path(&self, file: &RemoteFile) -> PathBuf {
+        self.settings.staging_dir.join(format!("{}.staging", file.name))
     }
 
     fn fetch_and_ingest(
@@ -196,7 +247,7 @@ impl Engine {
         file: &RemoteFile,
         kind: RecordKind,
         existing: Option<FileRecord>,
-        staged: &std::path::Path,
+        ahead: Option<Fetched>,
         handed_off: &dyn Fn() -> bool,
     ) -> Result<FileOutcome, EngineError> {
         let mut rec = existing.clone().unwrap_or_else(|| new_record(file, kind));
@@ -206,7 +257,8 @@ impl Engine {
         }
         rec.size = file.size;
         rec.mtime = file.mtime;
-        let fetched = match self.fetch(file, staged) {
+        let read_ahead = ahead.is_some();
+        let fetched = match ahead.map_or_else(|| self.fetch(file, &self.staged_path(file)), Ok) {
             Ok(f) => f,
             Err(SourceError::Changed { what, .. }) => {
                 return self.fail(rec, format!("changed while being read ({what}); retried once stable"));
@@ -297,16 +349,17 @@ impl Engine {
                     next_seq,
                     handed_off,
                 };
-                self.produce(producer, job)
+                self.produce(producer, job, read_ahead)
             }
         }
     }
 
-    fn produce(&mut self, producer: &mut TxnProducer, job: Job<'_>) -> Result<FileOutcome, EngineError> {
+    /// `read_ahead`: the bytes came from the read-ahead (for the log).
+    fn produce(&mut self, producer: &mut TxnProducer, job: Job<'_>, read_ahead: bool) -> Result<FileOutcome, EngineError> {
         let started = Instant::now();
         let resumed_at = job.progress.rows_done;
         let bytes = job.record.bytes;
-        tracing::info!(file = %job.record.name, bytes, sha256 = %job.record.sha256, resume_after_row = resumed_at, "ingest started");
+        tracing::info!(file = %job.record.name, bytes, sha256 = %job.record.sha256, resume_after_row = resumed_at, read_ahead, "ingest started");
         let fallback = job.record.clone();
         match produce_file(producer, &self.ledger, &self.checkpoints, &self.settings, job) {
             Ok(done) => {

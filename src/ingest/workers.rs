@@ -14,6 +14,12 @@
 //! files of shards this instance owns are taken, one at a time per shard in
 //! name order, with the shard's producer; every slot can be busy, each with
 //! a file of another shard, whatever their kinds.
+//!
+//! Read-ahead: on taking a file, a slot also reserves the file it would take
+//! next (the one `take` would give it were it free now) and downloads it
+//! meanwhile. Other slots leave a reserved file to its slot while any other
+//! file is free, and take it otherwise (the read-ahead is then thrown away),
+//! so a reservation never keeps a free slot idle and never changes the order.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -21,6 +27,7 @@ use std::time::Duration;
 
 use cdr_state::Ledger;
 
+use super::ahead::ReadAhead;
 use super::pass::{Engine, EngineError, FileOutcome, PassSummary};
 use super::recover::settle_in_doubt;
 use super::IngestSettings;
@@ -54,17 +61,18 @@ impl Workers {
     ///
     /// In a group none of this happens here: shards come and go, and each is
     /// fenced, read and settled when it is taken over (`take_over_shards`).
+    ///
+    /// `ahead` holds one more source per slot for its read-ahead (empty when
+    /// read-ahead is off).
     pub fn start(
         kafka: &KafkaConfig,
         ledger: Ledger,
         sources: Vec<Box<dyn Source>>,
+        ahead: Vec<Box<dyn Source>>,
         settings: IngestSettings,
         group: Option<Group>,
     ) -> Result<Self, EngineError> {
-        std::fs::create_dir_all(&settings.staging_dir).map_err(|source| EngineError::Staging {
-            path: settings.staging_dir.clone(),
-            source,
-        })?;
+        clear_staging(&settings.staging_dir)?;
         let mut producers = Vec::with_capacity(sources.len());
         let checkpoints = match group {
             Some(_) => {
@@ -91,11 +99,14 @@ impl Workers {
         };
         let ledger = Arc::new(ledger);
         let checkpoints = Arc::new(Mutex::new(checkpoints));
+        let mut ahead = ahead.into_iter();
         let slots = producers
             .into_iter()
             .zip(sources)
-            .map(|(producer, source)| {
-                (Engine::new(ledger.clone(), source, checkpoints.clone(), settings.clone()), producer)
+            .enumerate()
+            .map(|(slot, (producer, source))| {
+                let ahead = ahead.next().map(|a| ReadAhead::new(a, settings.staging_dir.clone(), slot));
+                (Engine::new(ledger.clone(), source, ahead, checkpoints.clone(), settings.clone()), producer)
             })
             .collect();
         Ok(Workers {
@@ -160,9 +171,12 @@ impl Workers {
                 let spawned = std::thread::Builder::new()
                     .name(format!("slot-{slot}"))
                     .spawn_scoped(scope, move || loop {
-                        let Some((lane, file)) = queue.take(|| shutdown.requested()) else {
+                        let Some((lane, file)) = queue.take(slot, || shutdown.requested()) else {
+                            engine.end_pass();
                             return;
                         };
+                        let next = queue.reserve_next(slot, lane);
+                        let next = next.as_ref();
                         // A panic must still release the lane, or the
                         // other slots would wait for it forever.
                         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -171,9 +185,9 @@ impl Workers {
                                 // Revoked mid-file: it stops at the next chunk
                                 // boundary, so the rebalance waits for one chunk.
                                 (Lane::Shard(shard), Some(g), _) => g
-                                    .with_producer(shard, |p| engine.ingest_one(p, &file, &|| !g.is_ready(shard)))
+                                    .with_producer(shard, |p| engine.ingest_one(p, &file, next, &|| !g.is_ready(shard)))
                                     .unwrap_or(Ok(FileOutcome::Skipped)),
-                                (_, _, Some(p)) => engine.ingest_one(p, &file, &|| false),
+                                (_, _, Some(p)) => engine.ingest_one(p, &file, next, &|| false),
                                 (_, _, None) => Ok(FileOutcome::Skipped),
                             }
                         }))
@@ -193,6 +207,24 @@ impl Workers {
         });
         queue.finish()
     }
+}
+
+/// Creates the staging directory and empties it: what a previous run left
+/// there (a crash mid-download) is never read again, since every fetch
+/// starts its file afresh.
+fn clear_staging(dir: &std::path::Path) -> Result<(), EngineError> {
+    let staging = |source| EngineError::Staging {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(staging)?;
+    for entry in std::fs::read_dir(dir).map_err(staging)? {
+        let path = entry.map_err(staging)?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path).map_err(staging)?;
+        }
+    }
+    Ok(())
 }
 
 /// Files of one lane are taken one at a time in name order.
@@ -219,6 +251,8 @@ struct Queue {
 struct QueueState {
     by_lane: BTreeMap<Lane, VecDeque<RemoteFile>>,
     busy: BTreeSet<Lane>,
+    /// Lanes whose next file a slot has reserved for its read-ahead.
+    reserved: BTreeMap<Lane, usize>,
     summary: PassSummary,
     fatal: Option<EngineError>,
     /// A file was deferred by an outage: no further file is taken this pass.
@@ -242,9 +276,11 @@ impl Queue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The next file a free slot may take, waiting while every lane with
-    /// files left is busy; None when the pass is over for this slot.
-    fn take(&self, stop: impl Fn() -> bool) -> Option<(Lane, RemoteFile)> {
+    /// The next file free slot `slot` may take, waiting while every lane
+    /// with files left is busy; None when the pass is over for this slot.
+    /// Its own reservation first, then the smallest name not reserved by
+    /// another slot, then the smallest reserved one.
+    fn take(&self, slot: usize, stop: impl Fn() -> bool) -> Option<(Lane, RemoteFile)> {
         let mut st = self.lock();
         loop {
             if stop() || st.fatal.is_some() || st.outage {
@@ -253,12 +289,21 @@ impl Queue {
             let next = st
                 .by_lane
                 .iter()
-                .filter(|(lane, q)| !st.busy.contains(*lane) && !q.is_empty())
-                .min_by(|a, b| a.1.front().map(|f| &f.name).cmp(&b.1.front().map(|f| &f.name)))
-                .map(|(lane, _)| *lane);
+                .filter(|(lane, _)| !st.busy.contains(*lane))
+                .filter_map(|(lane, q)| {
+                    let claim = match st.reserved.get(lane) {
+                        Some(&s) if s == slot => 0,
+                        None => 1,
+                        Some(_) => 2,
+                    };
+                    q.front().map(|f| ((claim, &f.name), *lane))
+                })
+                .min()
+                .map(|(_, lane)| lane);
             if let Some(lane) = next {
                 let file = st.by_lane.get_mut(&lane).and_then(VecDeque::pop_front)?;
                 st.busy.insert(lane);
+                st.reserved.remove(&lane);
                 return Some((lane, file));
             }
             if st.busy.is_empty() {
@@ -271,6 +316,22 @@ impl Queue {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
+    }
+
+    /// Reserves, for `slot` busy with `lane`, the file it would take were
+    /// it free now, if no other slot has reserved it.
+    fn reserve_next(&self, slot: usize, lane: Lane) -> Option<RemoteFile> {
+        let mut st = self.lock();
+        st.reserved.retain(|_, s| *s != slot);
+        let (next, file) = st
+            .by_lane
+            .iter()
+            .filter(|(l, _)| (**l == lane || !st.busy.contains(*l)) && !st.reserved.contains_key(*l))
+            .filter_map(|(l, q)| q.front().map(|f| (*l, f)))
+            .min_by(|a, b| a.1.name.cmp(&b.1.name))
+            .map(|(l, f)| (l, f.clone()))?;
+        st.reserved.insert(next, slot);
+        Some(file)
     }
 
     fn done(&self, lane: Lane, result: Result<FileOutcome, EngineError>) {
@@ -333,24 +394,89 @@ mod tests {
             ],
             kind_lane,
         );
-        let (k1, f1) = q.take(|| false).unwrap();
+        let (k1, f1) = q.take(0, || false).unwrap();
         assert_eq!(f1.name, "cdr_data_20240101_000001.csv");
         // data is busy: the other slot gets voice, not the next data file.
-        let (k2, f2) = q.take(|| false).unwrap();
+        let (k2, f2) = q.take(0, || false).unwrap();
         assert_eq!(f2.name, "cdr_voice_20240101_000002.csv");
         q.done(k2, Ok(FileOutcome::Skipped));
         q.done(k1, Ok(FileOutcome::Skipped));
-        let (k3, f3) = q.take(|| false).unwrap();
+        let (k3, f3) = q.take(0, || false).unwrap();
         assert_eq!(f3.name, "cdr_data_20240101_000003.csv");
         q.done(k3, Ok(FileOutcome::Skipped));
-        assert!(q.take(|| false).is_none());
+        assert!(q.take(0, || false).is_none());
         assert_eq!(q.finish().unwrap().skipped, 3);
+    }
+
+    #[test]
+    fn with_one_slot_the_reserved_file_is_the_next_taken_in_name_order() {
+        let q = Queue::new(
+            vec![
+                file("cdr_voice_20240101_000001.csv"),
+                file("cdr_data_20240101_000002.csv"),
+                file("cdr_data_20240101_000001.csv"),
+            ],
+            kind_lane,
+        );
+        let mut order = Vec::new();
+        let mut reserved = Vec::new();
+        while let Some((lane, f)) = q.take(0, || false) {
+            order.push(f.name);
+            reserved.push(q.reserve_next(0, lane).map(|f| f.name));
+            q.done(lane, Ok(FileOutcome::Skipped));
+        }
+        assert_eq!(
+            order,
+            ["cdr_data_20240101_000001.csv", "cdr_data_20240101_000002.csv", "cdr_voice_20240101_000001.csv"]
+        );
+        assert_eq!(reserved[..2], [Some(order[1].clone()), Some(order[2].clone())]);
+        assert_eq!(reserved[2], None);
+    }
+
+    #[test]
+    fn slots_on_two_kinds_each_reserve_the_next_file_of_their_own_kind() {
+        let q = Queue::new(
+            vec![
+                file("cdr_data_20240101_000001.csv"),
+                file("cdr_data_20240101_000002.csv"),
+                file("cdr_voice_20240101_000001.csv"),
+                file("cdr_voice_20240101_000002.csv"),
+            ],
+            kind_lane,
+        );
+        let (data, _) = q.take(0, || false).unwrap();
+        assert_eq!(q.reserve_next(0, data).unwrap().name, "cdr_data_20240101_000002.csv");
+        let (voice, f) = q.take(1, || false).unwrap();
+        assert_eq!(f.name, "cdr_voice_20240101_000001.csv");
+        assert_eq!(q.reserve_next(1, voice).unwrap().name, "cdr_voice_20240101_000002.csv");
+        q.done(voice, Ok(FileOutcome::Skipped));
+        // Slot 1 finishes first; data is still busy, so it takes its own reservation.
+        assert_eq!(q.take(1, || false).unwrap().1.name, "cdr_voice_20240101_000002.csv");
+    }
+
+    #[test]
+    fn a_reserved_file_is_left_to_its_slot_while_another_is_free_and_taken_when_none_is() {
+        let shard = |f: &RemoteFile| Lane::Shard(f.name.as_bytes()[1] as u32);
+        let q = Queue::new(vec![file("f1"), file("f2"), file("f3")], shard);
+        let (a, f) = q.take(0, || false).unwrap();
+        assert_eq!(f.name, "f1");
+        assert_eq!(q.reserve_next(0, a).unwrap().name, "f2");
+        let (b, f) = q.take(1, || false).unwrap();
+        assert_eq!(f.name, "f3", "f2 is slot 0's read-ahead");
+        assert!(q.reserve_next(1, b).is_none(), "nothing unreserved is left");
+        q.done(b, Ok(FileOutcome::Skipped));
+        // Slot 0 is still busy: rather than idle, slot 1 takes f2.
+        let (b, f) = q.take(1, || false).unwrap();
+        assert_eq!(f.name, "f2");
+        q.done(b, Ok(FileOutcome::Skipped));
+        q.done(a, Ok(FileOutcome::Skipped));
+        assert!(q.take(0, || false).is_none());
     }
 
     #[test]
     fn shutdown_stops_taking_files() {
         let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")], kind_lane);
-        assert!(q.take(|| true).is_none());
+        assert!(q.take(0, || true).is_none());
     }
 
     #[test]
@@ -363,11 +489,11 @@ mod tests {
             ],
             kind_lane,
         );
-        let (k, _) = q.take(|| false).unwrap();
+        let (k, _) = q.take(0, || false).unwrap();
         q.done(k, Ok(FileOutcome::Parked("permission denied".into())));
-        let (k, _) = q.take(|| false).unwrap();
+        let (k, _) = q.take(0, || false).unwrap();
         q.done(k, Ok(FileOutcome::Deferred("brokers unreachable".into())));
-        assert!(q.take(|| false).is_none());
+        assert!(q.take(0, || false).is_none());
         let summary = q.finish().unwrap();
         assert_eq!((summary.parked, summary.deferred), (1, 1));
     }

@@ -158,6 +158,9 @@ pub struct Metrics {
     pub invalid_rows: Counter,
     /// Bytes copied from the source into staging.
     pub bytes_downloaded: Counter,
+    /// Read-ahead downloads (`ingest::ahead`): used, or discarded (failed,
+    /// or the slot took another file).
+    pub read_ahead: LabeledCounter,
     /// Kafka transactions by outcome: committed, aborted.
     pub transactions: LabeledCounter,
     /// From a chunk's begin to its commit returning.
@@ -190,6 +193,7 @@ impl Metrics {
             rows_produced: LabeledCounter::new(),
             invalid_rows: Counter::new(),
             bytes_downloaded: Counter::new(),
+            read_ahead: LabeledCounter::new(),
             transactions: LabeledCounter::new(),
             chunk_seconds: Histogram::new(),
             files_waiting: Gauge::new(),
@@ -256,6 +260,7 @@ impl Metrics {
         labeled(&mut out, "cdr_rows_produced_total", "topic", "Records committed, by topic.", &self.rows_produced);
         counter(&mut out, "cdr_invalid_rows_total", "Invalid rows committed to the dead-letter topic.", &self.invalid_rows);
         counter(&mut out, "cdr_bytes_downloaded_total", "Bytes copied from the source into staging.", &self.bytes_downloaded);
+        labeled(&mut out, "cdr_read_ahead_files_total", "outcome", "Files downloaded ahead while the one before was produced: used or discarded.", &self.read_ahead);
         labeled(&mut out, "cdr_transactions_total", "outcome", "Kafka transactions, by outcome.", &self.transactions);
         let h = &self.chunk_seconds;
         header(&mut out, "cdr_chunk_seconds", "histogram", "Time from a chunk's begin to its commit.");
