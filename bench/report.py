@@ -118,12 +118,16 @@ def main():
     eos_cost = None
     if eos and plain and eos["rows_per_s"] and plain["rows_per_s"]:
         eos_cost = round(100 * (1 - eos["rows_per_s"] / plain["rows_per_s"]), 1)
+    noahead = by_name.get("cdr-to-redpanda (exactly-once, no read-ahead)")
+    ahead_gain = None
+    if eos and noahead and eos["rows_per_s"] and noahead["rows_per_s"]:
+        ahead_gain = round(100 * (eos["rows_per_s"] / noahead["rows_per_s"] - 1), 1)
     # The scale table: the cdr-to-redpanda runs by instances and files in
     # flight; the exactly-once `once` run, outside any group, is its baseline.
     scale = []
     for r in rows:
         shape = shapes.get(r["contender"])
-        if not shape or r["contender"] == "cdr-to-redpanda (transactions off)":
+        if not shape:
             continue
         instances, in_flight = shape
         tries = runs[r["contender"]]
@@ -160,6 +164,7 @@ def main():
         w.writerows(rows)
     with open(os.path.join(results_dir, "latest.json"), "w") as f:
         json.dump({"meta": meta, "workload": expected, "exactly_once_cost_pct": eos_cost,
+                   "read_ahead_gain_pct": ahead_gain,
                    "contenders": rows, "scale": scale}, f, indent=2)
         f.write("\n")
     if scale:
@@ -172,7 +177,7 @@ def main():
           f"({expected['invalid']:,} invalid), {expected['bytes'] / 1e6:.1f} MB of CSV; "
           f"{meta['date']}, {meta['cpus']} cores ({meta['cpu_model']}), "
           f"load average {meta.get('loadavg_start', '?')} at the start, {meta.get('loadavg_end', '?')} at the end")
-    head = (f"| {'contender':<34} | {'runs':>4} | {'wall s':>7} | {'rows/s':>9} | {'% of ceiling':>12} "
+    head = (f"| {'contender':<46} | {'runs':>4} | {'wall s':>7} | {'rows/s':>9} | {'% of ceiling':>12} "
             f"| {'MB/s':>6} | {'peak RSS MiB':>12} | {'CPU s':>7} | {'CPU us/row':>10} | {'broker CPU us/row':>17} "
             f"| {'records (read_committed)':>24} | {'x Python':>8} |")
     print(head)
@@ -183,7 +188,7 @@ def main():
         rps = "-" if r["rows_per_s"] is None else f"{r['rows_per_s']:,}"
         mbs = "-" if r["csv_mb_per_s"] is None else f"{r['csv_mb_per_s']}"
         pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']}%"
-        print(f"| {r['contender']:<34} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {pct:>12} | {mbs:>6} "
+        print(f"| {r['contender']:<46} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {pct:>12} | {mbs:>6} "
               f"| {r['peak_rss_mib']:>12} | {r['cpu_s']:>7} | {r['cpu_us_per_row']:>10} "
               f"| {r['broker_cpu_us_per_row']:>17} | {got:>24} | {speed:>8} |")
     if scale:
@@ -191,6 +196,8 @@ def main():
         print_scale(scale)
     if eos_cost is not None:
         print(f"exactly-once costs {eos_cost}% of throughput against transactions off")
+    if ahead_gain is not None:
+        print(f"read-ahead gains {ahead_gain}% of throughput against --read-ahead false")
     for c in meta.get("rss_check", []):
         print(f"flat memory: cdr-to-redpanda on one data file of {c['rows']:,} rows: "
               f"peak RSS {c['peak_rss_mib']} MiB (exit {c['exit_status']})")

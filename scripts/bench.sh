@@ -4,7 +4,8 @@
 #
 #   1. cdr-to-redpanda `once`, exactly-once transactions (the default);
 #   2. cdr-to-redpanda `once --transactions false` (idempotent producer only),
-#      to show what exactly-once costs;
+#      to show what exactly-once costs, and `once --read-ahead false`, to
+#      show what downloading the next file during the current one gains;
 #   3. the ceiling (examples/ceiling_producer.rs): the records our encoder
 #      makes from the same files (keys, values, headers, timestamps), written
 #      once to a local file outside the timed region, then produced by a
@@ -36,7 +37,7 @@
 #   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
-# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,plain,ceiling,group1,
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,noahead,plain,ceiling,group1,
 # group2,group3,group1x4,python: any subset, in that order), REPEAT (3: rounds of cdr-to-redpanda's runs, the
 # best of each reported; the Python streamer runs once), MICRO=0 to skip the micro-benchmarks (cargo bench
 # parse_encode, the ledger's cost per transaction), BENCH_STACK_DIR
@@ -58,7 +59,7 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,plain,ceiling,group1,group2,group3,group1x4,python}
+CONTENDERS=${CONTENDERS:-eos,noahead,plain,ceiling,group1,group2,group3,group1x4,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
@@ -231,15 +232,16 @@ for tag in "${runs[@]}"; do
   # Instances and files in flight per instance, for the scale table.
   shape=("" "")
   case $contender in
-    eos | plain)
-      if [[ $contender == eos ]]; then
-        name="cdr-to-redpanda (exactly-once)" flags=()
-      else
-        name="cdr-to-redpanda (transactions off)" flags=(--transactions false)
-      fi
+    eos | noahead | plain)
+      case $contender in
+        # The baseline of the scale table.
+        eos) name="cdr-to-redpanda (exactly-once)" flags=() shape=(1 1) ;;
+        noahead) name="cdr-to-redpanda (exactly-once, no read-ahead)" flags=(--read-ahead false) ;;
+        plain) name="cdr-to-redpanda (transactions off)" flags=(--transactions false) ;;
+      esac
       log "$name"
       run_ours "$tag" "$WORK" "${flags[@]}"
-      timefile=$RUN_DIR/$tag.time shape=(1 1)
+      timefile=$RUN_DIR/$tag.time
       prefix=bench-$run_id-$tag
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
       want=$(expect 'valid_data + valid_voice + invalid')
