@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use cdr_to_redpanda::group::shard::shard_of;
 use common::*;
 use daemon_support::*;
 
@@ -224,21 +225,33 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     let big_files: Vec<String> = big["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect();
     let live = [&mut b, &mut c, &mut d];
     let until = Instant::now() + Duration::from_secs(60);
-    let owner = loop {
-        if let Some(i) = (0..3).find(|&i| live[i].log_text().lines().any(|l| l.contains("ingest started") && big_files.iter().any(|f| l.contains(f.as_str())))) {
-            break i;
+    let started_big = |d: &Daemon| {
+        d.log_text().lines().filter(|l| l.contains("ingest started")).find_map(|l| big_files.iter().find(|f| l.contains(f.as_str())).cloned())
+    };
+    let (owner, big_file) = loop {
+        if let Some(found) = (0..3).find_map(|i| started_big(live[i]).map(|f| (i, f))) {
+            break found;
         }
         assert!(Instant::now() < until, "nobody started the big files");
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(300));
     live[owner].signal("STOP");
+    // Resumed only once another instance has fenced the shard of the file in
+    // flight: any other takeover (a rebalance still settling) proves nothing.
+    let shard = shard_of(&big_file, 16);
     let others: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
-    let takeovers = |d: &Daemon| d.log_text().matches("shards taken over").count();
-    let before: Vec<usize> = others.iter().map(|&i| takeovers(live[i])).collect();
+    let takeovers_of_shard = |d: &Daemon| {
+        d.log_text()
+            .lines()
+            .filter(|l| l.contains("shards taken over"))
+            .filter(|l| taken_over_shards(l).contains(&shard))
+            .count()
+    };
+    let before: Vec<usize> = others.iter().map(|&i| takeovers_of_shard(live[i])).collect();
     let until = Instant::now() + Duration::from_secs(60);
-    while others.iter().zip(&before).all(|(&i, &n)| takeovers(live[i]) == n) {
-        assert!(Instant::now() < until, "nobody took the paused owner's shards over");
+    while others.iter().zip(&before).all(|(&i, &n)| takeovers_of_shard(live[i]) == n) {
+        assert!(Instant::now() < until, "nobody took shard {shard} of the paused owner over");
         std::thread::sleep(Duration::from_millis(100));
     }
     live[owner].signal("CONT");
@@ -355,6 +368,15 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["summary"]["files"], files, "{:#}", report["summary"]);
     }
+}
+
+/// The shards of a `shards taken over ... shards={1, 4, 7}` log line.
+fn taken_over_shards(line: &str) -> Vec<u32> {
+    line.split("shards={")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 fn tag_of(d: &Daemon) -> String {
