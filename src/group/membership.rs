@@ -71,6 +71,19 @@ impl Shards {
         Some(Busy { shards: self, shard })
     }
 
+    /// Marks `shards` busy while this instance takes them over (they are not
+    /// ready, so no slot holds them): a revoke then waits until their
+    /// `init_transactions` are done. Otherwise a slow takeover could fence
+    /// the producer of the owner the shard has moved on to meanwhile.
+    pub fn hold_for_takeover(&self, shards: &BTreeSet<u32>) -> Vec<Busy<'_>> {
+        let mut inner = self.lock();
+        shards
+            .iter()
+            .filter(|&&s| inner.busy.insert(s))
+            .map(|&shard| Busy { shards: self, shard })
+            .collect()
+    }
+
     pub fn is_ready(&self, shard: u32) -> bool {
         self.lock().ready.contains(&shard)
     }
@@ -272,5 +285,27 @@ mod tests {
         drop(busy);
         assert!(revoker.join().unwrap() >= Duration::from_millis(300), "revoke waited for the busy shard");
         assert_eq!(shards.ready(), set(&[2]));
+    }
+
+    #[test]
+    fn a_revoke_waits_for_the_takeover_of_the_shard_in_progress() {
+        let shards = Arc::new(Shards::default());
+        shards.assign(&set(&[1, 2]));
+        let held = shards.hold_for_takeover(&shards.pending());
+        assert!(shards.begin(1).is_none());
+        let revoker = {
+            let shards = shards.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                shards.revoke(&set(&[1]), false, Duration::from_secs(10));
+                t.elapsed()
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        // The takeover ends: the revoked shard is not declared ready.
+        assert_eq!(shards.mark_ready(&set(&[1, 2])), set(&[2]));
+        drop(held);
+        assert!(revoker.join().unwrap() >= Duration::from_millis(300), "revoke waited for the takeover");
+        assert!(shards.begin(2).is_some(), "held shards are released with the takeover");
     }
 }

@@ -197,7 +197,10 @@ impl Group {
     /// read_committed, now final for these shards' files, and merged into
     /// `checkpoints`; (3) this ledger's in-doubt transactions of those files
     /// settled from it; (4) the shards marked ready. Reading before fencing
-    /// could miss a commit of the old owner still on its way.
+    /// could miss a commit of the old owner still on its way. A revoke of
+    /// one of them meanwhile waits for the takeover to end, so the shard's
+    /// next owner initialises after this instance and fences it, never the
+    /// other way round.
     pub fn take_over(&self, ledger: &Ledger, checkpoints: &Mutex<CheckpointStore>) -> Result<(), GroupError> {
         let assigned = self.shards.assigned();
         let released: Vec<u32> = {
@@ -216,6 +219,7 @@ impl Group {
         if pending.is_empty() {
             return Ok(());
         }
+        let _held = self.shards.hold_for_takeover(&pending);
         self.init_producers(&pending)?;
         let fresh = CheckpointStore::load(&self.kafka, &self.checkpoint_topic, CHECKPOINT_LOAD_TIMEOUT)?;
         let store = {
