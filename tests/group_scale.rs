@@ -307,19 +307,28 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
         let pid = format!("-{}", d.child.id());
         let member = view["members"].as_array().unwrap().iter().find(|m| m["client_id"].as_str().unwrap().ends_with(pid.as_str())).unwrap();
         let shards: Vec<String> = member["shards"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
-        let metrics = d.scrape();
-        let labelled = |name: &str| -> BTreeMap<String, f64> {
+        let labelled = |metrics: &BTreeMap<String, f64>, name: &str| -> BTreeMap<String, f64> {
             metrics
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{name}{{shard=\""))?.strip_suffix("\"}")?.to_string(), *v)))
                 .collect()
         };
-        let waiting = labelled("cdr_group_shard_files_waiting");
-        let mut gauge_shards: Vec<String> = waiting.keys().cloned().collect();
-        gauge_shards.sort_by_key(|s| s.parse::<u32>().unwrap());
-        assert_eq!(gauge_shards, shards, "the waiting gauge covers exactly the member's shards");
+        // The gauges follow at the member's next poll after its takeover,
+        // which a member restarted after being fenced may not have reached.
+        let until = Instant::now() + Duration::from_secs(30);
+        let (metrics, waiting) = loop {
+            let metrics = d.scrape();
+            let waiting = labelled(&metrics, "cdr_group_shard_files_waiting");
+            let mut gauge_shards: Vec<String> = waiting.keys().cloned().collect();
+            gauge_shards.sort_by_key(|s| s.parse::<u32>().unwrap());
+            if gauge_shards == shards {
+                break (metrics, waiting);
+            }
+            assert!(Instant::now() < until, "the waiting gauge covers exactly the member's shards: {gauge_shards:?}, {shards:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
         assert!(waiting.values().all(|v| *v == 0.0), "nothing waits: {waiting:?}");
-        let committed: f64 = labelled("cdr_group_shard_files_committed_total").values().sum();
+        let committed: f64 = labelled(&metrics, "cdr_group_shard_files_committed_total").values().sum();
         assert_eq!(committed as usize, committed_by(d).len(), "per-shard commits of {:?}", d.log);
     }
 
