@@ -264,6 +264,16 @@ mod tests {
         v.iter().copied().collect()
     }
 
+    /// Revokes `revoked` on another thread; joining gives how long it waited.
+    fn revoke_in_background(shards: &Arc<Shards>, revoked: &[u32]) -> std::thread::JoinHandle<Duration> {
+        let (shards, revoked) = (shards.clone(), set(revoked));
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            shards.revoke(&revoked, false, Duration::from_secs(10));
+            t.elapsed()
+        })
+    }
+
     #[test]
     fn only_ready_idle_shards_are_taken_and_revoke_waits_for_busy_ones() {
         let shards = Arc::new(Shards::default());
@@ -272,14 +282,7 @@ mod tests {
         assert_eq!(shards.mark_ready(&set(&[1, 2, 3])), set(&[1, 2]));
         let busy = shards.begin(1).unwrap();
         assert!(shards.begin(1).is_none(), "one file per shard at a time");
-        let revoker = {
-            let shards = shards.clone();
-            std::thread::spawn(move || {
-                let t = Instant::now();
-                shards.revoke(&set(&[1]), false, Duration::from_secs(10));
-                t.elapsed()
-            })
-        };
+        let revoker = revoke_in_background(&shards, &[1]);
         std::thread::sleep(Duration::from_millis(300));
         assert!(!shards.is_ready(1), "no new file of a revoked shard");
         drop(busy);
@@ -293,14 +296,7 @@ mod tests {
         shards.assign(&set(&[1, 2]));
         let held = shards.hold_for_takeover(&shards.pending());
         assert!(shards.begin(1).is_none());
-        let revoker = {
-            let shards = shards.clone();
-            std::thread::spawn(move || {
-                let t = Instant::now();
-                shards.revoke(&set(&[1]), false, Duration::from_secs(10));
-                t.elapsed()
-            })
-        };
+        let revoker = revoke_in_background(&shards, &[1]);
         std::thread::sleep(Duration::from_millis(300));
         // The takeover ends: the revoked shard is not declared ready.
         assert_eq!(shards.mark_ready(&set(&[1, 2])), set(&[2]));
