@@ -27,6 +27,7 @@ use rdkafka::error::KafkaError;
 
 use crate::ingest::pass::hex;
 use crate::sink::checkpoint::CheckpointError;
+use crate::sink::topic_end::EndError;
 use crate::sink::{Checkpoint, CheckpointStore, KafkaConfig};
 use crate::source::{RemoteFile, Source, SourceError};
 use report::{AuditReport, CheckpointView, Counts, FileAudit, Finding, InTopics, Rehash, Summary};
@@ -48,8 +49,8 @@ pub enum AuditError {
         #[source]
         source: KafkaError,
     },
-    #[error("the topic scan made no progress for {waited:?} with {open} partition(s) not read to their end")]
-    Stalled { waited: Duration, open: usize },
+    #[error("scanning the topics: {0}")]
+    Read(#[from] EndError),
     #[error("a topic scan thread panicked")]
     ScanPanicked,
     #[error("re-reading the source: {0}")]

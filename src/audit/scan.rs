@@ -13,15 +13,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::Serialize;
 
 use super::rows::{parse_key, Mark, RowSet};
 use super::AuditError;
-use crate::sink::checkpoint::{partitions_with_data, ReadToEndContext};
+use crate::sink::topic_end::{log_ends, read_to_end, wait_stable, PartitionEnd, ReadToEndContext};
 use crate::sink::KafkaConfig;
 
 /// How many example rows or keys a finding keeps; the counts are exact.
@@ -217,10 +216,11 @@ impl Found<'_> {
 const BATCH: usize = 8192;
 
 /// Reads every partition of the three topics from the beginning up to the end
-/// (each partition's EOF, as read_committed sees it: commit markers occupy
-/// offsets, so the high watermark alone does not say where the end is), with
-/// up to `consumers` consumers in parallel. A topic that does not exist reads
-/// as empty. Fails when a consumer gets no record or EOF for `idle_timeout`.
+/// (see `sink::topic_end`: transactions other writers had open when the scan
+/// began are waited out, so nothing committed before it is missed), with up
+/// to `consumers` consumers in parallel. A topic that does not exist reads as
+/// empty. Fails when a read gets no record or end for `idle_timeout`, or an
+/// open transaction does not end within it.
 pub fn scan(
     cfg: &KafkaConfig,
     topics: &TopicSet,
@@ -230,23 +230,21 @@ pub fn scan(
 ) -> Result<(), AuditError> {
     let started = Instant::now();
     let probe = consumer(cfg)?;
-    let mut partitions = Vec::new();
+    let mut partitions: Vec<(&str, PartitionEnd, Place)> = Vec::new();
     for place in Place::ALL {
         let topic = topics.name(place);
-        if partitions.iter().any(|(t, _, _)| t == topic) {
+        if partitions.iter().any(|(t, _, _)| *t == topic) {
             continue;
         }
         // Empty partitions are left out: they may never report EOF.
-        let tpl = partitions_with_data(&probe, topic, idle_timeout).map_err(|source| AuditError::Kafka {
-            what: format!("reading the layout of topic {topic}"),
-            source,
-        })?;
-        partitions.extend(tpl.elements().iter().map(|e| (topic.to_string(), e.partition(), place)));
+        let ends = log_ends(cfg, topic, idle_timeout)?;
+        wait_stable(&probe, topic, &ends, Instant::now() + idle_timeout)?;
+        partitions.extend(ends.into_iter().map(|e| (topic, e, place)));
     }
     drop(probe);
     let consumers = consumers.clamp(1, partitions.len().max(1));
-    let shares: Vec<Vec<(String, i32, Place)>> = (0..consumers)
-        .map(|i| partitions.iter().skip(i).step_by(consumers).cloned().collect())
+    let shares: Vec<Vec<(&str, PartitionEnd, Place)>> = (0..consumers)
+        .map(|i| partitions.iter().skip(i).step_by(consumers).copied().collect())
         .collect();
     let found = Mutex::new(Found {
         tallies: &mut scan.tallies,
@@ -296,58 +294,38 @@ fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer<ReadToEndContext>, AuditEr
     })
 }
 
-/// One consumer thread: reads its partitions to their ends.
+/// One thread's partitions, read to their ends one topic at a time (an end
+/// event names only its partition, so a consumer reads one topic).
 fn read_share(
     cfg: &KafkaConfig,
-    share: &[(String, i32, Place)],
+    share: &[(&str, PartitionEnd, Place)],
     owners: &HashMap<u64, Owner>,
     collect_orphans: bool,
     found: &Mutex<Found<'_>>,
     idle_timeout: Duration,
 ) -> Result<(), AuditError> {
-    let kerr = |source| AuditError::Kafka {
-        what: "reading the topics".into(),
-        source,
-    };
-    let consumer = consumer(cfg)?;
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, _) in share {
-        tpl.add_partition_offset(topic, *partition, Offset::Beginning).map_err(kerr)?;
-    }
-    consumer.assign(&tpl).map_err(kerr)?;
-    let place_of: HashMap<(&str, i32), Place> = share.iter().map(|(t, p, place)| ((t.as_str(), *p), *place)).collect();
     let mut seen_orphans = HashSet::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut records = 0u64;
-    let mut open = share.len();
-    let mut last_progress = Instant::now();
     let fold = |batch: &mut Vec<Item>, records: &mut u64| {
         found.lock().unwrap_or_else(|p| p.into_inner()).fold(batch, *records);
         *records = 0;
     };
-    while open > 0 {
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {
-                if last_progress.elapsed() > idle_timeout {
-                    return Err(AuditError::Stalled { waited: idle_timeout, open });
-                }
-                continue;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
-            Some(Err(e)) => return Err(kerr(e)),
-            Some(Ok(m)) => {
-                records += 1;
-                if let Some(place) = place_of.get(&(m.topic(), m.partition())) {
-                    if let Some(item) = classify(&m, *place, owners, collect_orphans, &mut seen_orphans) {
-                        batch.push(item);
-                        if batch.len() >= BATCH {
-                            fold(&mut batch, &mut records);
-                        }
-                    }
+    let mut topics: Vec<(&str, Place)> = share.iter().map(|(t, _, place)| (*t, *place)).collect();
+    topics.dedup();
+    for (topic, place) in topics {
+        let ends: Vec<PartitionEnd> = share.iter().filter(|(t, _, _)| *t == topic).map(|(_, e, _)| *e).collect();
+        let consumer = consumer(cfg)?;
+        read_to_end(&consumer, topic, &ends, idle_timeout, |m| {
+            records += 1;
+            if let Some(item) = classify(m, place, owners, collect_orphans, &mut seen_orphans) {
+                batch.push(item);
+                if batch.len() >= BATCH {
+                    fold(&mut batch, &mut records);
                 }
             }
-        }
-        last_progress = Instant::now();
+            Ok::<(), AuditError>(())
+        })?;
     }
     fold(&mut batch, &mut records);
     Ok(())

@@ -8,14 +8,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
 use super::producer::KafkaConfig;
+use super::topic_end::{log_ends, read_to_end, wait_stable, EndError, ReadToEndContext};
 
 /// Version of the stored checkpoint value; readers accept this and older.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -45,14 +43,8 @@ pub struct Checkpoint {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("reading checkpoint topic {topic}: {source}")]
-    Kafka {
-        topic: String,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("checkpoint topic {topic} not read to its end within {waited:?}")]
-    Timeout { topic: String, waited: Duration },
+    #[error("reading the checkpoint topic: {0}")]
+    Read(#[from] EndError),
     #[error("undecodable checkpoint for key {key:?}: {detail}")]
     Corrupt { key: String, detail: String },
 }
@@ -78,82 +70,6 @@ impl Checkpoint {
     }
 }
 
-/// Context of consumers that read topics to their end: they ask for an
-/// end-of-partition event per partition, which librdkafka also reports as a
-/// client error; logging those would cry wolf at every read.
-pub struct ReadToEndContext;
-
-impl ClientContext for ReadToEndContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if !eof {
-            tracing::error!("librdkafka: {error}: {reason}");
-        }
-    }
-}
-
-impl ConsumerContext for ReadToEndContext {}
-
-/// The topic's non-empty partitions, assigned from their beginning. An absent
-/// topic has none: nothing was ever checkpointed.
-pub(crate) fn partitions_with_data<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    timeout: Duration,
-) -> Result<TopicPartitionList, KafkaError> {
-    let md = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics().iter().filter(|t| t.name() == topic && t.error().is_none()) {
-        for p in t.partitions() {
-            let (lo, hi) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
-            if hi > lo {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            }
-        }
-    }
-    Ok(tpl)
-}
-
-/// Waits until every partition's last stable offset reaches the high
-/// watermark it has now, i.e. until every transaction open at this moment
-/// has committed or aborted. read_committed reports the end of a partition
-/// at its last stable offset, so with another instance's transaction open
-/// (a group shares the topic) a read could stop short of checkpoints
-/// committed after it began. Right after our own `init_transactions` with
-/// no other writer, the two offsets are equal and this costs one request.
-fn wait_stable<C: ConsumerContext>(
-    cfg: &KafkaConfig,
-    committed: &BaseConsumer<C>,
-    tpl: &TopicPartitionList,
-    deadline: Instant,
-) -> Result<(), KafkaError> {
-    let uncommitted: BaseConsumer = cfg.client_config().set("isolation.level", "read_uncommitted").create()?;
-    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-    for e in tpl.elements() {
-        // A leader moving or a broker restarting fails a request now and
-        // then: retried until the deadline, like the metadata read above.
-        let high = loop {
-            match uncommitted.fetch_watermarks(e.topic(), e.partition(), left()) {
-                Ok((_, high)) => break high,
-                Err(err) if Instant::now() >= deadline => return Err(err),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
-        loop {
-            match committed.fetch_watermarks(e.topic(), e.partition(), left()) {
-                Ok((_, stable)) if stable >= high => break,
-                Err(err) if Instant::now() >= deadline => return Err(err),
-                _ if Instant::now() >= deadline => break,
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The latest committed checkpoint of every file, read from the topic.
 #[derive(Debug, Default, Clone)]
 pub struct CheckpointStore {
@@ -163,12 +79,11 @@ pub struct CheckpointStore {
 impl CheckpointStore {
     /// Reads the whole topic with read_committed and keeps the last value per
     /// key. Call after `init_transactions` of every slot: that aborts what a
-    /// dead instance left open, so the read cannot block on it.
+    /// dead instance left open. Transactions of other writers (the rest of a
+    /// group) are waited out up to `timeout`, so the store holds every
+    /// checkpoint committed before the call, or the call fails: a partial
+    /// store would have files that are done taken for new.
     pub fn load(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Self, CheckpointError> {
-        let kerr = |source| CheckpointError::Kafka {
-            topic: topic.to_string(),
-            source,
-        };
         let consumer: BaseConsumer<ReadToEndContext> = cfg
             .client_config()
             .set("group.id", "cdr-to-redpanda-checkpoint-reader")
@@ -176,55 +91,42 @@ impl CheckpointStore {
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
             .create_with_context(ReadToEndContext)
-            .map_err(kerr)?;
+            .map_err(|source| EndError::Kafka {
+                what: "creating a reader",
+                topic: topic.to_string(),
+                source,
+            })?;
         let started = Instant::now();
         // A topic created a moment ago may have no leader yet (and a broker
         // may be failing over): retry until the deadline, then give up.
-        let tpl = loop {
-            match partitions_with_data(&consumer, topic, timeout) {
-                Ok(tpl) => break tpl,
+        let ends = loop {
+            match log_ends(cfg, topic, timeout) {
+                Ok(ends) => break ends,
                 Err(e) if started.elapsed() < timeout => {
                     tracing::debug!(topic, error = %e, "checkpoint topic not readable yet; retrying");
                     std::thread::sleep(Duration::from_millis(250));
                 }
-                Err(e) => return Err(kerr(e)),
+                Err(e) => return Err(e.into()),
             }
         };
+        wait_stable(&consumer, topic, &ends, started + timeout)?;
         let mut store = CheckpointStore::default();
-        let mut open = tpl.count();
-        if open == 0 {
-            return Ok(store);
-        }
-        wait_stable(cfg, &consumer, &tpl, started + timeout).map_err(kerr)?;
-        consumer.assign(&tpl).map_err(kerr)?;
-        while open > 0 {
-            if started.elapsed() > timeout {
-                return Err(CheckpointError::Timeout {
-                    topic: topic.to_string(),
-                    waited: timeout,
-                });
-            }
-            match consumer.poll(Duration::from_millis(200)) {
-                None => {}
-                Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
-                Some(Err(e)) => return Err(kerr(e)),
-                Some(Ok(m)) => {
-                    let Some(key) = m.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
-                        continue;
-                    };
-                    match m.payload() {
-                        Some(p) => {
-                            let cp = Checkpoint::decode(&key, p)?;
-                            store.by_file.insert(key, cp);
-                        }
-                        // A tombstone forgets the file.
-                        None => {
-                            store.by_file.remove(&key);
-                        }
-                    }
+        read_to_end(&consumer, topic, &ends, timeout, |m| {
+            let Some(key) = m.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+                return Ok(());
+            };
+            match m.payload() {
+                Some(p) => {
+                    let cp = Checkpoint::decode(&key, p)?;
+                    store.by_file.insert(key, cp);
+                }
+                // A tombstone forgets the file.
+                None => {
+                    store.by_file.remove(&key);
                 }
             }
-        }
+            Ok::<(), CheckpointError>(())
+        })?;
         Ok(store)
     }
 

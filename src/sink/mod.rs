@@ -8,6 +8,7 @@ pub mod classify;
 pub mod limits;
 pub mod probe;
 pub mod producer;
+pub mod topic_end;
 pub mod topics;
 
 pub use checkpoint::{Checkpoint, CheckpointStore};

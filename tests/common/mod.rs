@@ -45,42 +45,55 @@ pub struct Seen {
 }
 
 /// Reads a whole topic with isolation.level=read_committed, every partition
-/// to its end. An absent topic reads as empty.
+/// to its end. An absent topic reads as empty. The ends are taken from a
+/// read_uncommitted client and waited for (a read_committed client is told
+/// the last stable offset, which stops short of committed records behind
+/// another writer's open transaction), so what was committed before the
+/// call is all there.
 pub fn read_committed(brokers: &str, topic: &str) -> Vec<Seen> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("test-reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("consumer");
-    let md = consumer
+    let client = |isolation: &str| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", unique("test-reader"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", isolation)
+            .create()
+            .expect("consumer")
+    };
+    let (uncommitted, consumer) = (client("read_uncommitted"), client("read_committed"));
+    let md = uncommitted
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
+    let deadline = Instant::now() + Duration::from_secs(120);
     let mut tpl = TopicPartitionList::new();
     for t in md.topics().iter().filter(|t| t.name() == topic && t.error().is_none()) {
         for p in t.partitions() {
-            let (lo, hi) = consumer
+            let (lo, end) = uncommitted
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
                 .expect("watermarks");
-            if hi > lo {
+            if end > lo {
+                while consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("stable offset").1 < end {
+                    assert!(Instant::now() < deadline, "{topic}/{}: a transaction stays open", p.id());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
             }
         }
     }
-    let mut open = tpl.count();
+    let mut open: std::collections::BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
     let mut out = Vec::new();
-    if open == 0 {
+    if open.is_empty() {
         return out;
     }
     consumer.assign(&tpl).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while open > 0 {
+    while !open.is_empty() {
         assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             Some(Ok(m)) => {
                 let mut headers = BTreeMap::new();
