@@ -19,12 +19,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (mb, n_runs) = (env("CDR_BENCH_MB", 100), env("CDR_BENCH_RUNS", 3));
     for kind in RecordKind::ALL {
         let input = generate(kind, mb << 20);
@@ -79,7 +74,8 @@ fn run(kind: RecordKind, input: &[u8]) -> Run {
             Ok(Some(Row::Invalid(row))) => {
                 invalid += 1;
                 encode::write_key(&ctx, row.index, &mut key);
-                encode::write_dlq_value(&ctx, &row, &ts, &mut value);
+                let hv = [&key[..], ctx.file_name().as_bytes(), b"", ctx.sha256_hex().as_bytes()];
+                encode::encode_invalid_row(&ctx, &row, "dlq", usize::MAX, &hv, &ts, &mut value).unwrap();
             }
             Ok(None) => break,
             Err(e) => panic!("{e}"),
@@ -87,9 +83,7 @@ fn run(kind: RecordKind, input: &[u8]) -> Run {
         out_bytes += black_box(&key).len() + black_box(&value).len();
     }
     let wall = start.elapsed();
-    let cpu = thread_cpu_time()
-        .zip(cpu_start)
-        .map(|(end, start)| end - start);
+    let cpu = thread_cpu_time().zip(cpu_start).map(|(end, start)| end - start);
     black_box(out_bytes);
     assert_eq!(invalid, 0, "generated rows must all be valid");
     Run {

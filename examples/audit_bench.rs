@@ -27,14 +27,24 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let rows: u64 = args.next().map_or(Ok(1_000_000), |a| a.parse()).map_err(|e| format!("ROWS: {e}"))?;
-    let files: u64 = args.next().map_or(Ok(10), |a| a.parse()).map_err(|e| format!("FILES: {e}"))?;
-    let brokers = std::env::var("KAFKA_BROKERS").map_err(|_| "KAFKA_BROKERS is not set: eval \"$(scripts/stack.sh env)\"")?;
+    let rows: u64 = args
+        .next()
+        .map_or(Ok(1_000_000), |a| a.parse())
+        .map_err(|e| format!("ROWS: {e}"))?;
+    let files: u64 = args
+        .next()
+        .map_or(Ok(10), |a| a.parse())
+        .map_err(|e| format!("FILES: {e}"))?;
+    let brokers =
+        std::env::var("KAFKA_BROKERS").map_err(|_| "KAFKA_BROKERS is not set: eval \"$(scripts/stack.sh env)\"")?;
     let bin = std::env::var_os("CDR_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/cdr-to-redpanda"));
     if !bin.exists() {
-        return Err(format!("{} missing: cargo build --release --bin cdr-to-redpanda", bin.display()));
+        return Err(format!(
+            "{} missing: cargo build --release --bin cdr-to-redpanda",
+            bin.display()
+        ));
     }
     let work = std::env::temp_dir().join(format!("cdr-audit-bench-{}", std::process::id()));
     let (dir, ledger) = (work.join("files"), work.join("ledger"));
@@ -56,14 +66,29 @@ fn delete_topics(brokers: &str, base: &str) -> Result<(), String> {
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(|e| e.to_string())?;
-    let names: Vec<String> = ["data", "voice", "dlq", "ckpt"].iter().map(|t| format!("{base}-{t}")).collect();
+    let names: Vec<String> = ["data", "voice", "dlq", "ckpt"]
+        .iter()
+        .map(|t| format!("{base}-{t}"))
+        .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    rt.block_on(admin.delete_topics(&names, &AdminOptions::new())).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(admin.delete_topics(&names, &AdminOptions::new()))
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
-fn bench(bin: &Path, brokers: &str, base: &str, dir: &Path, ledger: &Path, rows: u64, files: u64) -> Result<(), String> {
+fn bench(
+    bin: &Path,
+    brokers: &str,
+    base: &str,
+    dir: &Path,
+    ledger: &Path,
+    rows: u64,
+    files: u64,
+) -> Result<(), String> {
     // `generate --files N` writes N data and N voice files.
     let pairs = (files / 2).max(1);
     let per_file = rows.div_ceil(pairs * 2);
@@ -128,7 +153,11 @@ fn check(out: &std::process::Output, what: &str) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 

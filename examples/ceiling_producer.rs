@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
 use cdr_to_redpanda::config::KafkaArgs;
+use cdr_to_redpanda::encode::record::HEADER_NAMES;
 use cdr_to_redpanda::encode::{self, FileContext};
 use cdr_to_redpanda::parse::{self, CdrReader, Row, Validation};
 use cdr_to_redpanda::schema::RecordKind;
@@ -37,9 +38,6 @@ use cdr_to_redpanda::sink::{SinkError, TxnProducer};
 use clap::Parser;
 use rdkafka::message::{Header, OwnedHeaders};
 use sha2::{Digest, Sha256};
-
-/// Header names, in the order the ingest sends them.
-const HEADER_NAMES: [&str; 4] = ["cdr-id", "cdr-source-file", "cdr-row", "cdr-file-sha256"];
 
 /// How far ahead of now an event may be dated, as the service's default
 /// (`--max-future-seconds`), so the same rows go to the dead-letter topic.
@@ -113,8 +111,7 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
         };
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let ctx = FileContext::new(&name, kind, &Sha256::digest(&bytes).into());
-        let mut reader =
-            CdrReader::new(kind, &name, parse::decode(bytes.as_slice())?, &validation)?;
+        let mut reader = CdrReader::new(kind, &name, parse::decode(bytes.as_slice())?, &validation)?;
         while let Some(row) = reader.next_row()? {
             let (topic, index, timestamp) = match &row {
                 Row::Valid(r) => {
@@ -124,7 +121,8 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
                 }
                 Row::Invalid(r) => {
                     encode::write_key(&ctx, r.index, &mut key);
-                    encode::write_dlq_value(&ctx, r, &ts, &mut value);
+                    let hv = [&key[..], name.as_bytes(), b"", ctx.sha256_hex().as_bytes()];
+                    encode::encode_invalid_row(&ctx, r, "dlq", usize::MAX, &hv, &ts, &mut value)?;
                     (2, r.index, i64::MIN)
                 }
             };
@@ -197,16 +195,15 @@ fn produce(records: &Path, kafka: &KafkaArgs) -> Result<()> {
             ensure!(read_bytes(&mut input, f)?, "truncated record {n}");
         }
         let [key, value, h @ ..] = &fields;
-        let headers =
-            HEADER_NAMES
-                .iter()
-                .zip(h)
-                .fold(OwnedHeaders::new_with_capacity(4), |hs, (name, v)| {
-                    hs.insert(Header {
-                        key: name,
-                        value: Some(v.as_slice()),
-                    })
-                });
+        let headers = HEADER_NAMES
+            .iter()
+            .zip(h)
+            .fold(OwnedHeaders::new_with_capacity(4), |hs, (name, v)| {
+                hs.insert(Header {
+                    key: name,
+                    value: Some(v.as_slice()),
+                })
+            });
         let timestamp = i64::from_le_bytes(head[1..].try_into()?);
         producer.send(OutRecord {
             topic: topics.get(usize::from(head[0])).context("topic index")?,

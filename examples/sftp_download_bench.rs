@@ -36,8 +36,7 @@ struct Env {
 }
 
 fn var(name: &str) -> Result<String> {
-    std::env::var(name)
-        .with_context(|| format!("{name} is not set: eval \"$(scripts/stack.sh env)\" first"))
+    std::env::var(name).with_context(|| format!("{name} is not set: eval \"$(scripts/stack.sh env)\" first"))
 }
 
 fn read_env() -> Result<Env> {
@@ -86,13 +85,7 @@ fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
-fn ours(
-    env: &Env,
-    remote_dir: &str,
-    name: &str,
-    staging: &Path,
-    want: &[u8; 32],
-) -> Result<Duration> {
+fn ours(env: &Env, remote_dir: &str, name: &str, staging: &Path, want: &[u8; 32]) -> Result<Duration> {
     let start = Instant::now();
     let mut config = SftpConfig::new(&env.host, &env.user, remote_dir);
     config.port = env.port;
@@ -108,24 +101,12 @@ fn ours(
     };
     let fetched = source.fetch(file, staging)?;
     let took = start.elapsed();
-    ensure!(
-        &fetched.sha256 == want,
-        "SftpSource fetched different bytes"
-    );
+    ensure!(&fetched.sha256 == want, "SftpSource fetched different bytes");
     Ok(took)
 }
 
-fn openssh(
-    env: &Env,
-    remote_file: &str,
-    local: &Path,
-    batch: &Path,
-    want: &[u8; 32],
-) -> Result<Duration> {
-    std::fs::write(
-        batch,
-        format!("get \"{remote_file}\" \"{}\"\n", local.display()),
-    )?;
+fn openssh(env: &Env, remote_file: &str, local: &Path, batch: &Path, want: &[u8; 32]) -> Result<Duration> {
+    std::fs::write(batch, format!("get \"{remote_file}\" \"{}\"\n", local.display()))?;
     let start = Instant::now();
     let out = Command::new("sftp")
         .arg("-q")

@@ -11,7 +11,11 @@ use crate::generate::GenerateArgs;
 use crate::group::GroupArgs;
 
 #[derive(Parser, Debug)]
-#[command(name = "cdr-to-redpanda", version, about = "Exactly-once ingest of telecom CDR files from SFTP into Redpanda / Kafka")]
+#[command(
+    name = "cdr-to-redpanda",
+    version,
+    about = "Exactly-once ingest of telecom CDR files from SFTP into Redpanda / Kafka"
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, env = "CDR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -77,7 +81,12 @@ pub struct RunCommand {
     #[command(flatten)]
     pub common: IngestCommand,
     /// Seconds between polls of the source directory.
-    #[arg(long, env = "CDR_POLL_INTERVAL_SECONDS", default_value_t = 10, help_heading = "Daemon")]
+    #[arg(
+        long,
+        env = "CDR_POLL_INTERVAL_SECONDS",
+        default_value_t = 10,
+        help_heading = "Daemon"
+    )]
     pub poll_interval_seconds: u64,
     /// Worker slots, each with its own transactional producer
     /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
@@ -88,7 +97,12 @@ pub struct RunCommand {
     /// After SIGTERM/SIGINT, the current chunk commits and the daemon exits
     /// 0; if that takes longer than this, it exits 1 at once (recovery
     /// settles the open transaction at the next start).
-    #[arg(long, env = "CDR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 20, help_heading = "Daemon")]
+    #[arg(
+        long,
+        env = "CDR_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 20,
+        help_heading = "Daemon"
+    )]
     pub shutdown_timeout_seconds: u64,
     /// Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT. Off unless set.
     #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT", help_heading = "Daemon")]
@@ -123,7 +137,12 @@ pub struct StatusCommand {
     #[arg(long, env = "CDR_GROUP", help_heading = "Group")]
     pub group: Option<String>,
     /// The group's assignment topic
-    #[arg(long, env = "CDR_GROUP_TOPIC", default_value = "cdr-ingest-shards", help_heading = "Group")]
+    #[arg(
+        long,
+        env = "CDR_GROUP_TOPIC",
+        default_value = "cdr-ingest-shards",
+        help_heading = "Group"
+    )]
     pub group_topic: String,
     #[command(flatten)]
     pub kafka: KafkaArgs,

@@ -23,6 +23,8 @@ use crate::source::{Source, SourceError};
 /// Where files come from and which of them are taken.
 #[derive(clap::Args, Clone)]
 #[command(next_help_heading = "Source")]
+// Flag help shows placeholders such as <dir> as they are typed.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct SourceArgs {
     /// Read a local directory instead of SFTP (a mounted volume, or tests).
     #[arg(long, env = "CDR_LOCAL_DIR")]
@@ -80,7 +82,13 @@ impl std::fmt::Debug for SourceArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceArgs")
             .field("local_dir", &self.local_dir)
-            .field("sftp", &format_args!("{}@{}:{}{}", self.sftp_user, self.sftp_host, self.sftp_port, self.sftp_remote_path))
+            .field(
+                "sftp",
+                &format_args!(
+                    "{}@{}:{}{}",
+                    self.sftp_user, self.sftp_host, self.sftp_port, self.sftp_remote_path
+                ),
+            )
             .field("sftp_password", &self.sftp_password.as_ref().map(|_| "***"))
             .field("sftp_key_file", &self.sftp_key_file)
             .field("patterns", &self.patterns)
@@ -136,9 +144,15 @@ impl SourceArgs {
 /// Kafka / Redpanda connection and producer.
 #[derive(clap::Args, Clone)]
 #[command(next_help_heading = "Kafka")]
+// Flag help shows placeholders such as <dir> as they are typed.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct KafkaArgs {
     /// Bootstrap brokers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "redpanda-0:9092,redpanda-1:9092,redpanda-2:9092")]
+    #[arg(
+        long,
+        env = "KAFKA_BROKERS",
+        default_value = "redpanda-0:9092,redpanda-1:9092,redpanda-2:9092"
+    )]
     pub brokers: String,
     /// Topic for data CDRs.
     #[arg(long, env = "CDR_DATA_TOPIC", default_value = "cdr-data")]
@@ -187,7 +201,13 @@ impl std::fmt::Debug for KafkaArgs {
         let passthrough: Vec<String> = self
             .kafka_config
             .iter()
-            .map(|(k, v)| if crate::sink::producer::is_secret_key(k) { format!("{k}=***") } else { format!("{k}={v}") })
+            .map(|(k, v)| {
+                if crate::sink::producer::is_secret_key(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect();
         f.debug_struct("KafkaArgs")
             .field("brokers", &self.brokers)
@@ -249,6 +269,8 @@ pub struct LedgerArgs {
 /// How rows are validated and files produced.
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Ingest")]
+// Flag help shows placeholders such as <dir> as they are typed.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct IngestArgs {
     /// Most rows in one Kafka transaction.
     #[arg(long, env = "CDR_CHUNK_ROWS", default_value_t = 100_000)]
@@ -257,7 +279,12 @@ pub struct IngestArgs {
     #[arg(long, env = "CDR_CHUNK_SECONDS", default_value_t = 10)]
     pub chunk_seconds: u64,
     /// Accepted data_type values, comma-separated.
-    #[arg(long, env = "CDR_DATA_TYPES", value_delimiter = ',', default_value = "application,text,image,video")]
+    #[arg(
+        long,
+        env = "CDR_DATA_TYPES",
+        value_delimiter = ',',
+        default_value = "application,text,image,video"
+    )]
     pub data_types: Vec<String>,
     /// Accepted call_type values, comma-separated.
     #[arg(long, env = "CDR_CALL_TYPES", value_delimiter = ',', default_value = "voice,video")]
@@ -373,9 +400,18 @@ mod tests {
             #[command(flatten)]
             k: KafkaArgs,
         }
-        let t = T::parse_from(["t", "--kafka-config", "sasl.password=hunter2", "--kafka-config", "acks=all"]);
+        let t = T::parse_from([
+            "t",
+            "--kafka-config",
+            "sasl.password=hunter2",
+            "--kafka-config",
+            "acks=all",
+        ]);
         let shown = format!("{:?}", t.k);
-        assert!(shown.contains("sasl.password=***") && shown.contains("acks=all"), "{shown}");
+        assert!(
+            shown.contains("sasl.password=***") && shown.contains("acks=all"),
+            "{shown}"
+        );
         assert!(!shown.contains("hunter2"));
     }
 }

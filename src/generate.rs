@@ -238,10 +238,7 @@ pub enum GenerateError {
 }
 
 impl GenerateError {
-    fn io<'a>(
-        context: &'static str,
-        path: &'a Path,
-    ) -> impl FnOnce(io::Error) -> GenerateError + 'a {
+    fn io<'a>(context: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> GenerateError + 'a {
         move |source| GenerateError::Io {
             context,
             path: path.to_path_buf(),
@@ -257,13 +254,10 @@ impl GenerateError {
 /// complete stay (each under its real name, whole).
 pub fn generate(args: &GenerateArgs) -> Result<GenerateSummary, GenerateError> {
     let jobs = plan(args)?;
-    fs::create_dir_all(&args.out)
-        .map_err(GenerateError::io("cannot create directory", &args.out))?;
+    fs::create_dir_all(&args.out).map_err(GenerateError::io("cannot create directory", &args.out))?;
     let pool = SubscriberPool::new(args.seed);
 
-    let workers = thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len());
+    let workers = thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let mut results: Vec<Option<Result<GeneratedFile, GenerateError>>> = Vec::new();
@@ -340,8 +334,7 @@ fn plan(args: &GenerateArgs) -> Result<Vec<FileJob>, GenerateError> {
     }
 
     // Whole seconds, so that names (second resolution) stay unique.
-    let interval =
-        FILE_INTERVAL_SECS.max(i64::try_from(args.rows.div_ceil(1_000_000)).unwrap_or(i64::MAX));
+    let interval = FILE_INTERVAL_SECS.max(i64::try_from(args.rows.div_ceil(1_000_000)).unwrap_or(i64::MAX));
     let out_of_range = || GenerateError::TimeOutOfRange {
         start: args.start,
         files: args.files,
@@ -385,11 +378,7 @@ fn plan(args: &GenerateArgs) -> Result<Vec<FileJob>, GenerateError> {
     Ok(jobs)
 }
 
-fn write_file(
-    job: &FileJob,
-    args: &GenerateArgs,
-    pool: &SubscriberPool,
-) -> Result<GeneratedFile, GenerateError> {
+fn write_file(job: &FileJob, args: &GenerateArgs, pool: &SubscriberPool) -> Result<GeneratedFile, GenerateError> {
     let path = args.out.join(&job.name);
     let tmp = args.out.join(format!("{}.tmp", job.name));
     let result = write_tmp(job, args, pool, &tmp).and_then(|file| {
@@ -420,9 +409,7 @@ fn write_tmp(
         let counts = write_rows(&mut w, job, args, pool);
         counts
             .and_then(|counts| {
-                w.into_inner()
-                    .map_err(io::IntoInnerError::into_error)?
-                    .finish()?;
+                w.into_inner().map_err(io::IntoInnerError::into_error)?.finish()?;
                 Ok(counts)
             })
             .map_err(io_err)?
@@ -436,9 +423,7 @@ fn write_tmp(
             })
             .map_err(io_err)?
     };
-    let bytes = fs::metadata(tmp)
-        .map_err(GenerateError::io("cannot stat", tmp))?
-        .len();
+    let bytes = fs::metadata(tmp).map_err(GenerateError::io("cannot stat", tmp))?.len();
     let invalid_by_class: BTreeMap<String, u64> = InvalidClass::ALL
         .iter()
         .filter(|c| counts[**c as usize] > 0)
@@ -501,10 +486,7 @@ fn check_bad_rate(p: f64) -> Result<f64, GenerateError> {
 }
 
 fn parse_bad_rate(s: &str) -> Result<f64, String> {
-    let p: f64 = s
-        .trim()
-        .parse()
-        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    let p: f64 = s.trim().parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
     check_bad_rate(p).map_err(|e| e.to_string())
 }
 

@@ -4,9 +4,9 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
 use cdr_to_redpanda::cli::{Cli, Command, LogFormat};
 use cdr_to_redpanda::{commands, config};
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();

@@ -38,7 +38,9 @@ fn cmd(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> Command {
 }
 
 fn ingest(topics: &Topics, dir: &Path, ledger: &Path) {
-    let out = cmd(topics, dir, ledger, &["once", "--chunk-rows", "150"]).output().unwrap();
+    let out = cmd(topics, dir, ledger, &["once", "--chunk-rows", "150"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
 }
 
@@ -49,7 +51,12 @@ fn audit_json(c: &mut Command) -> (Output, Value) {
 }
 
 fn findings_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).collect()
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
 }
 
 /// Produces one record from outside the service, as an operator's stray
@@ -60,13 +67,21 @@ fn kcat_produce(topic: &str, key: &str, value: &str, headers: &[&str]) {
     for h in headers {
         c.args(["-H", h]);
     }
-    let mut child = c.stdin(Stdio::piped()).spawn().expect("kcat is installed by scripts/bootstrap.sh");
+    let mut child = c
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("kcat is installed by scripts/bootstrap.sh");
     child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success());
 }
 
 fn file_named<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["files"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()
+    report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap()
 }
 
 fn first_key_of(topic: &str, file: &str) -> String {
@@ -131,7 +146,10 @@ fn a_key_produced_again_from_outside_is_named_as_a_duplicate_of_its_file() {
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("audit FAILED"), "{text}");
-    let line = text.lines().find(|l| l.contains("duplicate")).unwrap_or_else(|| panic!("{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.contains("duplicate"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(victim) && line.contains(&key), "{line}");
 
     let (_, report) = audit_json(&mut cmd(&topics, dir.path(), ledger.path(), &["audit"]));
@@ -144,9 +162,14 @@ fn a_key_produced_again_from_outside_is_named_as_a_duplicate_of_its_file() {
     assert_eq!(findings_of(&report, "count_mismatch")[0]["file"], victim);
 
     // Scoped to the other file, the audit is clean.
-    let out = cmd(&topics, dir.path(), ledger.path(), &["audit", "--file", "cdr_voice_20240101_000500.csv"])
-        .output()
-        .unwrap();
+    let out = cmd(
+        &topics,
+        dir.path(),
+        ledger.path(),
+        &["audit", "--file", "cdr_voice_20240101_000500.csv"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
@@ -157,7 +180,12 @@ fn a_record_whose_key_names_no_known_file_is_reported() {
     let ledger = tempfile::tempdir().unwrap();
     generate(dir.path(), 1, 100, 23, 0.0);
     ingest(&topics, dir.path(), ledger.path());
-    kcat_produce(&topics.dlq, "deadbeefdeadbeef-7", "{}", &["cdr-source-file=cdr_data_19990101_000000.csv"]);
+    kcat_produce(
+        &topics.dlq,
+        "deadbeefdeadbeef-7",
+        "{}",
+        &["cdr-source-file=cdr_data_19990101_000000.csv"],
+    );
 
     let (out, report) = audit_json(&mut cmd(&topics, dir.path(), ledger.path(), &["audit"]));
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
@@ -166,7 +194,11 @@ fn a_record_whose_key_names_no_known_file_is_reported() {
     assert_eq!(unknown[0]["prefix"], "deadbeefdeadbeef");
     assert_eq!(unknown[0]["records"], 1);
     assert_eq!(unknown[0]["source_file"], "cdr_data_19990101_000000.csv");
-    assert_eq!(report["findings"].as_array().unwrap().len(), 1, "the ingested files still agree");
+    assert_eq!(
+        report["findings"].as_array().unwrap().len(),
+        1,
+        "the ingested files still agree"
+    );
 }
 
 #[test]
@@ -177,7 +209,10 @@ fn records_deleted_from_the_topic_are_reported_as_missing_rows() {
     generate(dir.path(), 1, 300, 24, 0.0);
     ingest(&topics, dir.path(), ledger.path());
     let victim = "cdr_voice_20240101_000500.csv";
-    let lost = read_committed(&brokers(), &topics.voice).into_iter().filter(|r| r.partition == 0).count();
+    let lost = read_committed(&brokers(), &topics.voice)
+        .into_iter()
+        .filter(|r| r.partition == 0)
+        .count();
     assert!(lost > 0);
 
     // What retention does: drop partition 0 of the voice topic up to its end.
@@ -187,11 +222,17 @@ fn records_deleted_from_the_topic_are_reported_as_missing_rows() {
         c
     };
     let probe: BaseConsumer = config.create().unwrap();
-    let (_, high) = probe.fetch_watermarks(&topics.voice, 0, Duration::from_secs(10)).unwrap();
+    let (_, high) = probe
+        .fetch_watermarks(&topics.voice, 0, Duration::from_secs(10))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topics.voice, 0, Offset::Offset(high)).unwrap();
+    tpl.add_partition_offset(&topics.voice, 0, Offset::Offset(high))
+        .unwrap();
     let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let deleted = rt.block_on(admin.delete_records(&tpl, &AdminOptions::new())).unwrap();
     assert!(deleted.elements().iter().all(|e| e.error().is_ok()));
 
@@ -215,17 +256,28 @@ fn bytes_changed_on_sftp_after_ingest_are_reported_by_rehash() {
         let mut c = bin();
         c.args(args);
         topics.apply(&mut c, ledger.path());
-        for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "SFTP_KNOWN_HOSTS"] {
+        for v in [
+            "SFTP_HOST",
+            "SFTP_PORT",
+            "SFTP_USER",
+            "SFTP_PASSWORD",
+            "SFTP_KNOWN_HOSTS",
+        ] {
             c.env(v, env(v));
         }
-        c.env("SFTP_REMOTE_PATH", &remote).env_remove("SFTP_KEY_FILE").env_remove("CDR_LOCAL_DIR");
+        c.env("SFTP_REMOTE_PATH", &remote)
+            .env_remove("SFTP_KEY_FILE")
+            .env_remove("CDR_LOCAL_DIR");
         c
     };
     let out = sftp(&["once"]).output().unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     let (out, report) = audit_json(&mut sftp(&["audit", "--rehash"]));
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(file_named(&report, "cdr_data_20240101_000000.csv")["rehash"]["result"], "same");
+    assert_eq!(
+        file_named(&report, "cdr_data_20240101_000000.csv")["rehash"]["result"],
+        "same"
+    );
 
     let victim = local.join("cdr_data_20240101_000000.csv");
     let mut bytes = std::fs::read(&victim).unwrap();
@@ -237,7 +289,10 @@ fn bytes_changed_on_sftp_after_ingest_are_reported_by_rehash() {
     let changed = findings_of(&report, "sha_mismatch");
     assert_eq!(changed.len(), 1, "{report:#}");
     assert_eq!(changed[0]["file"], "cdr_data_20240101_000000.csv");
-    assert_eq!(changed[0]["ledger"], file_named(&report, "cdr_data_20240101_000000.csv")["sha256"]);
+    assert_eq!(
+        changed[0]["ledger"],
+        file_named(&report, "cdr_data_20240101_000000.csv")["sha256"]
+    );
     // Without --rehash the topics alone still agree with the ledger.
     let out = sftp(&["audit"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));

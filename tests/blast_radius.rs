@@ -30,12 +30,18 @@ fn data_row(i: u64) -> String {
 }
 
 fn voice_row(i: u64) -> String {
-    format!("58370255{i:05},724,voice,1693098090050,{i},2024-01-01 01:02:{:02}.707413,ok", i % 60)
+    format!(
+        "58370255{i:05},724,voice,1693098090050,{i},2024-01-01 01:02:{:02}.707413,ok",
+        i % 60
+    )
 }
 
 /// A valid data row whose URL alone is 2 MiB: its record exceeds 1 MiB.
 fn huge_data_row(i: u64) -> String {
-    format!("97245157{i:05},1800,1,2,video,10.0.0.1,http://example.com/{},2024-01-01 02:00:00", "a".repeat(2 << 20))
+    format!(
+        "97245157{i:05},1800,1,2,video,10.0.0.1,http://example.com/{},2024-01-01 02:00:00",
+        "a".repeat(2 << 20)
+    )
 }
 
 /// Lines glued together by a mediation bug: one 2 MiB row with far too many fields.
@@ -70,7 +76,11 @@ fn sha_hex(bytes: &[u8]) -> String {
 
 /// The keys a file's rows must have: `<sha16 of its bytes as stored>-<row>`.
 fn keys_of(stored: &[u8], csv_bytes: &[u8]) -> BTreeSet<String> {
-    let rows = ::csv::ReaderBuilder::new().flexible(true).from_reader(csv_bytes).byte_records().count() as u64;
+    let rows = ::csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(csv_bytes)
+        .byte_records()
+        .count() as u64;
     let prefix = &sha_hex(stored)[..16];
     (1..=rows).map(|i| format!("{prefix}-{i}")).collect()
 }
@@ -101,7 +111,9 @@ fn landed_once(topics: &Topics) -> BTreeMap<String, (String, Value)> {
 }
 
 fn audit(topics: &Topics, remote: &str, ledger: &Path) -> (Output, Value) {
-    let out = ingest_cmd(topics, remote, ledger, "audit", &["--json"]).output().unwrap();
+    let out = ingest_cmd(topics, remote, ledger, "audit", &["--json"])
+        .output()
+        .unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", output_text(&out)));
     (out, report)
 }
@@ -121,7 +133,10 @@ fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
     middle.extend((120..140).map(data_row));
     let only_huge: Vec<String> = (1..=3).map(huge_data_row).collect();
     let mut voice: Vec<String> = (1..=10).map(voice_row).collect();
-    let huge_voice = format!("5837025539272,724,voice,1693098090050,262,2024-01-01 01:01:29.707413,{}", "n".repeat(1_500_000));
+    let huge_voice = format!(
+        "5837025539272,724,voice,1693098090050,262,2024-01-01 01:01:29.707413,{}",
+        "n".repeat(1_500_000)
+    );
     voice.insert(5, huge_voice.clone());
     let broken_gz = {
         let mut z = gzip(&csv(DATA_HEADER, &good));
@@ -134,9 +149,21 @@ fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
         ("cdr_data_20240101_000002.csv", csv(DATA_HEADER, &middle), Vec::new()),
         ("cdr_data_20240101_000003.csv", csv(DATA_HEADER, &only_huge), Vec::new()),
         ("cdr_data_20240101_000004.csv.gz", broken_gz, Vec::new()),
-        ("cdr_voice_20240101_000005.csv.gz", gzip(&csv(VOICE_HEADER, &voice)), csv(VOICE_HEADER, &voice)),
-        ("cdr_data_20240101_000006.csv", csv(DATA_HEADER, &(200..260).map(data_row).collect::<Vec<_>>()), Vec::new()),
-        ("cdr_voice_20240101_000007.csv", csv(VOICE_HEADER, &(1..=30).map(voice_row).collect::<Vec<_>>()), Vec::new()),
+        (
+            "cdr_voice_20240101_000005.csv.gz",
+            gzip(&csv(VOICE_HEADER, &voice)),
+            csv(VOICE_HEADER, &voice),
+        ),
+        (
+            "cdr_data_20240101_000006.csv",
+            csv(DATA_HEADER, &(200..260).map(data_row).collect::<Vec<_>>()),
+            Vec::new(),
+        ),
+        (
+            "cdr_voice_20240101_000007.csv",
+            csv(VOICE_HEADER, &(1..=30).map(voice_row).collect::<Vec<_>>()),
+            Vec::new(),
+        ),
     ];
     let mut expected = BTreeSet::new();
     for (name, stored, plain) in &files {
@@ -147,14 +174,19 @@ fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
         }
     }
 
-    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &["--chunk-rows", "25"]).output().unwrap();
+    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &["--chunk-rows", "25"])
+        .output()
+        .unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "one file failed: {text}");
     assert!(text.contains("committed 6 file(s)"), "{text}");
 
     let landed = landed_once(&topics);
     let got: BTreeSet<String> = landed.keys().cloned().collect();
-    assert_eq!(got, expected, "every row of every good file exactly once, nothing of the broken one");
+    assert_eq!(
+        got, expected,
+        "every row of every good file exactly once, nothing of the broken one"
+    );
 
     let cut: Vec<&Value> = landed
         .values()
@@ -162,7 +194,11 @@ fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
         .map(|(_, v)| v)
         .collect();
     assert_eq!(cut.len(), 6, "glued line, huge URL, three huge rows, huge voice row");
-    for (line, topic) in [(&glued, &topics.dlq), (&huge, &topics.data), (&huge_voice, &topics.voice)] {
+    for (line, topic) in [
+        (&glued, &topics.dlq),
+        (&huge, &topics.data),
+        (&huge_voice, &topics.voice),
+    ] {
         let v = cut
             .iter()
             .find(|v| v["_raw_sha256"] == sha_hex(line.as_bytes()).as_str())
@@ -171,19 +207,37 @@ fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
         let raw = v["_raw"].as_str().unwrap();
         assert!(raw.len() <= 4096 && line.starts_with(raw), "raw is the line's start");
         let error = v["_error"].as_str().unwrap();
-        assert!(error.contains(&format!("exceeds the limit of 1000000 for topic {topic}")), "{error}");
+        assert!(
+            error.contains(&format!("exceeds the limit of 1000000 for topic {topic}")),
+            "{error}"
+        );
     }
-    let huge_v = cut.iter().find(|v| v["_raw_sha256"] == sha_hex(huge.as_bytes()).as_str()).unwrap();
-    assert_eq!((huge_v["_row"].as_u64(), huge_v["_line"].as_u64()), (Some(22), Some(23)));
+    let huge_v = cut
+        .iter()
+        .find(|v| v["_raw_sha256"] == sha_hex(huge.as_bytes()).as_str())
+        .unwrap();
+    assert_eq!(
+        (huge_v["_row"].as_u64(), huge_v["_line"].as_u64()),
+        (Some(22), Some(23))
+    );
 
     let st = status_json(ledger.path());
-    let failed: Vec<&Value> = st["problems"].as_array().unwrap().iter().filter(|p| p["status"] == "failed").collect();
+    let failed: Vec<&Value> = st["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "failed")
+        .collect();
     assert_eq!(failed.len(), 1, "{st:#}");
     assert_eq!(failed[0]["name"], "cdr_data_20240101_000004.csv.gz");
 
     let (out, report) = audit(&topics, &remote, ledger.path());
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
-    assert_eq!(report["summary"]["dlq_records"].as_u64(), Some(6), "the six cut rows: {report:#}");
+    assert_eq!(
+        report["summary"]["dlq_records"].as_u64(),
+        Some(6),
+        "the six cut rows: {report:#}"
+    );
 }
 
 #[test]
@@ -192,11 +246,19 @@ fn a_record_the_broker_refuses_fails_its_file_and_the_next_files_still_land() {
     let (local, remote) = sftp_subdir(&unique("refused"));
     let ledger = tempfile::tempdir().unwrap();
     // A topic rule the service cannot know of: 2024 CDRs are too old for it.
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    let topic = NewTopic::new(&topics.data, 3, TopicReplication::Fixed(1)).set("message.timestamp.before.max.ms", "3600000");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let created = rt.block_on(admin.create_topics([&topic], &AdminOptions::new())).unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let topic =
+        NewTopic::new(&topics.data, 3, TopicReplication::Fixed(1)).set("message.timestamp.before.max.ms", "3600000");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt
+        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        .unwrap();
     assert!(created[0].is_ok(), "{created:?}");
 
     let data = csv(DATA_HEADER, &(1..=40).map(data_row).collect::<Vec<_>>());
@@ -204,15 +266,28 @@ fn a_record_the_broker_refuses_fails_its_file_and_the_next_files_still_land() {
     write_remote(&local, "cdr_data_20240101_000001.csv", &data);
     write_remote(&local, "cdr_voice_20240101_000002.csv", &voice);
 
-    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &[]).output().unwrap();
+    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &[])
+        .output()
+        .unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let landed = landed_once(&topics);
-    assert_eq!(landed.keys().cloned().collect::<BTreeSet<_>>(), keys_of(&voice, &voice), "only the voice file's rows");
+    assert_eq!(
+        landed.keys().cloned().collect::<BTreeSet<_>>(),
+        keys_of(&voice, &voice),
+        "only the voice file's rows"
+    );
     let st = status_json(ledger.path());
     let problem = &st["problems"][0];
-    assert_eq!((problem["name"].as_str(), problem["status"].as_str()), (Some("cdr_data_20240101_000001.csv"), Some("failed")), "{st:#}");
-    assert!(problem["error"].as_str().unwrap().contains("broker refused a record"), "{st:#}");
+    assert_eq!(
+        (problem["name"].as_str(), problem["status"].as_str()),
+        (Some("cdr_data_20240101_000001.csv"), Some("failed")),
+        "{st:#}"
+    );
+    assert!(
+        problem["error"].as_str().unwrap().contains("broker refused a record"),
+        "{st:#}"
+    );
 }
 
 #[test]
@@ -220,14 +295,21 @@ fn unreachable_brokers_stop_the_service_without_blaming_any_file() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("nobroker"));
     let ledger = tempfile::tempdir().unwrap();
-    write_remote(&local, "cdr_data_20240101_000001.csv", &csv(DATA_HEADER, &[data_row(1)]));
+    write_remote(
+        &local,
+        "cdr_data_20240101_000001.csv",
+        &csv(DATA_HEADER, &[data_row(1)]),
+    );
     let mut cmd = ingest_cmd(&topics, &remote, ledger.path(), "once", &[]);
     cmd.env("KAFKA_BROKERS", format!("127.0.0.1:{}", free_port()));
     let out = cmd.output().unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("preparing topics"), "{text}");
-    assert!(!ledger.path().join("ledger.redb").exists(), "no file was touched, so none is blamed");
+    assert!(
+        !ledger.path().join("ledger.redb").exists(),
+        "no file was touched, so none is blamed"
+    );
 }
 
 #[test]
@@ -237,23 +319,63 @@ fn the_daemon_keeps_serving_past_poison_files_and_retry_releases_a_parked_one() 
     let work = tempfile::tempdir().unwrap();
     let ledger = work.path().join("ledger");
     let unreadable = "cdr_data_20240101_000001.csv";
-    write_remote(&local, unreadable, &csv(DATA_HEADER, &(1..=30).map(data_row).collect::<Vec<_>>()));
+    write_remote(
+        &local,
+        unreadable,
+        &csv(DATA_HEADER, &(1..=30).map(data_row).collect::<Vec<_>>()),
+    );
     // Owned by root, readable by nobody else: the SFTP user is refused.
     std::fs::set_permissions(local.join(unreadable), std::fs::Permissions::from_mode(0o000)).unwrap();
-    write_remote(&local, "cdr_data_20240101_000002.csv", &csv(DATA_HEADER, &[data_row(1), huge_data_row(2), data_row(3)]));
+    write_remote(
+        &local,
+        "cdr_data_20240101_000002.csv",
+        &csv(DATA_HEADER, &[data_row(1), huge_data_row(2), data_row(3)]),
+    );
 
-    let cmd = ingest_cmd(&topics, &remote, &ledger, "run", &["--file-attempts", "2", "--file-backoff-seconds", "1"]);
+    let cmd = ingest_cmd(
+        &topics,
+        &remote,
+        &ledger,
+        "run",
+        &["--file-attempts", "2", "--file-backoff-seconds", "1"],
+    );
     let mut d = Daemon::spawn(cmd, work.path(), "daemon");
-    d.wait_metrics("the unreadable file parked", Duration::from_secs(60), |m| metric(m, "cdr_files_parked") == 1.0);
-    assert_eq!(d.get("/readyz").map(|(code, _)| code), Some(200), "ready while a file is parked");
+    d.wait_metrics("the unreadable file parked", Duration::from_secs(60), |m| {
+        metric(m, "cdr_files_parked") == 1.0
+    });
+    assert_eq!(
+        d.get("/readyz").map(|(code, _)| code),
+        Some(200),
+        "ready while a file is parked"
+    );
     let st = status_json(&ledger);
-    let parked = st["problems"].as_array().unwrap().iter().find(|p| p["name"] == unreadable).cloned().unwrap();
-    assert_eq!((parked["status"].as_str(), parked["attempts"].as_u64()), (Some("parked"), Some(2)), "{st:#}");
-    assert!(parked["error"].as_str().unwrap().contains("permission denied"), "{parked}");
-    assert_eq!(st["counts"]["committed"], 1, "the oversized file committed beside it: {st:#}");
+    let parked = st["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == unreadable)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (parked["status"].as_str(), parked["attempts"].as_u64()),
+        (Some("parked"), Some(2)),
+        "{st:#}"
+    );
+    assert!(
+        parked["error"].as_str().unwrap().contains("permission denied"),
+        "{parked}"
+    );
+    assert_eq!(
+        st["counts"]["committed"], 1,
+        "the oversized file committed beside it: {st:#}"
+    );
 
     // Files dropped later are still ingested.
-    write_remote(&local, "cdr_voice_20240101_000003.csv", &csv(VOICE_HEADER, &(1..=20).map(voice_row).collect::<Vec<_>>()));
+    write_remote(
+        &local,
+        "cdr_voice_20240101_000003.csv",
+        &csv(VOICE_HEADER, &(1..=20).map(voice_row).collect::<Vec<_>>()),
+    );
     d.wait_metrics("the later file committed", Duration::from_secs(60), |m| {
         metric(m, "cdr_files_total{outcome=\"committed\"}") >= 2.0
     });
@@ -262,7 +384,11 @@ fn the_daemon_keeps_serving_past_poison_files_and_retry_releases_a_parked_one() 
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(status_json(&ledger)["counts"]["parked"], 1);
 
-    let out = bin().args(["retry", unreadable, "--ledger-dir"]).arg(&ledger).output().unwrap();
+    let out = bin()
+        .args(["retry", unreadable, "--ledger-dir"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
     let text = output_text(&out);
     assert!(out.status.success() && text.contains("queued"), "{text}");
     d.wait_metrics("the released file committed", Duration::from_secs(60), |m| {

@@ -19,7 +19,13 @@ fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<S
     let mut cmd = bin();
     cmd.args(["once", "--chunk-rows", "150"]);
     topics.apply(&mut cmd, ledger);
-    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_KEY_FILE", "SFTP_KNOWN_HOSTS"] {
+    for v in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_KEY_FILE",
+        "SFTP_KNOWN_HOSTS",
+    ] {
         cmd.env(v, env(v));
     }
     cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
@@ -53,7 +59,18 @@ fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {
     let seed = (1000 + batch).to_string();
     let summary = generate_files(
         dir,
-        &["--files", "2", "--rows", "900", "--bad-rate", "0.03", "--start", &start, "--seed", &seed],
+        &[
+            "--files",
+            "2",
+            "--rows",
+            "900",
+            "--bad-rate",
+            "0.03",
+            "--start",
+            &start,
+            "--seed",
+            &seed,
+        ],
     );
     for f in summary["files"].as_array().unwrap() {
         *invalid += f["invalid_rows"].as_u64().unwrap();
@@ -94,7 +111,10 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
         let (mut child, how) = if rng.random_bool(0.6) {
             let point = cdr_to_redpanda::failpoint::ALL[rng.random_range(0..cdr_to_redpanda::failpoint::ALL.len())];
             let nth = rng.random_range(1..=4);
-            (spawn_once(&topics, &remote, &ledger, Some(format!("{point}={nth}"))), point.to_string())
+            (
+                spawn_once(&topics, &remote, &ledger, Some(format!("{point}={nth}"))),
+                point.to_string(),
+            )
         } else {
             let child = spawn_once(&topics, &remote, &ledger, None);
             (child, "sigkill".to_string())
@@ -137,7 +157,10 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
     let got: BTreeSet<String> = counts.into_keys().collect();
     let missing: Vec<_> = expected.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&expected).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
     assert_eq!(dlq.len() as u64, invalid);
 
     // The service's own audit agrees with this independent check.
@@ -145,5 +168,10 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
     audit.arg("audit");
     topics.apply(&mut audit, &ledger);
     let out = audit.output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "audit after the torture: {}", output_text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "audit after the torture: {}",
+        output_text(&out)
+    );
 }

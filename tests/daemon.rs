@@ -46,7 +46,10 @@ fn sigterm_mid_file_exits_zero_and_the_next_start_completes_the_file_exactly_onc
     let status = d.wait_exit(Duration::from_secs(20));
     let log = d.log_text();
     assert!(status.success(), "exit {status}:\n{log}");
-    assert!(log.contains("shutdown: file left in progress"), "not stopped mid-file:\n{log}");
+    assert!(
+        log.contains("shutdown: file left in progress"),
+        "not stopped mid-file:\n{log}"
+    );
     let st = status_json(&ledger);
     let in_progress = st["in_progress"].as_array().unwrap();
     assert_eq!(in_progress.len(), 1, "{st}");
@@ -113,7 +116,11 @@ fn sigkill_under_a_continuous_file_drop_loses_and_duplicates_nothing() {
     d.wait_log("running", Duration::from_secs(60));
     let until = std::time::Instant::now() + Duration::from_secs(120);
     while committed_files(&ledger) < files {
-        assert!(std::time::Instant::now() < until, "not all {files} files committed:\n{}", d.log_text());
+        assert!(
+            std::time::Instant::now() < until,
+            "not all {files} files committed:\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     d.signal("TERM");
@@ -128,8 +135,16 @@ fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
     let work = tempfile::tempdir().unwrap();
     let ledger = work.path().join("ledger");
     let summary = generate(&local, 3, 700, 11, "2024-07-01T00:00:00", 0.05);
-    let invalid: u64 = summary["files"].as_array().unwrap().iter().map(|f| f["invalid_rows"].as_u64().unwrap()).sum();
-    let bytes: u64 = std::fs::read_dir(&local).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let invalid: u64 = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["invalid_rows"].as_u64().unwrap())
+        .sum();
+    let bytes: u64 = std::fs::read_dir(&local)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
 
     let cmd = run_cmd(&topics, &remote, &ledger, &["--chunk-rows", "300", "--workers", "2"]);
     let mut d = Daemon::spawn(cmd, work.path(), "metrics");
@@ -139,7 +154,9 @@ fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
         metric(m, "cdr_files_total{outcome=\"committed\"}") >= 6.0
     });
     // The gauges come from the next listing.
-    d.wait_metrics("nothing waiting", Duration::from_secs(10), |m| metric(m, "cdr_files_waiting") == 0.0);
+    d.wait_metrics("nothing waiting", Duration::from_secs(10), |m| {
+        metric(m, "cdr_files_waiting") == 0.0
+    });
     let m = d.scrape();
     assert_eq!(d.get("/readyz").map(|r| r.0), Some(200), "ready while both ends are up");
 
@@ -147,9 +164,18 @@ fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
     let voice = read_committed(&brokers(), &topics.voice).len() as f64;
     let dlq = read_committed(&brokers(), &topics.dlq).len() as f64;
     let checkpoints = read_committed(&brokers(), &topics.checkpoints).len() as f64;
-    assert_eq!(metric(&m, &format!("cdr_rows_produced_total{{topic=\"{}\"}}", topics.data)), data);
-    assert_eq!(metric(&m, &format!("cdr_rows_produced_total{{topic=\"{}\"}}", topics.voice)), voice);
-    assert_eq!(metric(&m, &format!("cdr_rows_produced_total{{topic=\"{}\"}}", topics.dlq)), dlq);
+    assert_eq!(
+        metric(&m, &format!("cdr_rows_produced_total{{topic=\"{}\"}}", topics.data)),
+        data
+    );
+    assert_eq!(
+        metric(&m, &format!("cdr_rows_produced_total{{topic=\"{}\"}}", topics.voice)),
+        voice
+    );
+    assert_eq!(
+        metric(&m, &format!("cdr_rows_produced_total{{topic=\"{}\"}}", topics.dlq)),
+        dlq
+    );
     assert_eq!(metric(&m, "cdr_invalid_rows_total"), invalid as f64);
     assert_eq!(dlq, invalid as f64);
     // One checkpoint record per committed transaction.
@@ -167,7 +193,10 @@ fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
 }
 
 fn admin() -> AdminClient<DefaultClientContext> {
-    ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap()
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap()
 }
 
 #[test]
@@ -183,10 +212,17 @@ fn topics_are_created_with_the_configured_layout() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
 
-    let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
     let md = probe.fetch_metadata(None, Duration::from_secs(10)).unwrap();
     let layout = |name: &str| {
-        let t = md.topics().iter().find(|t| t.name() == name).unwrap_or_else(|| panic!("{name} missing"));
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         (t.partitions().len(), t.partitions()[0].replicas().len())
     };
     for t in [&topics.data, &topics.voice, &topics.dlq] {
@@ -194,12 +230,17 @@ fn topics_are_created_with_the_configured_layout() {
     }
     assert_eq!(layout(&topics.checkpoints), (1, 1));
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let specs: Vec<_> = [&topics.data, &topics.dlq, &topics.checkpoints]
         .iter()
         .map(|t| ResourceSpecifier::Topic(t.as_str()))
         .collect();
-    let configs = rt.block_on(admin().describe_configs(&specs, &AdminOptions::new())).unwrap();
+    let configs = rt
+        .block_on(admin().describe_configs(&specs, &AdminOptions::new()))
+        .unwrap();
     let get = |i: usize, key: &str| {
         let r = configs[i].as_ref().unwrap();
         r.get(key).and_then(|e| e.value.clone()).unwrap_or_default()
@@ -217,7 +258,10 @@ fn topics_are_created_with_the_configured_layout() {
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("replication factor 3 asked for, but the cluster has 1 broker(s)"), "{stderr}");
+    assert!(
+        stderr.contains("replication factor 3 asked for, but the cluster has 1 broker(s)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -229,33 +273,71 @@ fn env_only_configuration_as_in_the_python_streamers_compose_file_works() {
     let (local, remote) = sftp_subdir(&unique("envonly"));
     let base = unique("py");
     let (data, voice) = (format!("{base}-data"), format!("{base}-voice"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let new: Vec<_> = ["cdr-dlq", "cdr-ingest-checkpoints"]
         .iter()
         .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-        .map(|t| if t.name == "cdr-ingest-checkpoints" { t.set("cleanup.policy", "compact") } else { t })
+        .map(|t| {
+            if t.name == "cdr-ingest-checkpoints" {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
         .chain([&data, &voice].map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1))))
         .collect();
     rt.block_on(admin().create_topics(&new, &AdminOptions::new())).unwrap();
     // The default checkpoint topic outlives this run: names and bytes new
     // to it every time (else the file is rightly "already done").
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     // In the past: brokers refuse timestamps more than an hour ahead.
-    let start = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()
+    let start = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
         + chrono::TimeDelta::seconds((nanos / 1000 % 300_000_000) as i64 * 2);
-    generate(&local, 1, 200, nanos as u64, &start.format("%Y-%m-%dT%H:%M:%S").to_string(), 0.0);
+    generate(
+        &local,
+        1,
+        200,
+        nanos as u64,
+        &start.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        0.0,
+    );
     // Old enough to pass the default minimum age at once.
     for e in std::fs::read_dir(&local).unwrap() {
-        let ok = Command::new("touch").args(["-d", "1 hour ago"]).arg(e.unwrap().path()).status().unwrap();
+        let ok = Command::new("touch")
+            .args(["-d", "1 hour ago"])
+            .arg(e.unwrap().path())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
     let cwd = tempfile::tempdir().unwrap();
     let mut cmd = bin();
-    cmd.arg("once").env_clear().current_dir(cwd.path()).env("PATH", std::env::var("PATH").unwrap());
-    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "KAFKA_BROKERS", "SFTP_KNOWN_HOSTS"] {
+    cmd.arg("once")
+        .env_clear()
+        .current_dir(cwd.path())
+        .env("PATH", std::env::var("PATH").unwrap());
+    for v in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_PASSWORD",
+        "KAFKA_BROKERS",
+        "SFTP_KNOWN_HOSTS",
+    ] {
         cmd.env(v, env(v));
     }
-    cmd.env("SFTP_REMOTE_PATH", &remote).env("CDR_DATA_TOPIC", &data).env("CDR_VOICE_TOPIC", &voice);
+    cmd.env("SFTP_REMOTE_PATH", &remote)
+        .env("CDR_DATA_TOPIC", &data)
+        .env("CDR_VOICE_TOPIC", &voice);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     let expected = expected_keys(&local);
@@ -263,7 +345,10 @@ fn env_only_configuration_as_in_the_python_streamers_compose_file_works() {
     got.extend(read_committed(&brokers(), &voice).into_iter().map(|r| r.key));
     got.sort();
     assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "{}", output_text(&out));
-    assert!(cwd.path().join(".cdr-to-redpanda").is_dir(), "default ledger dir under the working directory");
+    assert!(
+        cwd.path().join(".cdr-to-redpanda").is_dir(),
+        "default ledger dir under the working directory"
+    );
 }
 
 #[test]
@@ -273,9 +358,7 @@ fn config_file_settings_apply_below_env_and_check_config_masks_secrets_and_tests
     let file = work.path().join("cdr.toml");
     std::fs::write(
         &file,
-        format!(
-            "chunk-rows = 1234\nsftp-remote-path = \"{remote}\"\nkafka-brokers-unused = 1\n"
-        ),
+        format!("chunk-rows = 1234\nsftp-remote-path = \"{remote}\"\nkafka-brokers-unused = 1\n"),
     )
     .unwrap();
     // An unknown key is refused, naming it.
@@ -295,22 +378,46 @@ fn config_file_settings_apply_below_env_and_check_config_masks_secrets_and_tests
     .unwrap();
     let check = |brokers: &str| {
         let mut cmd = bin();
-        cmd.args(["check-config", "--config"]).arg(&file).args(["--transactional-id-prefix", "flagged"]);
-        for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "SFTP_KNOWN_HOSTS"] {
+        cmd.args(["check-config", "--config"])
+            .arg(&file)
+            .args(["--transactional-id-prefix", "flagged"]);
+        for v in [
+            "SFTP_HOST",
+            "SFTP_PORT",
+            "SFTP_USER",
+            "SFTP_PASSWORD",
+            "SFTP_KNOWN_HOSTS",
+        ] {
             cmd.env(v, env(v));
         }
-        cmd.env("KAFKA_BROKERS", brokers).env_remove("SFTP_REMOTE_PATH").env_remove("CDR_CHUNK_ROWS");
+        cmd.env("KAFKA_BROKERS", brokers)
+            .env_remove("SFTP_REMOTE_PATH")
+            .env_remove("CDR_CHUNK_ROWS");
         cmd.output().unwrap()
     };
     let out = check(&brokers());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{}", output_text(&out));
-    let line = |name: &str| text.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or("").to_string();
-    assert!(line("chunk-rows").contains("1234") && line("chunk-rows").ends_with("(file)"), "{text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line("chunk-rows").contains("1234") && line("chunk-rows").ends_with("(file)"),
+        "{text}"
+    );
     assert!(line("sftp-host ").ends_with("(env)"), "env wins over the file: {text}");
     assert!(line("transactional-id-prefix").contains("flagged") && line("transactional-id-prefix").ends_with("(flag)"));
-    assert!(line("sftp-password ").contains("***") && !text.contains(&env("SFTP_PASSWORD")), "{text}");
-    assert!(text.contains("sasl.password=***") && !text.contains("hunter2"), "{text}");
+    assert!(
+        line("sftp-password ").contains("***") && !text.contains(&env("SFTP_PASSWORD")),
+        "{text}"
+    );
+    assert!(
+        text.contains("sasl.password=***") && !text.contains("hunter2"),
+        "{text}"
+    );
     assert!(text.contains("source: ok") && text.contains("kafka: ok"), "{text}");
 
     let out = check("127.0.0.1:1");

@@ -23,7 +23,12 @@ fn repo() -> PathBuf {
 }
 
 fn python(script: &str, args: &[&str]) -> Value {
-    let out = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
     assert!(out.status.success(), "{}", output_text(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -37,7 +42,10 @@ fn compose() -> Value {
 }
 
 fn shell_words(line: &str) -> Vec<String> {
-    let v = python("import json, shlex, sys; json.dump(shlex.split(sys.argv[1]), sys.stdout)", &[line]);
+    let v = python(
+        "import json, shlex, sys; json.dump(shlex.split(sys.argv[1]), sys.stdout)",
+        &[line],
+    );
     serde_json::from_value(v).unwrap()
 }
 
@@ -65,7 +73,9 @@ fn env_as_flags(env: &serde_json::Map<String, Value>) -> Vec<String> {
         if k.starts_with("KAFKA_CONFIG_") {
             continue;
         }
-        let arg = by_env.get(k).unwrap_or_else(|| panic!("compose passes {k}, which our CLI does not read"));
+        let arg = by_env
+            .get(k)
+            .unwrap_or_else(|| panic!("compose passes {k}, which our CLI does not read"));
         let long = format!("--{}", arg.get_long().unwrap());
         if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
             assert_eq!(value, "true", "{k}");
@@ -88,7 +98,10 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
     assert!(services["sftp"]["image"].as_str().unwrap().starts_with("atmoz/sftp"));
     for (name, s) in services {
         if let Some(ctx) = s["build"].as_str() {
-            assert!(repo().join(ctx).join("Dockerfile").is_file(), "{name}: build context {ctx}");
+            assert!(
+                repo().join(ctx).join("Dockerfile").is_file(),
+                "{name}: build context {ctx}"
+            );
         }
         for v in s["volumes"].as_array().into_iter().flatten() {
             let Some((src, _)) = v.as_str().unwrap().split_once(':') else {
@@ -108,14 +121,38 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
         assert_eq!(svc["depends_on"][b]["condition"], "service_healthy", "{b}");
     }
     // Scalable: one (anonymous) ledger volume per replica, no fixed name or host port.
-    assert!(svc["volumes"].as_array().unwrap().iter().any(|v| v.as_str().unwrap() == "/var/lib/cdr-to-redpanda"));
+    assert!(svc["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_str().unwrap() == "/var/lib/cdr-to-redpanda"));
     assert!(svc.get("container_name").is_none(), "a container_name forbids --scale");
-    assert!(svc["ports"].as_array().unwrap().iter().all(|p| !p.as_str().unwrap().contains(':')), "a fixed host port forbids --scale");
-    assert!(svc["environment"]["CDR_GROUP"].is_string(), "replicas share the files through a group");
+    assert!(
+        svc["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| !p.as_str().unwrap().contains(':')),
+        "a fixed host port forbids --scale"
+    );
+    assert!(
+        svc["environment"]["CDR_GROUP"].is_string(),
+        "replicas share the files through a group"
+    );
     assert_eq!(svc["deploy"]["resources"]["limits"]["cpus"], "1");
     assert_eq!(svc["deploy"]["resources"]["limits"]["memory"], "512m");
     let env = svc["environment"].as_object().unwrap();
-    for k in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "SFTP_REMOTE_PATH", "KAFKA_BROKERS", "CDR_DATA_TOPIC", "CDR_VOICE_TOPIC", "METRICS_ADDR"] {
+    for k in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_PASSWORD",
+        "SFTP_REMOTE_PATH",
+        "KAFKA_BROKERS",
+        "CDR_DATA_TOPIC",
+        "CDR_VOICE_TOPIC",
+        "METRICS_ADDR",
+    ] {
         assert!(env.contains_key(k), "compose sets {k}");
     }
     let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
@@ -126,7 +163,10 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
 
     // The generator's command line, with its shell substitutions filled in.
     let script = services["generator"]["command"][0].as_str().unwrap();
-    let line = script.lines().find(|l| l.contains("cdr-to-redpanda generate")).expect("generator runs generate");
+    let line = script
+        .lines()
+        .find(|l| l.contains("cdr-to-redpanda generate"))
+        .expect("generator runs generate");
     let words = shell_words(line.split('>').next().unwrap());
     let mut argv: Vec<String> = Vec::new();
     for w in words {
@@ -180,9 +220,17 @@ fn image() -> Image {
     let stages = ins.iter().filter(|(i, _)| i == "FROM").count();
     assert!(stages >= 2, "multi-stage build");
     let runtime_from = ins.iter().rposition(|(i, _)| i == "FROM").unwrap();
-    assert!(ins[runtime_from].1.contains("-slim"), "slim runtime: {}", ins[runtime_from].1);
+    assert!(
+        ins[runtime_from].1.contains("-slim"),
+        "slim runtime: {}",
+        ins[runtime_from].1
+    );
     let runtime = &ins[runtime_from..];
-    let run_text: String = runtime.iter().filter(|(i, _)| i == "RUN").map(|(_, r)| r.as_str()).collect();
+    let run_text: String = runtime
+        .iter()
+        .filter(|(i, _)| i == "RUN")
+        .map(|(_, r)| r.as_str())
+        .collect();
     assert!(run_text.contains("ca-certificates") && run_text.contains("libssl"));
     for (i, rest) in &ins {
         if i == "COPY" && !rest.starts_with("--from") {
@@ -206,7 +254,11 @@ fn image() -> Image {
     command.extend(json_args(&last("CMD").expect("CMD")));
     let hc = last("HEALTHCHECK").expect("HEALTHCHECK");
     let healthcheck = json_args(hc.split_once("CMD").expect("HEALTHCHECK CMD").1.trim());
-    Image { env, command, healthcheck }
+    Image {
+        env,
+        command,
+        healthcheck,
+    }
 }
 
 #[test]
@@ -217,7 +269,12 @@ fn dockerfile_is_multi_stage_non_root_with_the_ledger_volume_and_a_healthcheck_o
     Cli::try_parse_from(&img.command).unwrap();
     Cli::try_parse_from(&img.healthcheck).unwrap();
     let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
-    argv.extend(env_as_flags(&img.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()));
+    argv.extend(env_as_flags(
+        &img.env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    ));
     Cli::try_parse_from(&argv).unwrap();
 }
 
@@ -241,13 +298,24 @@ fn image_entrypoint_command_runs_directly_and_its_healthcheck_passes() {
     cmd.env("METRICS_ADDR", format!("127.0.0.1:{port}"));
     let log = std::fs::File::create(work.path().join("run.log")).unwrap();
     let child = cmd.stderr(log).stdout(std::process::Stdio::null()).spawn().unwrap();
-    let mut d = Daemon { child, log: work.path().join("run.log"), metrics: format!("http://127.0.0.1:{port}") };
+    let mut d = Daemon {
+        child,
+        log: work.path().join("run.log"),
+        metrics: format!("http://127.0.0.1:{port}"),
+    };
     d.wait_log("running", Duration::from_secs(60));
 
-    let hc: Vec<String> = img.healthcheck.iter().map(|a| a.replace(":9464", &format!(":{port}"))).collect();
+    let hc: Vec<String> = img
+        .healthcheck
+        .iter()
+        .map(|a| a.replace(":9464", &format!(":{port}")))
+        .collect();
     let out = bin().args(&hc[1..]).output().unwrap();
     assert!(out.status.success(), "healthcheck: {}", output_text(&out));
-    let bad = bin().args(["healthcheck", "--url", &format!("http://127.0.0.1:{port}/nope")]).output().unwrap();
+    let bad = bin()
+        .args(["healthcheck", "--url", &format!("http://127.0.0.1:{port}/nope")])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(20)).success(), "{}", d.log_text());
@@ -262,8 +330,15 @@ fn grafana_dashboard_queries_only_metrics_the_service_exports() {
     for p in dash["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();
-            for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("cdr_")) {
-                assert!(exported.contains(name), "panel {:?} queries {name}, which is not exported", p["title"]);
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("cdr_"))
+            {
+                assert!(
+                    exported.contains(name),
+                    "panel {:?} queries {name}, which is not exported",
+                    p["title"]
+                );
                 seen += 1;
             }
         }

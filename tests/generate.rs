@@ -7,19 +7,12 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 
-use cdr_to_redpanda::generate::{
-    generate, GenerateArgs, GenerateError, GenerateSummary, InvalidClass,
-};
+use cdr_to_redpanda::generate::{generate, GenerateArgs, GenerateError, GenerateSummary, InvalidClass};
 use cdr_to_redpanda::schema::RecordKind;
 use chrono::NaiveDateTime;
 use clap::Parser;
 
-fn run(
-    dir: &Path,
-    files: u32,
-    rows: u64,
-    tweak: impl FnOnce(&mut GenerateArgs),
-) -> GenerateSummary {
+fn run(dir: &Path, files: u32, rows: u64, tweak: impl FnOnce(&mut GenerateArgs)) -> GenerateSummary {
     let mut args = GenerateArgs::new(dir, files, rows);
     tweak(&mut args);
     generate(&args).unwrap()
@@ -35,9 +28,7 @@ fn read_dir_csv(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             let raw = fs::read(&path).unwrap();
             let csv = if name.ends_with(".gz") {
                 let mut out = Vec::new();
-                flate2::read::GzDecoder::new(&raw[..])
-                    .read_to_end(&mut out)
-                    .unwrap();
+                flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
                 out
             } else {
                 raw
@@ -88,11 +79,7 @@ fn parse_time(s: &str) -> Option<NaiveDateTime> {
 /// Checks a row against the contract's rules, written independently of the
 /// generator. Returns the class names of everything wrong with it.
 fn problems(kind: RecordKind, row: &csv::ByteRecord) -> Vec<&'static str> {
-    let Ok(fields) = row
-        .iter()
-        .map(std::str::from_utf8)
-        .collect::<Result<Vec<_>, _>>()
-    else {
+    let Ok(fields) = row.iter().map(std::str::from_utf8).collect::<Result<Vec<_>, _>>() else {
         return vec!["non_utf8"];
     };
     let columns = kind.columns();
@@ -105,9 +92,7 @@ fn problems(kind: RecordKind, row: &csv::ByteRecord) -> Vec<&'static str> {
     let mut found = Vec::new();
     for (column, value) in columns.iter().zip(&fields) {
         let ok = match *column {
-            "msisdn" | "dest_nr" => {
-                (6..=15).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
-            }
+            "msisdn" | "dest_nr" => (6..=15).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit()),
             "tower_id" => value.parse::<u32>().is_ok_and(|t| (1..=5000).contains(&t)),
             "up_bytes" | "down_bytes" => value.parse::<u64>().is_ok_and(|b| b > 0),
             "call_duration_sec" => value.parse::<u64>().is_ok_and(|d| (1..=7200).contains(&d)),
@@ -222,12 +207,9 @@ fn names_and_event_times_are_chronological_and_kinds_interleave() {
             let window_start = name_time(name);
             let window_end = names
                 .get(i + 1)
-                .map_or(window_start + chrono::Duration::seconds(600), |n| {
-                    name_time(n)
-                });
+                .map_or(window_start + chrono::Duration::seconds(600), |n| name_time(n));
             for row in records(&files[*name]).iter().skip(1) {
-                let t = parse_time(std::str::from_utf8(&row[kind.columns().len() - 1]).unwrap())
-                    .unwrap();
+                let t = parse_time(std::str::from_utf8(&row[kind.columns().len() - 1]).unwrap()).unwrap();
                 assert!(t >= window_start && t < window_end, "{name}: {t}");
                 assert!(last_event < Some(t), "{name}: {t} not after {last_event:?}");
                 last_event = Some(t);
@@ -267,11 +249,7 @@ fn valid_rows_pass_the_contract_checks_and_vary() {
         let mut video = 0;
         let mut callers = std::collections::HashSet::new();
         for (i, row) in rows.iter().enumerate().skip(1) {
-            assert_eq!(
-                problems(kind, row),
-                Vec::<&str>::new(),
-                "{name} row {i}: {row:?}"
-            );
+            assert_eq!(problems(kind, row), Vec::<&str>::new(), "{name} row {i}: {row:?}");
             callers.insert(row[0].to_vec());
             match kind {
                 RecordKind::Data => {
@@ -291,10 +269,7 @@ fn valid_rows_pass_the_contract_checks_and_vary() {
                 assert!((40..400).contains(&ipv6), "{name}: some IPv6 ({ipv6})");
                 assert!(quoted > 0, "{name}: some URLs need quoting");
             }
-            RecordKind::Voice => assert!(
-                (100..600).contains(&video),
-                "{name}: mostly voice ({video} video)"
-            ),
+            RecordKind::Voice => assert!((100..600).contains(&video), "{name}: mostly voice ({video} video)"),
         }
     }
 }
@@ -314,10 +289,7 @@ fn every_invalid_class_appears_and_the_summary_counts_match_the_rows() {
                 ref many => panic!("{} row {i} has more than one problem: {many:?}", file.name),
             }
         }
-        let expected: Vec<&str> = InvalidClass::for_kind(file.kind)
-            .iter()
-            .map(|c| c.as_str())
-            .collect();
+        let expected: Vec<&str> = InvalidClass::for_kind(file.kind).iter().map(|c| c.as_str()).collect();
         assert_eq!(counted.keys().map(String::as_str).collect::<Vec<_>>(), {
             let mut e = expected.clone();
             e.sort();
@@ -338,10 +310,7 @@ fn every_invalid_class_appears_and_the_summary_counts_match_the_rows() {
     assert_eq!(total, summary.invalid_by_class);
     assert_eq!(summary.invalid_rows, total.values().sum::<u64>());
     assert_eq!(summary.rows, 4000);
-    assert_eq!(
-        summary.bytes,
-        summary.files.iter().map(|f| f.bytes).sum::<u64>()
-    );
+    assert_eq!(summary.bytes, summary.files.iter().map(|f| f.bytes).sum::<u64>());
 }
 
 #[test]
@@ -397,12 +366,7 @@ fn command_line_defaults_and_lists_parse() {
     assert_eq!(cli.kinds, defaults.kinds);
     assert_eq!(
         (cli.seed, cli.bad_rate, cli.gzip, cli.start),
-        (
-            defaults.seed,
-            defaults.bad_rate,
-            defaults.gzip,
-            defaults.start
-        )
+        (defaults.seed, defaults.bad_rate, defaults.gzip, defaults.start)
     );
 
     let cli = Cli::try_parse_from([
@@ -441,14 +405,8 @@ fn command_line_defaults_and_lists_parse() {
     ]);
     assert_eq!(cli.unwrap().args.start.to_string(), "2024-03-01 06:00:00");
 
-    for bad in [
-        ["--kinds", "fax"],
-        ["--bad-rate", "2"],
-        ["--start", "yesterday"],
-    ] {
-        let argv = [
-            "generate", "--out", "d", "--files", "1", "--rows", "1", bad[0], bad[1],
-        ];
+    for bad in [["--kinds", "fax"], ["--bad-rate", "2"], ["--start", "yesterday"]] {
+        let argv = ["generate", "--out", "d", "--files", "1", "--rows", "1", bad[0], bad[1]];
         assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
     }
 }

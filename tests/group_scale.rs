@@ -79,7 +79,9 @@ fn three_brokers() -> (String, Option<Cluster>) {
     if stack.split(',').count() >= 3 {
         return (stack, None);
     }
-    let cluster = Cluster { dir: tempfile::tempdir().unwrap() };
+    let cluster = Cluster {
+        dir: tempfile::tempdir().unwrap(),
+    };
     Cluster::sh(cluster.dir.path(), &["up", "--kafka-nodes", "3", "--no-sftp"]);
     (cluster.brokers(), Some(cluster))
 }
@@ -95,8 +97,11 @@ struct Setup {
 impl Setup {
     fn instance(&self, tag: &str, extra: &[&str]) -> Daemon {
         let mut cmd = bin();
-        cmd.arg("run").args(["--workers", "2", "--chunk-rows", "20000"]).args(extra);
-        self.topics.apply(&mut cmd, &self.work.path().join(format!("ledger-{tag}")));
+        cmd.arg("run")
+            .args(["--workers", "2", "--chunk-rows", "20000"])
+            .args(extra);
+        self.topics
+            .apply(&mut cmd, &self.work.path().join(format!("ledger-{tag}")));
         sftp_env(&mut cmd, &self.remote);
         cmd.env("KAFKA_BROKERS", &self.brokers)
             .env("CDR_TOPIC_REPLICATION", "3")
@@ -115,7 +120,8 @@ impl Setup {
         cmd.args(args);
         self.topics.apply(&mut cmd, ledger);
         sftp_env(&mut cmd, remote);
-        cmd.env("KAFKA_BROKERS", &self.brokers).env("CDR_GROUP_TOPIC", format!("{}-shards", self.group));
+        cmd.env("KAFKA_BROKERS", &self.brokers)
+            .env("CDR_GROUP_TOPIC", format!("{}-shards", self.group));
         if !per_instance {
             cmd.env("CDR_GROUP", &self.group);
         }
@@ -124,7 +130,12 @@ impl Setup {
 
     /// `status --group --json` over `remote`.
     fn group_status(&self, remote: &str) -> serde_json::Value {
-        let out = self.command(&["status", "--json"], &self.work.path().join("no-ledger"), remote, false);
+        let out = self.command(
+            &["status", "--json"],
+            &self.work.path().join("no-ledger"),
+            remote,
+            false,
+        );
         assert!(out.status.success(), "status --group: {}", output_text(&out));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         json["group"].clone()
@@ -147,7 +158,10 @@ impl Setup {
                     // Fenced while a rebalance raced a broker's death: the
                     // instance exits 2 by design and its restart policy
                     // brings it back; anything else is a failure.
-                    assert!(log.contains("fenced: another instance took over transactional id"), "an instance exited ({status}):\n{log}");
+                    assert!(
+                        log.contains("fenced: another instance took over transactional id"),
+                        "an instance exited ({status}):\n{log}"
+                    );
                     let tag = tag_of(d);
                     eprintln!("{tag} was fenced and exited; restarting it as a restart policy would");
                     **d = self.instance(&format!("{tag}r"), &[]);
@@ -213,21 +227,36 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     }
     // A file the killed instance committed just before its log line says so
     // only in the checkpoint topic (all done, per wait_done): at most one per slot.
-    assert!(by_file.len() + 2 >= files, "{} of {files} files logged as committed", by_file.len());
+    assert!(
+        by_file.len() + 2 >= files,
+        "{} of {files} files logged as committed",
+        by_file.len()
+    );
     let twice: Vec<_> = by_file.iter().filter(|(_, who)| who.len() > 1).take(5).collect();
     assert!(twice.is_empty(), "files committed by more than one instance: {twice:?}");
-    let busy = ["b", "c", "d"].iter().filter(|t| by_file.values().any(|w| w.contains(t))).count();
+    let busy = ["b", "c", "d"]
+        .iter()
+        .filter(|t| by_file.values().any(|w| w.contains(t)))
+        .count();
     assert!(busy >= 2, "the work was shared: {by_file:?}");
     assert_group_view(&s, &[&b, &c, &d], files);
     eprintln!("phase 1 (kill, join, 200 files) done after {:?}", started.elapsed());
 
     // Phase 2: the owner of a big file is paused past its session timeout.
     let big = generate(&local, 1, 40_000, 12, "2024-04-01T00:00:00", 0.0);
-    let big_files: Vec<String> = big["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect();
+    let big_files: Vec<String> = big["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
     let live = [&mut b, &mut c, &mut d];
     let until = Instant::now() + Duration::from_secs(60);
     let started_big = |d: &Daemon| {
-        d.log_text().lines().filter(|l| l.contains("ingest started")).find_map(|l| big_files.iter().find(|f| l.contains(f.as_str())).cloned())
+        d.log_text()
+            .lines()
+            .filter(|l| l.contains("ingest started"))
+            .find_map(|l| big_files.iter().find(|f| l.contains(f.as_str())).cloned())
     };
     let (owner, big_file) = loop {
         if let Some(found) = (0..3).find_map(|i| started_big(live[i]).map(|f| (i, f))) {
@@ -251,8 +280,15 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     };
     let before: Vec<usize> = others.iter().map(|&i| takeovers_of_shard(live[i])).collect();
     let until = Instant::now() + Duration::from_secs(60);
-    while others.iter().zip(&before).all(|(&i, &n)| takeovers_of_shard(live[i]) == n) {
-        assert!(Instant::now() < until, "nobody took shard {shard} of the paused owner over");
+    while others
+        .iter()
+        .zip(&before)
+        .all(|(&i, &n)| takeovers_of_shard(live[i]) == n)
+    {
+        assert!(
+            Instant::now() < until,
+            "nobody took shard {shard} of the paused owner over"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     live[owner].signal("CONT");
@@ -265,7 +301,12 @@ fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_an
     );
     let (first, second) = (others[0], others[1]);
     let [x, y, z] = live;
-    let mut rest: Vec<&mut Daemon> = vec![x, y, z].into_iter().enumerate().filter(|(i, _)| *i == first || *i == second).map(|(_, d)| d).collect();
+    let mut rest: Vec<&mut Daemon> = vec![x, y, z]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i == first || *i == second)
+        .map(|(_, d)| d)
+        .collect();
     s.wait_done(files + big_files.len(), Duration::from_secs(150), &mut rest);
     assert_exactly_once_on(&s.brokers, &s.topics, &local);
     eprintln!("phase 2 (fenced zombie) done after {:?}", started.elapsed());
@@ -282,11 +323,20 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
     let view = loop {
         let view = s.group_status(&s.remote);
         let members = view["members"].as_array().unwrap();
-        let ours = members.iter().filter(|m| pids.iter().any(|p| m["client_id"].as_str().unwrap().ends_with(p.as_str()))).count();
+        let ours = members
+            .iter()
+            .filter(|m| {
+                pids.iter()
+                    .any(|p| m["client_id"].as_str().unwrap().ends_with(p.as_str()))
+            })
+            .count();
         if members.len() == live.len() && ours == live.len() && view["unassigned"].as_array().unwrap().is_empty() {
             break view;
         }
-        assert!(Instant::now() < until, "the group view never settled on the live members: {view:#}");
+        assert!(
+            Instant::now() < until,
+            "the group view never settled on the live members: {view:#}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     };
     assert_eq!(view["shard_count"], shard_count);
@@ -297,21 +347,45 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
         owned.extend(m["shards"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()));
         assert_eq!(m["files_waiting"], 0, "{m:#}");
         assert_eq!(m["this_host"], true, "every member runs on this machine: {m:#}");
-        assert_eq!(m["this_instance"], false, "a view without a ledger is no member's: {m:#}");
+        assert_eq!(
+            m["this_instance"], false,
+            "a view without a ledger is no member's: {m:#}"
+        );
     }
     owned.sort();
-    assert_eq!(owned, (0..shard_count).collect::<Vec<_>>(), "every shard owned by exactly one member");
+    assert_eq!(
+        owned,
+        (0..shard_count).collect::<Vec<_>>(),
+        "every shard owned by exactly one member"
+    );
 
     // Each member's metrics name the shards the group view gives it, and its
     // per-shard commits add up to the files it logged as committed.
     for d in live {
         let pid = format!("-{}", d.child.id());
-        let member = view["members"].as_array().unwrap().iter().find(|m| m["client_id"].as_str().unwrap().ends_with(pid.as_str())).unwrap();
-        let shards: Vec<String> = member["shards"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        let member = view["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["client_id"].as_str().unwrap().ends_with(pid.as_str()))
+            .unwrap();
+        let shards: Vec<String> = member["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
         let labelled = |metrics: &BTreeMap<String, f64>, name: &str| -> BTreeMap<String, f64> {
             metrics
                 .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix(&format!("{name}{{shard=\""))?.strip_suffix("\"}")?.to_string(), *v)))
+                .filter_map(|(k, v)| {
+                    Some((
+                        k.strip_prefix(&format!("{name}{{shard=\""))?
+                            .strip_suffix("\"}")?
+                            .to_string(),
+                        *v,
+                    ))
+                })
                 .collect()
         };
         // The gauges follow at the member's next poll after its takeover,
@@ -325,12 +399,22 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
             if gauge_shards == shards {
                 break (metrics, waiting);
             }
-            assert!(Instant::now() < until, "the waiting gauge covers exactly the member's shards: {gauge_shards:?}, {shards:?}");
+            assert!(
+                Instant::now() < until,
+                "the waiting gauge covers exactly the member's shards: {gauge_shards:?}, {shards:?}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         };
         assert!(waiting.values().all(|v| *v == 0.0), "nothing waits: {waiting:?}");
-        let committed: f64 = labelled(&metrics, "cdr_group_shard_files_committed_total").values().sum();
-        assert_eq!(committed as usize, committed_by(d).len(), "per-shard commits of {:?}", d.log);
+        let committed: f64 = labelled(&metrics, "cdr_group_shard_files_committed_total")
+            .values()
+            .sum();
+        assert_eq!(
+            committed as usize,
+            committed_by(d).len(),
+            "per-shard commits of {:?}",
+            d.log
+        );
     }
 
     // Read from one member's ledger, the view marks that member, and only
@@ -348,10 +432,20 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
             .filter(|m| m["this_instance"] == true)
             .map(|m| m["client_id"].as_str().unwrap())
             .collect();
-        assert!(marked.len() == 1 && marked[0].ends_with(pid.as_str()), "{}'s ledger marks {marked:?}", tag_of(d));
+        assert!(
+            marked.len() == 1 && marked[0].ends_with(pid.as_str()),
+            "{}'s ledger marks {marked:?}",
+            tag_of(d)
+        );
         let human = String::from_utf8(s.command(&["status"], &ledger, &s.remote, false).stdout).unwrap();
-        let line = human.lines().find(|l| l.contains("(this instance)")).unwrap_or_else(|| panic!("no member marked:\n{human}"));
-        assert!(line.split_whitespace().next().unwrap().ends_with(pid.as_str()), "{line}");
+        let line = human
+            .lines()
+            .find(|l| l.contains("(this instance)"))
+            .unwrap_or_else(|| panic!("no member marked:\n{human}"));
+        assert!(
+            line.split_whitespace().next().unwrap().ends_with(pid.as_str()),
+            "{line}"
+        );
     }
 
     // New files in a directory of their own: the view counts them per shard
@@ -361,8 +455,17 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
     let lag = s.group_status(&fresh_remote);
     assert_eq!(lag["files_waiting"], 6, "{lag:#}");
     let lagging = lag["lagging_shards"].as_array().unwrap();
-    assert_eq!(lagging.iter().map(|l| l["files_waiting"].as_u64().unwrap()).sum::<u64>(), 6);
-    assert!(lagging.iter().all(|l| l["owner"].is_string()), "every lagging shard has an owner: {lag:#}");
+    assert_eq!(
+        lagging
+            .iter()
+            .map(|l| l["files_waiting"].as_u64().unwrap())
+            .sum::<u64>(),
+        6
+    );
+    assert!(
+        lagging.iter().all(|l| l["owner"].is_string()),
+        "every lagging shard has an owner: {lag:#}"
+    );
 
     // The audit across the group sees every file, whichever ledger it starts
     // from; one instance's ledger alone lacks the others' files, and says
@@ -371,10 +474,24 @@ fn assert_group_view(s: &Setup, live: &[&Daemon], files: usize) {
     let alone = s.command(&["audit", "--json"], &ledger, &s.remote, true);
     assert_eq!(alone.status.code(), Some(1), "{}", output_text(&alone));
     let report: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
-    assert!(report["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("--group")), "{:#}", report["notes"]);
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("--group")),
+        "{:#}",
+        report["notes"]
+    );
     for ledger in [ledger, s.work.path().join("no-ledger")] {
         let out = s.command(&["audit", "--json"], &ledger, &s.remote, false);
-        assert_eq!(out.status.code(), Some(0), "audit --group from {}: {}", ledger.display(), output_text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "audit --group from {}: {}",
+            ledger.display(),
+            output_text(&out)
+        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["summary"]["files"], files, "{:#}", report["summary"]);
     }

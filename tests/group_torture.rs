@@ -37,8 +37,14 @@ fn done_files(topics: &Topics) -> usize {
 
 #[test]
 fn random_kills_across_a_group_never_lose_or_duplicate_a_row() {
-    let kills: u32 = std::env::var("CDR_GROUP_TORTURE_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let seed: u64 = std::env::var("CDR_TORTURE_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random);
+    let kills: u32 = std::env::var("CDR_GROUP_TORTURE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("CDR_TORTURE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
     eprintln!("group torture seed {seed} (set CDR_TORTURE_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let topics = Topics::new();
@@ -50,11 +56,16 @@ fn random_kills_across_a_group_never_lose_or_duplicate_a_row() {
 
     let tags = ["a", "b", "c"];
     let mut lives = [0u32; 3];
-    let mut daemons: Vec<Daemon> = tags.iter().map(|t| instance(&topics, &remote, &group, work.path(), t, 0)).collect();
+    let mut daemons: Vec<Daemon> = tags
+        .iter()
+        .map(|t| instance(&topics, &remote, &group, work.path(), t, 0))
+        .collect();
     daemons[0].wait_log("shards taken over", Duration::from_secs(60));
     for k in 0..kills {
         // New files keep arriving, a day apart so names never collide.
-        let start = (chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap() + chrono::Days::new(k.into())).format("%Y-%m-%dT00:00:00").to_string();
+        let start = (chrono::NaiveDate::from_ymd_opt(2024, 6, 1).unwrap() + chrono::Days::new(k.into()))
+            .format("%Y-%m-%dT00:00:00")
+            .to_string();
         generate(&local, 1, 30, 100 + u64::from(k), &start, 0.03);
         files += 2;
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));

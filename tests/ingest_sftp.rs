@@ -56,7 +56,13 @@ fn sftp_once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str]) -> st
     let mut cmd = bin();
     cmd.arg("once").args(extra);
     topics.apply(&mut cmd, ledger);
-    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "SFTP_KNOWN_HOSTS"] {
+    for v in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_PASSWORD",
+        "SFTP_KNOWN_HOSTS",
+    ] {
         cmd.env(v, env(v));
     }
     cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_KEY_FILE");
@@ -65,24 +71,49 @@ fn sftp_once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str]) -> st
 
 fn kcat_count(topic: &str) -> usize {
     let out = Command::new("kcat")
-        .args(["-C", "-b", &brokers(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\\n"])
+        .args([
+            "-C",
+            "-b",
+            &brokers(),
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k\\n",
+        ])
         .args(["-X", "isolation.level=read_committed"])
         .output()
         .expect("kcat is installed by scripts/bootstrap.sh");
     assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).count()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count()
 }
 
 fn event_ms(s: &str) -> i64 {
-    let fmt = if s.contains('.') { "%Y-%m-%d %H:%M:%S%.f" } else { "%Y-%m-%d %H:%M:%S" };
-    NaiveDateTime::parse_from_str(s, fmt).unwrap().and_utc().timestamp_millis()
+    let fmt = if s.contains('.') {
+        "%Y-%m-%d %H:%M:%S%.f"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
+    NaiveDateTime::parse_from_str(s, fmt)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
 }
 
 #[test]
 fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("happy"));
-    let summary = generate_files(&local, &["--files", "3", "--rows", "700", "--seed", "11", "--bad-rate", "0.05"]);
+    let summary = generate_files(
+        &local,
+        &["--files", "3", "--rows", "700", "--seed", "11", "--bad-rate", "0.05"],
+    );
     let ledger = tempfile::tempdir().unwrap();
 
     let out = sftp_once(&topics, &remote, ledger.path(), &["--chunk-rows", "250"]);
@@ -121,7 +152,10 @@ fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
             let value = String::from_utf8(r.value.clone()).unwrap();
             let ts_at = value.find("\"_ingestion_timestamp\":\"").unwrap() + 24;
             let ts = &value[ts_at..ts_at + 26];
-            assert!(chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(), "{ts}");
+            assert!(
+                chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(),
+                "{ts}"
+            );
             let mut want = String::from("{");
             for (col, v) in file.header.iter().zip(fields) {
                 want += &format!("\"{col}\":\"{}\",", String::from_utf8(v.clone()).unwrap());
@@ -133,7 +167,10 @@ fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
             assert_eq!(value, want);
             let time_col = if kind == "data" { "event_datetime" } else { "start_time" };
             let at = file.header.iter().position(|c| c == time_col).unwrap();
-            assert_eq!(r.timestamp_ms, Some(event_ms(std::str::from_utf8(&fields[at]).unwrap())));
+            assert_eq!(
+                r.timestamp_ms,
+                Some(event_ms(std::str::from_utf8(&fields[at]).unwrap()))
+            );
         }
     }
 
@@ -163,7 +200,13 @@ fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
 /// read-ahead, in log order.
 fn started_with_read_ahead(out: &std::process::Output) -> Vec<(String, bool)> {
     let field = |line: &str, name: &str| -> Option<String> {
-        Some(line.split(&format!(" {name}=")).nth(1)?.split_whitespace().next()?.to_string())
+        Some(
+            line.split(&format!(" {name}="))
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .to_string(),
+        )
     };
     String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -174,7 +217,10 @@ fn started_with_read_ahead(out: &std::process::Output) -> Vec<(String, bool)> {
 
 /// The read_committed records of the data, voice and dead-letter topics.
 fn read_all(topics: &Topics) -> Vec<Seen> {
-    [&topics.data, &topics.voice, &topics.dlq].iter().flat_map(|t| read_committed(&brokers(), t)).collect()
+    [&topics.data, &topics.voice, &topics.dlq]
+        .iter()
+        .flat_map(|t| read_committed(&brokers(), t))
+        .collect()
 }
 
 /// Every key of every file is among `records` exactly once.
@@ -194,7 +240,10 @@ fn assert_each_key_once<'a>(records: impl IntoIterator<Item = &'a Seen>, files: 
 #[test]
 fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands_once() {
     let (local, remote) = sftp_subdir(&unique("ahead"));
-    generate_files(&local, &["--files", "3", "--rows", "3000", "--seed", "12", "--bad-rate", "0.01"]);
+    generate_files(
+        &local,
+        &["--files", "3", "--rows", "3000", "--seed", "12", "--bad-rate", "0.01"],
+    );
     let files = expected_files(&local);
     let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
 
@@ -216,6 +265,10 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
     let ledger = tempfile::tempdir().unwrap();
     let out = sftp_once(&topics, &remote, ledger.path(), &["--read-ahead", "false"]);
     assert!(out.status.success(), "{}", output_text(&out));
-    assert!(started_with_read_ahead(&out).iter().all(|(_, a)| !a), "{}", output_text(&out));
+    assert!(
+        started_with_read_ahead(&out).iter().all(|(_, a)| !a),
+        "{}",
+        output_text(&out)
+    );
     assert_each_key_once(&read_all(&topics), &files);
 }

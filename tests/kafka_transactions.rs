@@ -67,7 +67,10 @@ fn committed_records_are_visible_and_aborted_ones_never_are() {
         .args(["-X", "isolation.level=read_committed"])
         .output()
         .unwrap();
-    let mut by_kcat: Vec<String> = String::from_utf8_lossy(&kcat.stdout).lines().map(String::from).collect();
+    let mut by_kcat: Vec<String> = String::from_utf8_lossy(&kcat.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
     by_kcat.sort();
     assert_eq!(by_kcat, want);
 }

@@ -25,20 +25,13 @@ fn lists_only_regular_files_with_size_and_mtime() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "cdr_data_1.csv", b"hello");
     std::fs::create_dir(dir.path().join("sub")).unwrap();
-    std::os::unix::fs::symlink(
-        dir.path().join("cdr_data_1.csv"),
-        dir.path().join("link.csv"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("cdr_data_1.csv"), dir.path().join("link.csv")).unwrap();
     let mut source = LocalSource::new(dir.path());
     let listing = source.list().unwrap();
     assert_eq!(listing.len(), 1, "{listing:?}");
     let meta = std::fs::metadata(dir.path().join("cdr_data_1.csv")).unwrap();
     assert_eq!(listing[0].size, 5);
-    assert_eq!(
-        listing[0].mtime,
-        std::os::unix::fs::MetadataExt::mtime(&meta)
-    );
+    assert_eq!(listing[0].mtime, std::os::unix::fs::MetadataExt::mtime(&meta));
 }
 
 #[test]
@@ -139,10 +132,7 @@ fn delete_removes_and_a_second_delete_is_gone() {
     let mut source = LocalSource::new(dir.path());
     source.delete("cdr_data_1.csv").unwrap();
     assert!(source.list().unwrap().is_empty());
-    assert!(matches!(
-        source.delete("cdr_data_1.csv"),
-        Err(SourceError::Gone { .. })
-    ));
+    assert!(matches!(source.delete("cdr_data_1.csv"), Err(SourceError::Gone { .. })));
 }
 
 #[test]
@@ -175,14 +165,9 @@ fn move_to_an_absolute_directory_on_another_file_system() {
     write(dir.path(), "cdr_data_1.csv", b"payload");
     let mut source = LocalSource::new(dir.path());
     let target = other.path().join("archive");
-    let moved = source
-        .move_to("cdr_data_1.csv", target.to_str().unwrap())
-        .unwrap();
+    let moved = source.move_to("cdr_data_1.csv", target.to_str().unwrap()).unwrap();
     assert_eq!(moved, target.join("cdr_data_1.csv").display().to_string());
-    assert_eq!(
-        std::fs::read(target.join("cdr_data_1.csv")).unwrap(),
-        b"payload"
-    );
+    assert_eq!(std::fs::read(target.join("cdr_data_1.csv")).unwrap(), b"payload");
     assert!(!dir.path().join("cdr_data_1.csv").exists());
 }
 
@@ -193,10 +178,7 @@ fn unsafe_names_are_refused_before_touching_the_disk() {
     std::fs::create_dir(&inner).unwrap();
     write(dir.path(), "victim.csv", b"keep me");
     let mut source = LocalSource::new(&inner);
-    assert!(matches!(
-        source.delete("../victim.csv"),
-        Err(SourceError::Refused(_))
-    ));
+    assert!(matches!(source.delete("../victim.csv"), Err(SourceError::Refused(_))));
     assert!(matches!(
         source.move_to("../victim.csv", "x"),
         Err(SourceError::Refused(_))

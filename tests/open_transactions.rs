@@ -94,9 +94,16 @@ fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_
     // transaction is still open: it has to wait for it, not read past it.
     let mut b = group_instance(&topics, work.path(), &remote, &group, "b");
     let until = Instant::now() + Duration::from_secs(60);
-    while !["waiting for transactions of other writers to end", "shards taken over"].iter().any(|l| b.log_text().contains(l)) {
+    while !["waiting for transactions of other writers to end", "shards taken over"]
+        .iter()
+        .any(|l| b.log_text().contains(l))
+    {
         assert!(b.child.try_wait().unwrap().is_none(), "b exited:\n{}", b.log_text());
-        assert!(Instant::now() < until, "b never reached the takeover:\n{}", b.log_text());
+        assert!(
+            Instant::now() < until,
+            "b never reached the takeover:\n{}",
+            b.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -106,7 +113,12 @@ fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_
     std::thread::sleep(Duration::from_secs(4));
 
     assert_exactly_once(&topics, &local);
-    assert_eq!(committed_files(&b), 0, "b ingested committed files again:\n{}", b.log_text());
+    assert_eq!(
+        committed_files(&b),
+        0,
+        "b ingested committed files again:\n{}",
+        b.log_text()
+    );
     let status = b.child.try_wait().unwrap();
     assert!(status.is_none(), "b exited ({status:?}):\n{}", b.log_text());
 }
@@ -123,7 +135,11 @@ fn local(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> std::proc
 #[test]
 fn audit_beside_another_writers_open_transaction_counts_every_committed_row_or_fails_loudly() {
     let topics = Topics::new();
-    let (dir, empty, ledger) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir, empty, ledger) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     let generated = generate_files(dir.path(), &["--files", "2", "--rows", "3000", "--bad-rate", "0.02"]);
     // A pass over an empty directory creates the topics, so the foreign
     // transaction opens ahead of every record of ours.
@@ -135,20 +151,38 @@ fn audit_beside_another_writers_open_transaction_counts_every_committed_row_or_f
 
     // The transaction outlasts the audit's timeout: the audit fails (exit 2)
     // and says why; it never reports rows missing.
-    let out = local(&topics, dir.path(), ledger.path(), &["audit", "--json", "--timeout-seconds", "3"]);
+    let out = local(
+        &topics,
+        dir.path(),
+        ledger.path(),
+        &["audit", "--json", "--timeout-seconds", "3"],
+    );
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("a transaction of another writer was still open"), "{text}");
+    assert!(
+        text.contains("a transaction of another writer was still open"),
+        "{text}"
+    );
 
     // The transaction ends while the audit waits: every committed row counted.
     let ender = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(3));
         foreign.end();
     });
-    let out = local(&topics, dir.path(), ledger.path(), &["audit", "--json", "--timeout-seconds", "60"]);
+    let out = local(
+        &topics,
+        dir.path(),
+        ledger.path(),
+        &["audit", "--json", "--timeout-seconds", "60"],
+    );
     ender.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["summary"]["files"], generated["files"].as_array().unwrap().len(), "{:#}", report["summary"]);
+    assert_eq!(
+        report["summary"]["files"],
+        generated["files"].as_array().unwrap().len(),
+        "{:#}",
+        report["summary"]
+    );
     assert_exactly_once(&topics, dir.path());
 }

@@ -21,21 +21,16 @@ fn u64_text() -> impl Strategy<Value = String> {
 
 fn timestamp() -> impl Strategy<Value = String> {
     // Any instant from 1900 to 2100, with 0 to 6 fraction digits.
-    (
-        -2_208_988_800i64..4_102_444_800,
-        0u32..1_000_000,
-        0usize..=6,
-    )
-        .prop_map(|(secs, micros, n)| {
-            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
-            let frac = format!("{micros:06}");
-            let base = t.format("%Y-%m-%d %H:%M:%S").to_string();
-            if n == 0 {
-                base
-            } else {
-                format!("{base}.{}", &frac[..n])
-            }
-        })
+    (-2_208_988_800i64..4_102_444_800, 0u32..1_000_000, 0usize..=6).prop_map(|(secs, micros, n)| {
+        let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+        let frac = format!("{micros:06}");
+        let base = t.format("%Y-%m-%d %H:%M:%S").to_string();
+        if n == 0 {
+            base
+        } else {
+            format!("{base}.{}", &frac[..n])
+        }
+    })
 }
 
 fn ip() -> impl Strategy<Value = String> {
@@ -121,10 +116,7 @@ fn valid_file() -> impl Strategy<Value = (RecordKind, Vec<(Values, u8)>, &'stati
 
 fn physical_lines(s: &str) -> u64 {
     // Universal newlines: CRLF, LF, bare CR.
-    s.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .matches('\n')
-        .count() as u64
+    s.replace("\r\n", "\n").replace('\r', "\n").matches('\n').count() as u64
 }
 
 proptest! {
@@ -272,7 +264,8 @@ proptest! {
         // And its dead-letter value is JSON carrying the error and the raw line.
         let ctx = FileContext::new("f.csv", kind, &[1; 32]);
         let mut value = Vec::new();
-        encode::write_dlq_value(&ctx, &row, TS, &mut value);
+        let hv = [&b"k"[..], b"f.csv", b"1", ctx.sha256_hex().as_bytes()];
+        encode::encode_invalid_row(&ctx, &row, "dlq", usize::MAX, &hv, TS, &mut value).unwrap();
         let json: Map<String, Value> = serde_json::from_slice(&value).unwrap();
         let (error, raw) = (row.error.to_string(), String::from_utf8_lossy(&line));
         prop_assert_eq!(json["_error"].as_str(), Some(error.as_str()));
@@ -306,7 +299,10 @@ fn read_everything(kind: RecordKind, input: &[u8]) -> Result<Vec<(u64, u64)>, Fi
         seen.push((row.index(), row.line()));
         match row {
             Row::Valid(r) => encode::write_value(&ctx, &r, TS, &mut out),
-            Row::Invalid(r) => encode::write_dlq_value(&ctx, &r, TS, &mut out),
+            Row::Invalid(r) => {
+                let hv = [&b"k"[..], b"f.csv", b"1", ctx.sha256_hex().as_bytes()];
+                encode::encode_invalid_row(&ctx, &r, "dlq", usize::MAX, &hv, TS, &mut out).unwrap()
+            }
         }
         assert!(serde_json::from_slice::<Value>(&out).is_ok());
     }

@@ -22,21 +22,40 @@ fn render() -> String {
     let mut rows: Vec<(String, String)> = Vec::new();
     for arg in cli.get_arguments().chain(run.get_arguments()) {
         let Some(long) = arg.get_long() else { continue };
-        if ["help", "version"].contains(&long) || rows.iter().any(|(_, r)| r.starts_with(&format!("| `--{long}")))
-        {
+        if ["help", "version"].contains(&long) || rows.iter().any(|(_, r)| r.starts_with(&format!("| `--{long}"))) {
             continue;
         }
-        let value = arg.get_value_names().and_then(|v| v.first()).map(|v| format!(" {v}")).unwrap_or_default();
+        let value = arg
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
         let env = match (arg.get_env(), long) {
             (Some(e), _) => format!("`{}`", e.to_string_lossy()),
             (None, "kafka-config") => "`KAFKA_CONFIG_<KEY>`".into(),
             (None, _) => String::new(),
         };
-        let defaults: Vec<String> = arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
-        let default = if defaults.is_empty() { String::new() } else { format!("`{}`", defaults.join(",")) };
-        let help = arg.get_long_help().or(arg.get_help()).map(|h| one_line(&h.to_string())).unwrap_or_default();
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let default = if defaults.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", defaults.join(","))
+        };
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| one_line(&h.to_string()))
+            .unwrap_or_default();
         let heading = arg.get_help_heading().unwrap_or("General").to_string();
-        let flag = if matches!(arg.get_action(), clap::ArgAction::SetTrue) { String::new() } else { value };
+        let flag = if matches!(arg.get_action(), clap::ArgAction::SetTrue) {
+            String::new()
+        } else {
+            value
+        };
         rows.push((heading, format!("| `--{long}{flag}` | {env} | {default} | {help} |")));
     }
     let mut out = String::from("| flag | env | default | meaning |\n|---|---|---|---|\n");

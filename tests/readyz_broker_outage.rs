@@ -23,7 +23,11 @@ struct Stack {
 impl Stack {
     fn sh(&self, args: &[&str]) -> String {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
-        let out = Command::new(script).args(args).env("STACK_DIR", self.dir.path()).output().unwrap();
+        let out = Command::new(script)
+            .args(args)
+            .env("STACK_DIR", self.dir.path())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "stack.sh {args:?}: {}", output_text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -52,7 +56,11 @@ fn wait_status(d: &mut Daemon, path: &str, want: u16, limit: Duration) {
         if d.get(path).map(|r| r.0) == Some(want) {
             return;
         }
-        assert!(Instant::now() < until, "{path} never answered {want} within {limit:?}:\n{}", d.log_text());
+        assert!(
+            Instant::now() < until,
+            "{path} never answered {want} within {limit:?}:\n{}",
+            d.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -60,7 +68,8 @@ fn wait_status(d: &mut Daemon, path: &str, want: u16, limit: Duration) {
 fn spawn(brokers: &str, dir: &Path, work: &Path) -> Daemon {
     let topics = Topics::new();
     let mut cmd = bin();
-    cmd.args(["run", "--shutdown-timeout-seconds", "3", "--local-dir"]).arg(dir);
+    cmd.args(["run", "--shutdown-timeout-seconds", "3", "--local-dir"])
+        .arg(dir);
     topics.apply(&mut cmd, &work.join("ledger"));
     cmd.env("KAFKA_BROKERS", brokers);
     Daemon::spawn(cmd, work, "daemon")
@@ -70,7 +79,9 @@ fn spawn(brokers: &str, dir: &Path, work: &Path) -> Daemon {
 fn readyz_follows_the_broker_and_a_shutdown_stuck_on_it_ends_at_the_deadline() {
     // Fails loudly without the toolchain scripts/test.sh provides.
     env("KAFKA_BROKERS");
-    let stack = Stack { dir: tempfile::tempdir().unwrap() };
+    let stack = Stack {
+        dir: tempfile::tempdir().unwrap(),
+    };
     stack.sh(&["up", "--no-sftp"]);
     let brokers = stack.brokers();
     stack.sh(&["kafka-stop", "1"]);

@@ -18,7 +18,12 @@ fn once(topics: &Topics, dir: &Path, ledger: &Path, extra: &[&str]) -> Output {
 }
 
 fn status_json(ledger: &Path) -> serde_json::Value {
-    let out = bin().arg("status").arg("--json").env("CDR_LEDGER_DIR", ledger).output().unwrap();
+    let out = bin()
+        .arg("status")
+        .arg("--json")
+        .env("CDR_LEDGER_DIR", ledger)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -32,16 +37,27 @@ fn deleted_ledger_is_rebuilt_from_the_checkpoint_topic_and_nothing_is_ingested_t
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    generate_files(dir.path(), &["--files", "2", "--rows", "400", "--seed", "3", "--bad-rate", "0.02"]);
+    generate_files(
+        dir.path(),
+        &["--files", "2", "--rows", "400", "--seed", "3", "--bad-rate", "0.02"],
+    );
     let first = once(&topics, dir.path(), ledger.path(), &["--chunk-rows", "100"]);
     assert!(first.status.success(), "{}", output_text(&first));
-    let before = (keys(&topics.data).len(), keys(&topics.voice).len(), keys(&topics.dlq).len());
+    let before = (
+        keys(&topics.data).len(),
+        keys(&topics.voice).len(),
+        keys(&topics.dlq).len(),
+    );
     assert!(before.0 > 0 && before.1 > 0);
 
     std::fs::remove_dir_all(ledger.path()).unwrap();
     let second = once(&topics, dir.path(), ledger.path(), &[]);
     assert!(second.status.success(), "{}", output_text(&second));
-    let after = (keys(&topics.data).len(), keys(&topics.voice).len(), keys(&topics.dlq).len());
+    let after = (
+        keys(&topics.data).len(),
+        keys(&topics.voice).len(),
+        keys(&topics.dlq).len(),
+    );
     assert_eq!(before, after);
     assert_eq!(status_json(ledger.path())["counts"]["committed"], 4);
 }
@@ -51,7 +67,10 @@ fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    generate_files(dir.path(), &["--files", "1", "--rows", "50", "--seed", "5", "--bad-rate", "0.0"]);
+    generate_files(
+        dir.path(),
+        &["--files", "1", "--rows", "50", "--seed", "5", "--bad-rate", "0.0"],
+    );
     let out = once(&topics, dir.path(), ledger.path(), &["--kafka-config", "linger.ms=5"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let original: BTreeSet<String> = keys(&topics.data).into_iter().collect();
@@ -87,7 +106,10 @@ fn same_bytes_under_another_name_are_recorded_as_duplicate_and_not_ingested() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
-    generate_files(dir.path(), &["--files", "1", "--rows", "30", "--seed", "9", "--bad-rate", "0.0"]);
+    generate_files(
+        dir.path(),
+        &["--files", "1", "--rows", "30", "--seed", "9", "--bad-rate", "0.0"],
+    );
     let out = once(&topics, dir.path(), ledger.path(), &[]);
     assert!(out.status.success(), "{}", output_text(&out));
     let voice = std::fs::read_dir(dir.path())
@@ -102,7 +124,10 @@ fn same_bytes_under_another_name_are_recorded_as_duplicate_and_not_ingested() {
     let status = status_json(ledger.path());
     assert_eq!(status["counts"]["duplicate"], 1);
     let dup = &status["problems"][0];
-    assert_eq!(dup["duplicate_of"].as_str().unwrap(), voice.file_name().unwrap().to_string_lossy());
+    assert_eq!(
+        dup["duplicate_of"].as_str().unwrap(),
+        voice.file_name().unwrap().to_string_lossy()
+    );
 }
 
 #[test]
@@ -119,12 +144,19 @@ fn bad_files_fail_with_the_reason_and_nothing_of_them_is_committed() {
     // A gzip stream cut short, after enough rows for several chunks.
     let mut csv = String::from("msisdn,tower_id,call_type,dest_nr,call_duration_sec,start_time\n");
     for i in 0..5000 {
-        csv += &format!("2783123{i:04},1,voice,2783765{i:04},{},2024-01-01 00:00:00.{i:06}\n", i % 600);
+        csv += &format!(
+            "2783123{i:04},1,voice,2783765{i:04},{},2024-01-01 00:00:00.{i:06}\n",
+            i % 600
+        );
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, csv.as_bytes()).unwrap();
     let gz = gz.finish().unwrap();
-    std::fs::write(dir.path().join("cdr_voice_20240101_000000.csv.gz"), &gz[..gz.len() * 2 / 3]).unwrap();
+    std::fs::write(
+        dir.path().join("cdr_voice_20240101_000000.csv.gz"),
+        &gz[..gz.len() * 2 / 3],
+    )
+    .unwrap();
 
     let out = once(&topics, dir.path(), ledger.path(), &["--chunk-rows", "500"]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));

@@ -14,7 +14,13 @@ fn once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str], envs: &[(&
     let mut cmd = bin();
     cmd.arg("once").args(extra);
     topics.apply(&mut cmd, ledger);
-    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_KEY_FILE", "SFTP_KNOWN_HOSTS"] {
+    for v in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_KEY_FILE",
+        "SFTP_KNOWN_HOSTS",
+    ] {
         cmd.env(v, env(v));
     }
     cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
@@ -47,11 +53,20 @@ fn committed_files_are_moved_and_bad_files_go_to_the_error_dir() {
         &["--after-ingest", &format!("move:{done}"), "--error-dir", "rejected"],
         &[],
     );
-    assert_eq!(out.status.code(), Some(1), "the bad file fails the pass: {}", output_text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the bad file fails the pass: {}",
+        output_text(&out)
+    );
     assert_eq!(names(&local.join("done")).len(), 2, "{:?}", names(&local));
     assert_eq!(names(&local.join("rejected")), vec!["cdr_voice_20240101_000000.csv"]);
     assert_eq!(read_committed(&brokers(), &topics.data).len(), 40);
-    assert!(names(&local).iter().all(|n| !n.starts_with("cdr_")), "{:?}", names(&local));
+    assert!(
+        names(&local).iter().all(|n| !n.starts_with("cdr_")),
+        "{:?}",
+        names(&local)
+    );
 }
 
 #[test]
@@ -87,7 +102,11 @@ fn a_file_younger_than_the_minimum_age_is_not_taken_and_part_files_are_ignored()
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("young"));
     generate_files(&local, &["--files", "1", "--rows", "10", "--kinds", "data"]);
-    std::fs::copy(local.join(&names(&local)[0]), local.join("cdr_data_20250101_000000.csv.part")).unwrap();
+    std::fs::copy(
+        local.join(&names(&local)[0]),
+        local.join("cdr_data_20250101_000000.csv.part"),
+    )
+    .unwrap();
     let ledger = tempfile::tempdir().unwrap();
     // Everything was just written: with a one-hour minimum age nothing is ready.
     let out = once(&topics, &remote, ledger.path(), &[], &[("CDR_MIN_AGE_SECONDS", "3600")]);

@@ -29,9 +29,18 @@ fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     let url = format!("http://example.com/{}", "a".repeat(100_000));
     let tmp = local.join(".writing");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
-    writeln!(f, "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime").unwrap();
+    writeln!(
+        f,
+        "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime"
+    )
+    .unwrap();
     for i in 0..ROWS {
-        writeln!(f, "2783{i:07},12,100,200,video,10.1.2.3,{url},2024-03-01 00:00:{:02}.000001", i % 60).unwrap();
+        writeln!(
+            f,
+            "2783{i:07},12,100,200,video,10.1.2.3,{url},2024-03-01 00:00:{:02}.000001",
+            i % 60
+        )
+        .unwrap();
     }
     drop(f);
     let size = std::fs::metadata(&tmp).unwrap().len();
@@ -42,7 +51,13 @@ fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     let mut cmd = bin();
     cmd.arg("once");
     topics.apply(&mut cmd, ledger.path());
-    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_KEY_FILE", "SFTP_KNOWN_HOSTS"] {
+    for v in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_KEY_FILE",
+        "SFTP_KNOWN_HOSTS",
+    ] {
         cmd.env(v, env(v));
     }
     cmd.env("SFTP_REMOTE_PATH", &remote).env_remove("SFTP_PASSWORD");
@@ -52,7 +67,10 @@ fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     loop {
         let got = std::fs::metadata(&staging).map(|m| m.len()).unwrap_or(0);
         if got > 0 {
-            assert!(got < size, "the download finished before sshd could be stopped; make the file larger");
+            assert!(
+                got < size,
+                "the download finished before sshd could be stopped; make the file larger"
+            );
             break;
         }
         assert!(Instant::now() < until, "the download never started");
@@ -65,7 +83,10 @@ fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("reconnecting") || stderr.contains("retry"), "the transfer was interrupted: {stderr}");
+    assert!(
+        stderr.contains("reconnecting") || stderr.contains("retry"),
+        "the transfer was interrupted: {stderr}"
+    );
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in read_committed(&brokers(), &topics.data) {
         *counts.entry(r.key).or_default() += 1;

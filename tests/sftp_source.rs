@@ -101,10 +101,7 @@ fn wrong_password_is_refused_with_a_clear_message_without_the_password() {
     let msg = refused(SftpSource::connect(config));
     assert!(msg.contains("authentication failed"), "{msg}");
     assert!(msg.contains(&stack.user), "{msg}");
-    assert!(
-        msg.contains(&format!("{}:{}", stack.host, stack.port)),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("{}:{}", stack.host, stack.port)), "{msg}");
     assert!(msg.contains("password"), "{msg}");
     assert!(!msg.contains(wrong), "{msg}");
 }
@@ -141,21 +138,10 @@ fn unknown_host_key_is_refused_with_the_ssh_keyscan_command() {
     let mut config = stack.password_config(&dir);
     config.host_key = HostKeyPolicy::KnownHosts(known.clone());
     let msg = refused(SftpSource::connect(config));
-    let keyscan = format!(
-        "ssh-keyscan -p {} {} >> {}",
-        stack.port,
-        stack.host,
-        known.display()
-    );
+    let keyscan = format!("ssh-keyscan -p {} {} >> {}", stack.port, stack.host, known.display());
     assert!(msg.contains(&keyscan), "{msg}");
-    assert!(
-        msg.contains(&format!("[{}]:{}", stack.host, stack.port)),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&stack.host_fingerprint()),
-        "offered key shown: {msg}"
-    );
+    assert!(msg.contains(&format!("[{}]:{}", stack.host, stack.port)), "{msg}");
+    assert!(msg.contains(&stack.host_fingerprint()), "offered key shown: {msg}");
 }
 
 #[test]
@@ -179,20 +165,13 @@ fn mismatched_host_key_is_refused_showing_both_fingerprints() {
     let mut fields = impostor_pub.split_whitespace();
     let (kind, blob) = (fields.next().unwrap(), fields.next().unwrap());
     let known = tmp.path().join("known_hosts");
-    std::fs::write(
-        &known,
-        format!("[{}]:{} {kind} {blob}\n", stack.host, stack.port),
-    )
-    .unwrap();
+    std::fs::write(&known, format!("[{}]:{} {kind} {blob}\n", stack.host, stack.port)).unwrap();
     let mut config = stack.password_config(&dir);
     config.host_key = HostKeyPolicy::KnownHosts(known.clone());
     let msg = refused(SftpSource::connect(config));
     assert!(msg.contains("does not match"), "{msg}");
     assert!(msg.contains(&stack.host_fingerprint()), "offered: {msg}");
-    assert!(
-        msg.contains(&ssh_keygen_fingerprint(&known)),
-        "expected: {msg}"
-    );
+    assert!(msg.contains(&ssh_keygen_fingerprint(&known)), "expected: {msg}");
     assert!(msg.contains("ssh-keygen -R"), "{msg}");
 }
 
@@ -209,9 +188,7 @@ fn pinned_fingerprint_correct_connects_and_wrong_is_refused() {
 
     let tmp = tempfile::tempdir().unwrap();
     let other = new_key(tmp.path(), "other");
-    let wrong: Fingerprint = ssh_keygen_fingerprint(&other.with_extension("pub"))
-        .parse()
-        .unwrap();
+    let wrong: Fingerprint = ssh_keygen_fingerprint(&other.with_extension("pub")).parse().unwrap();
     config.host_key = HostKeyPolicy::Fingerprint(wrong);
     let msg = refused(SftpSource::connect(config));
     assert!(msg.contains("pinned fingerprint"), "{msg}");
@@ -249,10 +226,7 @@ fn a_file_growing_between_listing_and_fetch_is_changed() {
     let path = dir.write("cdr_data_20240101_000000.csv", b"header\nrow1\n");
     let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
     let file = find(&source.list().unwrap(), "cdr_data_20240101_000000.csv");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
     std::io::Write::write_all(&mut f, b"row2\n").unwrap();
     drop(f);
     let staging = tempfile::NamedTempFile::new().unwrap();
@@ -316,10 +290,7 @@ fn delete_removes_and_a_second_delete_is_gone() {
     source.delete("cdr_data_1.csv").unwrap();
     assert!(!path.exists());
     assert!(source.list().unwrap().is_empty());
-    assert!(matches!(
-        source.delete("cdr_data_1.csv"),
-        Err(SourceError::Gone { .. })
-    ));
+    assert!(matches!(source.delete("cdr_data_1.csv"), Err(SourceError::Gone { .. })));
 }
 
 #[test]
@@ -330,10 +301,7 @@ fn move_to_creates_the_directory_and_suffixes_collisions() {
 
     dir.write("cdr_data_1.csv", b"first");
     let first = source.move_to("cdr_data_1.csv", "processed/2024").unwrap();
-    assert_eq!(
-        first,
-        format!("{}/processed/2024/cdr_data_1.csv", dir.remote)
-    );
+    assert_eq!(first, format!("{}/processed/2024/cdr_data_1.csv", dir.remote));
 
     dir.write("cdr_data_1.csv", b"second");
     let second = source.move_to("cdr_data_1.csv", "processed/2024").unwrap();
@@ -345,22 +313,10 @@ fn move_to_creates_the_directory_and_suffixes_collisions() {
     assert_eq!(third, format!("{first}.2"));
 
     let moved = dir.local.join("processed/2024");
-    assert_eq!(
-        std::fs::read(moved.join("cdr_data_1.csv")).unwrap(),
-        b"first"
-    );
-    assert_eq!(
-        std::fs::read(moved.join("cdr_data_1.csv.1")).unwrap(),
-        b"second"
-    );
-    assert_eq!(
-        std::fs::read(moved.join("cdr_data_1.csv.2")).unwrap(),
-        b"third"
-    );
-    assert!(
-        source.list().unwrap().is_empty(),
-        "directories are not listed"
-    );
+    assert_eq!(std::fs::read(moved.join("cdr_data_1.csv")).unwrap(), b"first");
+    assert_eq!(std::fs::read(moved.join("cdr_data_1.csv.1")).unwrap(), b"second");
+    assert_eq!(std::fs::read(moved.join("cdr_data_1.csv.2")).unwrap(), b"third");
+    assert!(source.list().unwrap().is_empty(), "directories are not listed");
     assert!(matches!(
         source.move_to("cdr_data_1.csv", "processed"),
         Err(SourceError::Gone { .. })
@@ -419,10 +375,7 @@ fn path_traversal_and_odd_names_are_rejected_by_select_and_refused_by_fetch() {
         source.fetch(&hostile, staging.path()),
         Err(SourceError::Refused(_))
     ));
-    assert!(matches!(
-        source.delete("../x"),
-        Err(SourceError::Refused(_))
-    ));
+    assert!(matches!(source.delete("../x"), Err(SourceError::Refused(_))));
 }
 
 #[test]

@@ -12,7 +12,10 @@ use serde_json::Value;
 
 fn status(ledger: &Path, json: bool) -> Output {
     let mut c = bin();
-    c.arg("status").arg("--ledger-dir").arg(ledger).env_remove("CDR_LEDGER_DIR");
+    c.arg("status")
+        .arg("--ledger-dir")
+        .arg(ledger)
+        .env_remove("CDR_LEDGER_DIR");
     if json {
         c.arg("--json");
     }
@@ -46,14 +49,29 @@ fn status_shows_counts_progress_recent_files_and_every_problem_in_text_and_json(
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();
     let gen = bin()
-        .args(["generate", "--files", "1", "--rows", "250", "--seed", "31", "--bad-rate", "0.04", "--out"])
+        .args([
+            "generate",
+            "--files",
+            "1",
+            "--rows",
+            "250",
+            "--seed",
+            "31",
+            "--bad-rate",
+            "0.04",
+            "--out",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
     assert!(gen.status.success(), "{}", output_text(&gen));
     let data = dir.path().join("cdr_data_20240101_000000.csv");
     std::fs::copy(&data, dir.path().join("cdr_data_20240101_000001.csv")).unwrap();
-    std::fs::write(dir.path().join("cdr_voice_20240101_000000.csv"), "msisdn,tower_id\n1,2\n").unwrap();
+    std::fs::write(
+        dir.path().join("cdr_voice_20240101_000000.csv"),
+        "msisdn,tower_id\n1,2\n",
+    )
+    .unwrap();
     let out = once(&topics, dir.path(), ledger.path(), None);
     assert_eq!(out.status.code(), Some(1), "a failed file: {}", output_text(&out));
 
@@ -76,26 +94,55 @@ fn status_shows_counts_progress_recent_files_and_every_problem_in_text_and_json(
     assert_eq!(s["in_doubt_transactions"], 1);
     let recent = s["recent"].as_array().unwrap();
     assert_eq!(recent.len(), 2);
-    assert!(recent.iter().all(|r| r["rows"] == 250 && r["seconds"].as_f64().is_some()));
+    assert!(recent
+        .iter()
+        .all(|r| r["rows"] == 250 && r["seconds"].as_f64().is_some()));
     let invalid: u64 = recent.iter().map(|r| r["invalid_rows"].as_u64().unwrap()).sum();
     assert_eq!(s["invalid_rows_committed"], invalid);
     assert_eq!(s["rows_committed"], 500 - invalid);
     let problems = s["problems"].as_array().unwrap();
-    let problem = |name: &str| problems.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{s:#}"));
+    let problem = |name: &str| {
+        problems
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{s:#}"))
+    };
     assert_eq!(problem("cdr_data_20240101_000001.csv")["status"], "duplicate");
-    assert_eq!(problem("cdr_data_20240101_000001.csv")["duplicate_of"], "cdr_data_20240101_000000.csv");
+    assert_eq!(
+        problem("cdr_data_20240101_000001.csv")["duplicate_of"],
+        "cdr_data_20240101_000000.csv"
+    );
     assert_eq!(problem("cdr_voice_20240101_000000.csv")["status"], "failed");
-    assert!(problem("cdr_voice_20240101_000000.csv")["error"].as_str().unwrap().contains("call_type"));
+    assert!(problem("cdr_voice_20240101_000000.csv")["error"]
+        .as_str()
+        .unwrap()
+        .contains("call_type"));
 
     let text = status_text(ledger.path());
-    assert!(text.starts_with("files: seen 0, in_progress 1, committed 2, failed 1, conflict 0, duplicate 1"), "{text}");
-    assert!(text.contains("oldest waiting: cdr_data_20240102_000000.csv (in_progress, 100 rows done)"), "{text}");
+    assert!(
+        text.starts_with("files: seen 0, in_progress 1, committed 2, failed 1, conflict 0, duplicate 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oldest waiting: cdr_data_20240102_000000.csv (in_progress, 100 rows done)"),
+        "{text}"
+    );
     assert!(text.contains("1 transaction(s) in doubt"), "{text}");
-    let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {text}"));
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {text}"))
+    };
     assert!(line("cdr_data_20240101_000001.csv").contains("same content as cdr_data_20240101_000000.csv"));
     assert!(line("cdr_voice_20240101_000000.csv").contains("failed"));
-    assert!(line("cdr_voice_20240101_000500.csv").contains("250"), "recent files list rows");
-    assert!(text.contains("the last writer crashed"), "the failpoint killed the writer: {text}");
+    assert!(
+        line("cdr_voice_20240101_000500.csv").contains("250"),
+        "recent files list rows"
+    );
+    assert!(
+        text.contains("the last writer crashed"),
+        "the failpoint killed the writer: {text}"
+    );
 }
 
 fn record(name: &str, status: FileStatus, rows: u64) -> FileRecord {
@@ -130,8 +177,12 @@ fn status_reads_a_ledger_held_open_for_writing_and_a_copy_of_it() {
     // This process is the writer, as the daemon would be: the ledger stays
     // open (and locked for writing) while `status` runs in another process.
     let writer = Ledger::open(dir.path()).unwrap();
-    writer.put_file(&record("cdr_data_20240101_000000.csv", FileStatus::Committed, 10)).unwrap();
-    writer.put_file(&record("cdr_data_20240101_001000.csv", FileStatus::Seen, 0)).unwrap();
+    writer
+        .put_file(&record("cdr_data_20240101_000000.csv", FileStatus::Committed, 10))
+        .unwrap();
+    writer
+        .put_file(&record("cdr_data_20240101_001000.csv", FileStatus::Seen, 0))
+        .unwrap();
     let s = status_json(dir.path());
     assert_eq!(s["counts"]["committed"], 1);
     assert_eq!(s["counts"]["seen"], 1);
@@ -139,12 +190,18 @@ fn status_reads_a_ledger_held_open_for_writing_and_a_copy_of_it() {
     assert_eq!(s["oldest_waiting"]["name"], "cdr_data_20240101_001000.csv");
 
     // A later commit of the writer is seen by the next status.
-    writer.put_file(&record("cdr_data_20240101_001000.csv", FileStatus::Committed, 7)).unwrap();
+    writer
+        .put_file(&record("cdr_data_20240101_001000.csv", FileStatus::Committed, 7))
+        .unwrap();
     assert_eq!(status_json(dir.path())["counts"]["committed"], 2);
 
     // A copy taken while the writer has it open (as a backup would) reads too.
     let copy = tempfile::tempdir().unwrap();
-    std::fs::copy(dir.path().join(cdr_state::LEDGER_FILE_NAME), copy.path().join(cdr_state::LEDGER_FILE_NAME)).unwrap();
+    std::fs::copy(
+        dir.path().join(cdr_state::LEDGER_FILE_NAME),
+        copy.path().join(cdr_state::LEDGER_FILE_NAME),
+    )
+    .unwrap();
     let text = status_text(copy.path());
     assert!(text.starts_with("files: seen 0, in_progress 0, committed 2"), "{text}");
     assert!(text.contains("rows committed: 17 valid"), "{text}");

@@ -3,9 +3,12 @@
 
 use std::io::{self, Read};
 
-use cdr_stages::encode::{self, FileContext};
-use cdr_stages::parse::{CdrReader, Row, Validation};
-use cdr_stages::schema::RecordKind;
+use cdr_core::encode::{self, FileContext};
+use cdr_core::parse::{CdrReader, Row, Validation};
+use cdr_core::schema::RecordKind;
+
+/// The dead-letter topic's record limit in the fuzz runs.
+const DLQ_LIMIT: usize = 8192;
 
 /// A row reduced to what two reads of the same bytes must agree on.
 #[derive(Debug, PartialEq)]
@@ -18,8 +21,7 @@ pub struct Seen {
 /// Reads `rdr` as a `kind` file, encoding every row; panics if an invariant
 /// breaks. Returns the rows, or the file error's message.
 pub fn read_all(kind: RecordKind, rdr: impl Read) -> Result<Vec<Seen>, String> {
-    let mut reader =
-        CdrReader::new(kind, "fuzz.csv", rdr, &Validation::default()).map_err(|e| e.to_string())?;
+    let mut reader = CdrReader::new(kind, "fuzz.csv", rdr, &Validation::default()).map_err(|e| e.to_string())?;
     let ctx = FileContext::new("fuzz.csv", kind, &[0x5a; 32]);
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut seen: Vec<Seen> = Vec::new();
@@ -30,11 +32,7 @@ pub fn read_all(kind: RecordKind, rdr: impl Read) -> Result<Vec<Seen>, String> {
             Err(e) => return Err(e.to_string()),
         };
         let (index, line) = (row.index(), row.line());
-        assert_eq!(
-            index,
-            seen.len() as u64 + 1,
-            "indices are consecutive from 1"
-        );
+        assert_eq!(index, seen.len() as u64 + 1, "indices are consecutive from 1");
         assert!(seen.last().is_none_or(|s| s.line < line), "lines increase");
         encode::write_key(&ctx, index, &mut key);
         assert_eq!(key, format!("{}-{index}", ctx.key_prefix()).as_bytes());
@@ -44,7 +42,13 @@ pub fn read_all(kind: RecordKind, rdr: impl Read) -> Result<Vec<Seen>, String> {
                 encode::write_value(&ctx, &r, "2025-01-01T00:00:00.000000", &mut value);
             }
             Row::Invalid(r) => {
-                encode::write_dlq_value(&ctx, &r, "2025-01-01T00:00:00.000000", &mut value)
+                // The service's dead-letter path, with a limit low enough
+                // that long lines take the cut.
+                let hv = [&key[..], ctx.file_name().as_bytes(), b"", ctx.sha256_hex().as_bytes()];
+                let ts = "2025-01-01T00:00:00.000000";
+                if let Err(e) = encode::encode_invalid_row(&ctx, &r, "dlq", DLQ_LIMIT, &hv, ts, &mut value) {
+                    panic!("a dead letter did not fit {DLQ_LIMIT} bytes: {e}");
+                }
             }
         }
         assert!(value.is_ascii(), "values are pure ASCII JSON");

@@ -3,7 +3,7 @@
 //! to valid JSON, and reading one byte at a time gives exactly the same rows.
 #![no_main]
 
-use cdr_stages::schema::RecordKind;
+use cdr_core::schema::RecordKind;
 use libfuzzer_sys::fuzz_target;
 
 mod common;

@@ -6,8 +6,8 @@
 
 use std::io::Write;
 
-use cdr_stages::parse::decode;
-use cdr_stages::schema::RecordKind;
+use cdr_core::parse::decode;
+use cdr_core::schema::RecordKind;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use libfuzzer_sys::fuzz_target;

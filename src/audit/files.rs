@@ -46,7 +46,11 @@ fn record_of(cp: &Checkpoint) -> FileRecord {
     let mut rec = FileRecord::seen(&cp.file, kind, 0, 0, 0);
     rec.sha256 = cp.sha256.clone();
     rec.version = cp.version;
-    rec.status = if cp.done { FileStatus::Committed } else { FileStatus::InProgress };
+    rec.status = if cp.done {
+        FileStatus::Committed
+    } else {
+        FileStatus::InProgress
+    };
     rec.rows_done = cp.rows_done;
     rec.valid_rows = cp.valid;
     rec.invalid_rows = cp.invalid;
@@ -99,12 +103,22 @@ mod tests {
     fn a_group_audit_adds_the_files_other_instances_committed() {
         let mine = checkpoint("cdr_data_1.csv", 1, 10, true);
         let theirs = checkpoint("cdr_voice_2.csv", 1, 7, false);
-        let files = known_files(vec![ledger_record(&mine, FileStatus::Committed, 10)], &store(&[&mine, &theirs]), true);
+        let files = known_files(
+            vec![ledger_record(&mine, FileStatus::Committed, 10)],
+            &store(&[&mine, &theirs]),
+            true,
+        );
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].size, 123, "the ledger's own record is kept");
         let t = &files[1];
-        assert_eq!((t.name.as_str(), t.kind.as_str(), t.status), ("cdr_voice_2.csv", "voice", FileStatus::InProgress));
-        assert_eq!((t.rows_done, t.valid_rows, t.invalid_rows, t.sha256.as_str()), (7, 6, 1, theirs.sha256.as_str()));
+        assert_eq!(
+            (t.name.as_str(), t.kind.as_str(), t.status),
+            ("cdr_voice_2.csv", "voice", FileStatus::InProgress)
+        );
+        assert_eq!(
+            (t.rows_done, t.valid_rows, t.invalid_rows, t.sha256.as_str()),
+            (7, 6, 1, theirs.sha256.as_str())
+        );
         assert_eq!((t.first_event_ms, t.last_event_ms), (Some(5), Some(9)));
     }
 
@@ -113,7 +127,10 @@ mod tests {
         let done = checkpoint("cdr_data_1.csv", 1, 10, true);
         let stale = ledger_record(&done, FileStatus::InProgress, 4);
         let files = known_files(vec![stale], &store(&[&done]), true);
-        assert_eq!((files[0].status, files[0].rows_done, files[0].size), (FileStatus::Committed, 10, 0));
+        assert_eq!(
+            (files[0].status, files[0].rows_done, files[0].size),
+            (FileStatus::Committed, 10, 0)
+        );
 
         let newer = checkpoint("cdr_data_1.csv", 2, 3, false);
         let old = ledger_record(&checkpoint("cdr_data_1.csv", 1, 10, true), FileStatus::Committed, 10);
@@ -121,6 +138,10 @@ mod tests {
 
         let behind = checkpoint("cdr_data_1.csv", 1, 4, false);
         let ahead = ledger_record(&behind, FileStatus::InProgress, 9);
-        assert_eq!(known_files(vec![ahead], &store(&[&behind]), true)[0].rows_done, 9, "a ledger ahead is audited, not hidden");
+        assert_eq!(
+            known_files(vec![ahead], &store(&[&behind]), true)[0].rows_done,
+            9,
+            "a ledger ahead is audited, not hidden"
+        );
     }
 }

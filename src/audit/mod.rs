@@ -215,8 +215,15 @@ pub fn audit(
     }
 
     // One instance's ledger knows only its own share of a group's files.
-    if !settings.across_group && findings.iter().any(|f| matches!(f, Finding::CheckpointWithoutFile { .. })) {
-        notes.push("checkpoints name files this ledger does not know: if it is one instance of a group, audit with --group".into());
+    if !settings.across_group
+        && findings
+            .iter()
+            .any(|f| matches!(f, Finding::CheckpointWithoutFile { .. }))
+    {
+        notes.push(
+            "checkpoints name files this ledger does not know: if it is one instance of a group, audit with --group"
+                .into(),
+        );
     }
     let audited = files.iter().filter_map(|f| f.topics.as_ref());
     let scan_seconds = scan.elapsed.as_secs_f64();
@@ -298,11 +305,22 @@ impl Plan {
         };
         for (prefix, g) in &self.by_prefix {
             let group = &self.groups[*g];
-            scan.owners.insert(*prefix, if group.audited { Owner::Audited(*g) } else { Owner::Outside });
+            scan.owners.insert(
+                *prefix,
+                if group.audited {
+                    Owner::Audited(*g)
+                } else {
+                    Owner::Outside
+                },
+            );
         }
         // Tally i belongs to group i; unaudited groups get an empty one,
         // whose bitset is never allocated.
-        scan.tallies = self.groups.iter().map(|g| Tally::new(if g.audited { g.capacity } else { 0 })).collect();
+        scan.tallies = self
+            .groups
+            .iter()
+            .map(|g| Tally::new(if g.audited { g.capacity } else { 0 }))
+            .collect();
         scan
     }
 
@@ -442,7 +460,10 @@ fn check_checkpoint(rec: &FileRecord, cp: Option<&Checkpoint>, findings: &mut Ve
 
 fn checkpoints_without_file(all: &[FileRecord], checkpoints: &CheckpointStore, findings: &mut Vec<Finding>) {
     let known: BTreeMap<&str, ()> = all.iter().map(|r| (r.name.as_str(), ())).collect();
-    let mut orphans: Vec<&Checkpoint> = checkpoints.iter().filter(|c| !known.contains_key(c.file.as_str())).collect();
+    let mut orphans: Vec<&Checkpoint> = checkpoints
+        .iter()
+        .filter(|c| !known.contains_key(c.file.as_str()))
+        .collect();
     orphans.sort_by(|a, b| a.file.cmp(&b.file));
     findings.extend(orphans.into_iter().map(|c| Finding::CheckpointWithoutFile {
         file: c.file.clone(),
@@ -451,13 +472,23 @@ fn checkpoints_without_file(all: &[FileRecord], checkpoints: &CheckpointStore, f
 }
 
 /// Re-reads every audited file whose bytes reached Kafka and compares hashes.
-fn rehash_files(source: &mut dyn Source, files: &mut [FileAudit], findings: &mut Vec<Finding>) -> Result<(), AuditError> {
+fn rehash_files(
+    source: &mut dyn Source,
+    files: &mut [FileAudit],
+    findings: &mut Vec<Finding>,
+) -> Result<(), AuditError> {
     let listing: HashMap<String, RemoteFile> = source.list()?.into_iter().map(|f| (f.name.clone(), f)).collect();
     let dir = std::env::temp_dir().join(format!("cdr-to-redpanda-audit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| AuditError::Staging { path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| AuditError::Staging {
+        path: dir.clone(),
+        source,
+    })?;
     let result = (|| {
         for f in files.iter_mut() {
-            if !matches!(f.status, FileStatus::Committed | FileStatus::InProgress | FileStatus::Conflict) {
+            if !matches!(
+                f.status,
+                FileStatus::Committed | FileStatus::InProgress | FileStatus::Conflict
+            ) {
                 continue;
             }
             let Some(remote) = listing.get(&f.name) else {
@@ -480,7 +511,9 @@ fn rehash_files(source: &mut dyn Source, files: &mut [FileAudit], findings: &mut
                         Rehash::Changed { sha256: sha }
                     }
                 }
-                Err(e @ (SourceError::Changed { .. } | SourceError::Gone { .. })) => Rehash::Unreadable { reason: e.to_string() },
+                Err(e @ (SourceError::Changed { .. } | SourceError::Gone { .. })) => {
+                    Rehash::Unreadable { reason: e.to_string() }
+                }
                 Err(e) => return Err(AuditError::Source(e)),
             };
             let _ = std::fs::remove_file(&staged);

@@ -17,64 +17,138 @@ use super::scope::Scope;
 pub enum Finding {
     /// A topic holds another number of a file's records than the ledger says
     /// were committed.
-    CountMismatch { file: String, topic: String, ledger: u64, found: u64 },
+    CountMismatch {
+        file: String,
+        topic: String,
+        ledger: u64,
+        found: u64,
+    },
     /// Row indices the ledger counts as committed with no record in any topic.
-    MissingRows { file: String, count: u64, ranges: Vec<(u64, u64)> },
+    MissingRows {
+        file: String,
+        count: u64,
+        ranges: Vec<(u64, u64)>,
+    },
     /// Keys found more than once; `count` is the number of extra copies.
-    DuplicateKeys { file: String, count: u64, keys: Vec<String> },
+    DuplicateKeys {
+        file: String,
+        count: u64,
+        keys: Vec<String>,
+    },
     /// Keys with a row index past the rows the ledger counts.
-    RowsBeyondLedger { file: String, count: u64, keys: Vec<String> },
+    RowsBeyondLedger {
+        file: String,
+        count: u64,
+        keys: Vec<String>,
+    },
     /// Records of a data file in the voice topic, or the other way round.
     WrongTopic { file: String, topic: String, count: u64 },
     /// Records whose key prefix names no file in the ledger.
-    UnknownPrefix { prefix: String, records: u64, example_key: String, source_file: Option<String> },
+    UnknownPrefix {
+        prefix: String,
+        records: u64,
+        example_key: String,
+        source_file: Option<String>,
+    },
     /// Records whose key is not `<16 hex>-<row>`.
     MalformedKeys { records: u64, examples: Vec<String> },
     /// A file with committed rows has no checkpoint.
     CheckpointMissing { file: String },
     /// The checkpoint topic and the ledger disagree on a field.
-    CheckpointMismatch { file: String, field: String, ledger: String, checkpoint: String },
+    CheckpointMismatch {
+        file: String,
+        field: String,
+        ledger: String,
+        checkpoint: String,
+    },
     /// A checkpoint names a file the ledger does not know.
     CheckpointWithoutFile { file: String, rows_done: u64 },
     /// `--rehash`: the file on the source no longer has the ingested bytes.
-    ShaMismatch { file: String, ledger: String, source: String },
+    ShaMismatch {
+        file: String,
+        ledger: String,
+        source: String,
+    },
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Finding::CountMismatch { file, topic, ledger, found } => {
+            Finding::CountMismatch {
+                file,
+                topic,
+                ledger,
+                found,
+            } => {
                 write!(f, "{file}: {found} records in {topic}, the ledger says {ledger}")
             }
             Finding::MissingRows { file, count, ranges } => {
-                write!(f, "{file}: {count} committed rows missing from the topics: rows {}", ranges_text(ranges, *count))
+                write!(
+                    f,
+                    "{file}: {count} committed rows missing from the topics: rows {}",
+                    ranges_text(ranges, *count)
+                )
             }
             Finding::DuplicateKeys { file, count, keys } => {
                 write!(f, "{file}: {count} duplicate record(s), key(s) {}", keys.join(", "))
             }
             Finding::RowsBeyondLedger { file, count, keys } => {
-                write!(f, "{file}: {count} record(s) past the ledger's row count, key(s) {}", keys.join(", "))
+                write!(
+                    f,
+                    "{file}: {count} record(s) past the ledger's row count, key(s) {}",
+                    keys.join(", ")
+                )
             }
-            Finding::WrongTopic { file, topic, count } => write!(f, "{file}: {count} record(s) in the wrong topic {topic}"),
-            Finding::UnknownPrefix { prefix, records, example_key, source_file } => {
-                write!(f, "{records} record(s) with key prefix {prefix} naming no known file (e.g. {example_key}")?;
+            Finding::WrongTopic { file, topic, count } => {
+                write!(f, "{file}: {count} record(s) in the wrong topic {topic}")
+            }
+            Finding::UnknownPrefix {
+                prefix,
+                records,
+                example_key,
+                source_file,
+            } => {
+                write!(
+                    f,
+                    "{records} record(s) with key prefix {prefix} naming no known file (e.g. {example_key}"
+                )?;
                 match source_file {
                     Some(s) => write!(f, ", header cdr-source-file {s})"),
                     None => write!(f, ", no cdr-source-file header)"),
                 }
             }
             Finding::MalformedKeys { records, examples } => {
-                write!(f, "{records} record(s) with a key that is not <sha16>-<row>: {}", examples.join(", "))
+                write!(
+                    f,
+                    "{records} record(s) with a key that is not <sha16>-<row>: {}",
+                    examples.join(", ")
+                )
             }
-            Finding::CheckpointMissing { file } => write!(f, "{file}: committed rows but no checkpoint in the checkpoint topic"),
-            Finding::CheckpointMismatch { file, field, ledger, checkpoint } => {
-                write!(f, "{file}: checkpoint {field} is {checkpoint}, the ledger says {ledger}")
+            Finding::CheckpointMissing { file } => {
+                write!(f, "{file}: committed rows but no checkpoint in the checkpoint topic")
+            }
+            Finding::CheckpointMismatch {
+                file,
+                field,
+                ledger,
+                checkpoint,
+            } => {
+                write!(
+                    f,
+                    "{file}: checkpoint {field} is {checkpoint}, the ledger says {ledger}"
+                )
             }
             Finding::CheckpointWithoutFile { file, rows_done } => {
-                write!(f, "{file}: checkpoint ({rows_done} rows) for a file the ledger does not know")
+                write!(
+                    f,
+                    "{file}: checkpoint ({rows_done} rows) for a file the ledger does not know"
+                )
             }
             Finding::ShaMismatch { file, ledger, source } => {
-                write!(f, "{file}: bytes on the source changed: sha256 {source}, ingested {ledger}")
+                write!(
+                    f,
+                    "{file}: bytes on the source changed: sha256 {source}, ingested {ledger}"
+                )
             }
         }
     }
@@ -124,11 +198,15 @@ pub struct CheckpointView {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Rehash {
     Same,
-    Changed { sha256: String },
+    Changed {
+        sha256: String,
+    },
     /// Not in the source listing (moved or deleted after ingest).
     NotOnSource,
     /// The file changed or vanished while it was read.
-    Unreadable { reason: String },
+    Unreadable {
+        reason: String,
+    },
 }
 
 /// Everything the audit compared for one ledger file.
@@ -184,7 +262,10 @@ impl AuditReport {
     pub fn headline(&self) -> String {
         let s = &self.summary;
         let verdict = if s.ok {
-            format!("audit OK: {} file(s) agree across ledger, topics and checkpoints", s.files)
+            format!(
+                "audit OK: {} file(s) agree across ledger, topics and checkpoints",
+                s.files
+            )
         } else {
             format!(
                 "audit FAILED: {} discrepancy(ies), {} of {} file(s) affected",
@@ -210,7 +291,11 @@ impl AuditReport {
             .notes
             .iter()
             .cloned()
-            .chain(self.files.iter().flat_map(|f| f.notes.iter().map(move |n| format!("{}: {n}", f.name))))
+            .chain(
+                self.files
+                    .iter()
+                    .flat_map(|f| f.notes.iter().map(move |n| format!("{}: {n}", f.name))),
+            )
             .chain(self.earlier_versions.iter().map(|o| {
                 format!(
                     "{} records under key prefix {} belong to an earlier version of {}",
@@ -229,7 +314,10 @@ impl AuditReport {
         if self.files.is_empty() {
             return Ok(());
         }
-        let groups = format!("  {:<49}{:^27}  {:^31}  {:^15}", "files:", "ledger", "topics", "checkpoint");
+        let groups = format!(
+            "  {:<49}{:^27}  {:^31}  {:^15}",
+            "files:", "ledger", "topics", "checkpoint"
+        );
         writeln!(out, "\n{}", groups.trim_end())?;
         writeln!(
             out,

@@ -171,10 +171,21 @@ pub struct Scan {
 
 /// One record, as a consumer thread classified it.
 enum Item {
-    Audited { tally: usize, place: Place, row: u64 },
+    Audited {
+        tally: usize,
+        place: Place,
+        row: u64,
+    },
     /// `first` is set for the first record of the prefix this thread saw.
-    Orphan { prefix: u64, place: Place, first: Option<Box<(String, Option<String>)>> },
-    Malformed { place: Place, key: String },
+    Orphan {
+        prefix: u64,
+        place: Place,
+        first: Option<Box<(String, Option<String>)>>,
+    },
+    Malformed {
+        place: Place,
+        key: String,
+    },
 }
 
 /// What the consumer threads fold their batches into.
@@ -288,10 +299,11 @@ fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer<ReadToEndContext>, AuditEr
     for (k, v) in &cfg.overrides {
         c.set(k, v);
     }
-    c.create_with_context(ReadToEndContext).map_err(|source| AuditError::Kafka {
-        what: "creating an audit consumer".into(),
-        source,
-    })
+    c.create_with_context(ReadToEndContext)
+        .map_err(|source| AuditError::Kafka {
+            what: "creating an audit consumer".into(),
+            source,
+        })
 }
 
 /// One thread's partitions, read to their ends one topic at a time (an end
@@ -314,7 +326,11 @@ fn read_share(
     let mut topics: Vec<(&str, Place)> = share.iter().map(|(t, _, place)| (*t, *place)).collect();
     topics.dedup();
     for (topic, place) in topics {
-        let ends: Vec<PartitionEnd> = share.iter().filter(|(t, _, _)| *t == topic).map(|(_, e, _)| *e).collect();
+        let ends: Vec<PartitionEnd> = share
+            .iter()
+            .filter(|(t, _, _)| *t == topic)
+            .map(|(_, e, _)| *e)
+            .collect();
         let consumer = consumer(cfg)?;
         read_to_end(&consumer, topic, &ends, idle_timeout, |m| {
             records += 1;
@@ -348,7 +364,11 @@ fn classify(
         });
     };
     match owners.get(&prefix) {
-        Some(Owner::Audited(tally)) => Some(Item::Audited { tally: *tally, place, row }),
+        Some(Owner::Audited(tally)) => Some(Item::Audited {
+            tally: *tally,
+            place,
+            row,
+        }),
         Some(Owner::Outside) => None,
         None if collect_orphans => {
             // Key and headers are copied only for a prefix's first record.

@@ -36,8 +36,7 @@ impl Scope {
 
     /// Whether the name filters (not the time range) accept `name`.
     pub fn selects_name(&self, name: &str) -> bool {
-        self.file.as_deref().is_none_or(|f| f == name)
-            && self.pattern.as_deref().is_none_or(|p| glob_match(p, name))
+        self.file.as_deref().is_none_or(|f| f == name) && self.pattern.as_deref().is_none_or(|p| glob_match(p, name))
     }
 
     pub fn selects(&self, rec: &FileRecord) -> bool {
@@ -113,16 +112,32 @@ mod tests {
     fn names_patterns_and_time_ranges_select_files() {
         let r = rec("cdr_data_20240101_000000.csv", (100, 200), (1000, 2000));
         assert!(Scope::default().selects(&r));
-        let by_pattern = Scope { pattern: Some("cdr_voice_*".into()), ..Scope::default() };
+        let by_pattern = Scope {
+            pattern: Some("cdr_voice_*".into()),
+            ..Scope::default()
+        };
         assert!(!by_pattern.selects(&r));
-        let events = |since, until| Scope { since_ms: since, until_ms: until, basis: Some(TimeBasis::Event), ..Scope::default() };
+        let events = |since, until| Scope {
+            since_ms: since,
+            until_ms: until,
+            basis: Some(TimeBasis::Event),
+            ..Scope::default()
+        };
         assert!(events(Some(150), None).selects(&r));
         assert!(!events(Some(201), None).selects(&r));
         assert!(events(None, Some(100)).selects(&r));
         assert!(!events(None, Some(99)).selects(&r));
-        let ingest = Scope { since_ms: Some(1500), until_ms: Some(1600), ..Scope::default() };
+        let ingest = Scope {
+            since_ms: Some(1500),
+            until_ms: Some(1600),
+            ..Scope::default()
+        };
         assert!(ingest.selects(&r));
-        assert!(!Scope { since_ms: Some(2001), ..Scope::default() }.selects(&r));
+        assert!(!Scope {
+            since_ms: Some(2001),
+            ..Scope::default()
+        }
+        .selects(&r));
     }
 
     #[test]

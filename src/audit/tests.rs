@@ -75,7 +75,14 @@ fn a_complete_committed_file_agrees() {
     let r = rec("f", FileStatus::Committed, SHA, 4, 1);
     let mut findings = Vec::new();
     check_checkpoint(&r, Some(&cp(&r, 4, true)), &mut findings);
-    let found = check_topics(&r, &group(4), &tally(4, &[1, 2, 4], &[3]), &topics(), &mut findings, &mut Vec::new());
+    let found = check_topics(
+        &r,
+        &group(4),
+        &tally(4, &[1, 2, 4], &[3]),
+        &topics(),
+        &mut findings,
+        &mut Vec::new(),
+    );
     assert_eq!(findings, vec![]);
     assert_eq!((found.valid, found.dlq, found.distinct_rows), (3, 1, 4));
 }
@@ -114,7 +121,14 @@ fn a_file_in_progress_may_run_ahead_of_the_ledger_but_not_behind_it() {
     // The checkpoint (and the topics) hold a chunk the ledger has not recorded yet.
     check_checkpoint(&r, Some(&cp(&r, 200, false)), &mut findings);
     let rows: Vec<u64> = (1..=250).collect();
-    check_topics(&r, &group(200), &tally(200, &rows, &[]), &topics(), &mut findings, &mut Vec::new());
+    check_topics(
+        &r,
+        &group(200),
+        &tally(200, &rows, &[]),
+        &topics(),
+        &mut findings,
+        &mut Vec::new(),
+    );
     assert_eq!(findings, vec![]);
     // A ledger ahead of the checkpoint counts rows Kafka never committed.
     check_checkpoint(&r, Some(&cp(&r, 50, false)), &mut findings);

@@ -46,7 +46,12 @@ pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
         consumers: args.consumers,
         across_group: args.group.is_some(),
     };
-    let report = run_audit(ledger.as_ref(), &args.kafka.kafka_config(), &settings, source.as_deref_mut().map(|s| s as &mut dyn crate::source::Source))?;
+    let report = run_audit(
+        ledger.as_ref(),
+        &args.kafka.kafka_config(),
+        &settings,
+        source.as_deref_mut().map(|s| s as &mut dyn crate::source::Source),
+    )?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -43,7 +43,10 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
         };
         let value = match sub.get_raw(id) {
             Some(_) if is_secret_arg(arg) => "***".to_string(),
-            Some(raw) => raw.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
+            Some(raw) => raw
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(","),
             None => String::new(),
         };
         println!("  {long:<36} {value:<40} ({source})");
@@ -55,14 +58,20 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
     }
 
     let mut ok = true;
-    match args.common.source.build().and_then(|mut s| s.list().map(|l| (s.describe(), l.len()))) {
+    match args
+        .common
+        .source
+        .build()
+        .and_then(|mut s| s.list().map(|l| (s.describe(), l.len())))
+    {
         Ok((what, n)) => println!("source: ok ({what}: {n} entries)"),
         Err(e) => {
             ok = false;
             println!("source: FAILED: {e}");
         }
     }
-    match BrokerProbe::new(&kafka, &args.common.kafka.checkpoint_topic).and_then(|p| p.brokers(Duration::from_secs(10))) {
+    match BrokerProbe::new(&kafka, &args.common.kafka.checkpoint_topic).and_then(|p| p.brokers(Duration::from_secs(10)))
+    {
         Ok(n) => println!("kafka: ok ({n} broker(s) at {})", kafka.brokers),
         Err(e) => {
             ok = false;

@@ -18,8 +18,8 @@ use crate::ingest::workers::Workers;
 use crate::ingest::{now_ms, park, OnChanged, Shutdown};
 use crate::metrics::{server, HEALTH, METRICS};
 use crate::schema::RecordKind;
-use crate::sink::probe::BrokerProbe;
 use crate::sink::limits::{self, RecordLimits};
+use crate::sink::probe::BrokerProbe;
 use crate::sink::topics::{ensure_topics, TopicError};
 use crate::sink::KafkaConfig;
 use crate::source::retry::backoff;
@@ -102,10 +102,18 @@ fn list(source: &mut dyn Source) -> Result<Vec<RemoteFile>, SourceError> {
 
 fn log_summary(s: &PassSummary, took: Duration) {
     tracing::info!(
-        committed = s.committed, skipped = s.skipped, failed = s.failed, retrying = s.retrying,
-        parked = s.parked, conflicts = s.conflicts,
-        duplicates = s.duplicates, deferred = s.deferred, interrupted = s.interrupted, rows = s.rows,
-        invalid_rows = s.invalid_rows, seconds = format_args!("{:.2}", took.as_secs_f64()),
+        committed = s.committed,
+        skipped = s.skipped,
+        failed = s.failed,
+        retrying = s.retrying,
+        parked = s.parked,
+        conflicts = s.conflicts,
+        duplicates = s.duplicates,
+        deferred = s.deferred,
+        interrupted = s.interrupted,
+        rows = s.rows,
+        invalid_rows = s.invalid_rows,
+        seconds = format_args!("{:.2}", took.as_secs_f64()),
         "pass finished"
     );
 }
@@ -129,11 +137,13 @@ pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
         summary.committed, summary.rows, summary.invalid_rows, summary.skipped, summary.failed,
         summary.retrying, summary.parked, summary.conflicts, summary.duplicates, summary.deferred
     );
-    Ok(if summary.failed + summary.retrying + summary.parked + summary.deferred > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if summary.failed + summary.retrying + summary.parked + summary.deferred > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// How often the daemon asks the cluster again for the topics' record limits.
@@ -186,11 +196,13 @@ fn wait_for<E: std::fmt::Display>(
 fn spawn_broker_probe(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<()> {
     const BROKER_PROBE_INTERVAL: Duration = Duration::from_secs(3);
     let probe = BrokerProbe::new(kafka, topic).context("creating the broker probe")?;
-    std::thread::Builder::new().name("broker-probe".into()).spawn(move || loop {
-        let ok = probe.brokers(BROKER_PROBE_INTERVAL).is_ok_and(|n| n > 0);
-        HEALTH.set_brokers_ok(ok);
-        std::thread::sleep(BROKER_PROBE_INTERVAL);
-    })?;
+    std::thread::Builder::new()
+        .name("broker-probe".into())
+        .spawn(move || loop {
+            let ok = probe.brokers(BROKER_PROBE_INTERVAL).is_ok_and(|n| n > 0);
+            HEALTH.set_brokers_ok(ok);
+            std::thread::sleep(BROKER_PROBE_INTERVAL);
+        })?;
     Ok(())
 }
 
@@ -199,7 +211,8 @@ fn spawn_broker_probe(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<()> {
 /// the files of this instance's shards count, and each shard's are counted
 /// apart too.
 fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged, group: Option<&Group>) {
-    let mut per_shard: BTreeMap<u32, u64> = group.map_or_else(BTreeMap::new, |g| g.owned().into_iter().map(|s| (s, 0)).collect());
+    let mut per_shard: BTreeMap<u32, u64> =
+        group.map_or_else(BTreeMap::new, |g| g.owned().into_iter().map(|s| (s, 0)).collect());
     let mut waiting = 0u64;
     let mut oldest: Option<i64> = None;
     for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some()) {
@@ -223,7 +236,9 @@ fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged
             .replace(per_shard.into_iter().map(|(s, n)| (s.to_string(), n as f64)));
     }
     if let Ok(counts) = ledger.counts() {
-        METRICS.files_parked.set(counts.get(&FileStatus::Parked).copied().unwrap_or(0) as f64);
+        METRICS
+            .files_parked
+            .set(counts.get(&FileStatus::Parked).copied().unwrap_or(0) as f64);
     }
     let age = oldest.map_or(0, |m| (now_ms() / 1000 - m).max(0));
     METRICS.oldest_waiting_age_seconds.set(age as f64);
@@ -241,7 +256,10 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
         server::serve(addr)?;
     }
     if args.workers > 2 && args.group.group.is_none() {
-        tracing::warn!(workers = args.workers, "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle");
+        tracing::warn!(
+            workers = args.workers,
+            "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle"
+        );
     }
     let common = &args.common;
     let kafka = common.kafka.kafka_config();
@@ -263,8 +281,13 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
     }
     HEALTH.set_brokers_ok(true);
     let mut probe_source = common.source.build().context("configuring the source")?;
-    let reached = wait_for("the source", &shutdown, || probe_source.list().map(|_| ()), SourceError::is_transient)
-        .context("listing the source")?;
+    let reached = wait_for(
+        "the source",
+        &shutdown,
+        || probe_source.list().map(|_| ()),
+        SourceError::is_transient,
+    )
+    .context("listing the source")?;
     drop(probe_source);
     if !reached {
         return stopped();
@@ -312,7 +335,14 @@ pub fn run(args: &RunCommand) -> anyhow::Result<ExitCode> {
                     }
                     let started = Instant::now();
                     let summary = workers.pass(ready)?;
-                    if summary.committed + summary.failed + summary.retrying + summary.parked + summary.deferred + summary.interrupted > 0 {
+                    if summary.committed
+                        + summary.failed
+                        + summary.retrying
+                        + summary.parked
+                        + summary.deferred
+                        + summary.interrupted
+                        > 0
+                    {
                         log_summary(&summary, started.elapsed());
                     }
                 }
@@ -332,9 +362,20 @@ fn join_group(rt: &tokio::runtime::Runtime, args: &RunCommand, name: &str) -> an
     let common = &args.common;
     let kafka = common.kafka.kafka_config();
     let shards = rt
-        .block_on(ensure_assignment_topic(&kafka, &args.group.group_topic, args.group.group_shards, common.kafka.replication_factor))
+        .block_on(ensure_assignment_topic(
+            &kafka,
+            &args.group.group_topic,
+            args.group.group_shards,
+            common.kafka.replication_factor,
+        ))
         .context("preparing the group's assignment topic")?;
-    Ok(Group::join(&kafka, &args.group, name, shards, &common.kafka.checkpoint_topic)?)
+    Ok(Group::join(
+        &kafka,
+        &args.group,
+        name,
+        shards,
+        &common.kafka.checkpoint_topic,
+    )?)
 }
 
 fn stopped() -> anyhow::Result<ExitCode> {

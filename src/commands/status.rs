@@ -71,7 +71,10 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
         Some(Ledger::open_read_only(dir).with_context(|| format!("opening the ledger in {}", dir.display()))?)
     };
     let files = reader.as_ref().map(|r| r.files()).transpose()?.unwrap_or_default();
-    let instance = reader.as_ref().map(|r| ledger_report(r, &files, args.recent)).transpose()?;
+    let instance = reader
+        .as_ref()
+        .map(|r| ledger_report(r, &files, args.recent))
+        .transpose()?;
     let group = match args.group.as_deref() {
         Some(g) => {
             let member = reader.as_ref().map(|r| r.group_member(g)).transpose()?.flatten();
@@ -82,7 +85,9 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match (args.json, &instance, &group) {
         (true, Some(r), None) => serde_json::to_writer_pretty(&mut out, r)?,
-        (true, _, _) => serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "instance": instance, "group": group }))?,
+        (true, _, _) => {
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "instance": instance, "group": group }))?
+        }
         (false, _, _) => {
             if let Some(r) = &instance {
                 write_human(r, &mut out)?;
@@ -102,7 +107,11 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ledger_report<'a>(reader: &LedgerReader, files: &'a [FileRecord], recent_count: usize) -> anyhow::Result<Report<'a>> {
+fn ledger_report<'a>(
+    reader: &LedgerReader,
+    files: &'a [FileRecord],
+    recent_count: usize,
+) -> anyhow::Result<Report<'a>> {
     let counts = reader.counts()?;
     let of = |wanted: &'static [FileStatus]| files.iter().filter(move |f| wanted.contains(&f.status));
     let committed = || of(&[FileStatus::Committed]);
@@ -128,7 +137,10 @@ fn ledger_report<'a>(reader: &LedgerReader, files: &'a [FileRecord], recent_coun
             .iter()
             .filter(|f| {
                 f.attempts > 0
-                    || matches!(f.status, FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate | FileStatus::Parked)
+                    || matches!(
+                        f.status,
+                        FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate | FileStatus::Parked
+                    )
             })
             .collect(),
         oldest_waiting: of(&[FileStatus::Seen, FileStatus::InProgress])
@@ -153,8 +165,12 @@ const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// view: the members are what an operator looks for first.
 fn group_view(args: &StatusCommand, group: &str, this_member: Option<&str>) -> anyhow::Result<GroupView> {
     let kafka = args.kafka.kafka_config();
-    let shard_count = partition_count(&kafka, &args.group_topic)?
-        .with_context(|| format!("no assignment topic {}: no instance of a group has started with it", args.group_topic))?;
+    let shard_count = partition_count(&kafka, &args.group_topic)?.with_context(|| {
+        format!(
+            "no assignment topic {}: no instance of a group has started with it",
+            args.group_topic
+        )
+    })?;
     let description = view::describe(&kafka, group, &args.group_topic, this_member, GROUP_TIMEOUT)?;
     let listing = args.source.build().and_then(|mut s| s.list());
     let lag = match listing {
@@ -177,10 +193,23 @@ fn group_view(args: &StatusCommand, group: &str, this_member: Option<&str>) -> a
 
 fn write_group(g: &GroupView, out: &mut impl Write) -> std::io::Result<()> {
     let d = &g.membership;
-    let waiting = g.files_waiting.map_or("unknown (the source could not be listed)".into(), |n| n.to_string());
-    writeln!(out, "group {}: {}, {} member(s), {} shard(s), files waiting: {waiting}", d.group, d.state, d.members.len(), g.shard_count)?;
+    let waiting = g
+        .files_waiting
+        .map_or("unknown (the source could not be listed)".into(), |n| n.to_string());
+    writeln!(
+        out,
+        "group {}: {}, {} member(s), {} shard(s), files waiting: {waiting}",
+        d.group,
+        d.state,
+        d.members.len(),
+        g.shard_count
+    )?;
     if !d.members.is_empty() {
-        writeln!(out, "  {:<36} {:<16} {:>6} {:>8}  shards", "member", "address", "shards", "waiting")?;
+        writeln!(
+            out,
+            "  {:<36} {:<16} {:>6} {:>8}  shards",
+            "member", "address", "shards", "waiting"
+        )?;
         for m in &d.members {
             let here = match (m.this_instance, m.this_host) {
                 (true, _) => " (this instance)",
@@ -188,18 +217,36 @@ fn write_group(g: &GroupView, out: &mut impl Write) -> std::io::Result<()> {
                 (false, false) => "",
             };
             let waiting = m.files_waiting.map_or("-".into(), |n| n.to_string());
-            writeln!(out, "  {:<36} {:<16} {:>6} {:>8}  {}{here}", m.client_id, m.host, m.shards.len(), waiting, ranges(&m.shards))?;
+            writeln!(
+                out,
+                "  {:<36} {:<16} {:>6} {:>8}  {}{here}",
+                m.client_id,
+                m.host,
+                m.shards.len(),
+                waiting,
+                ranges(&m.shards)
+            )?;
         }
     }
     if !g.unassigned.is_empty() {
-        writeln!(out, "  unassigned shards: {} (a rebalance in progress, or no member)", ranges(&g.unassigned))?;
+        writeln!(
+            out,
+            "  unassigned shards: {} (a rebalance in progress, or no member)",
+            ranges(&g.unassigned)
+        )?;
     }
     if !g.lagging_shards.is_empty() {
         writeln!(out, "\nfiles waiting per shard:")?;
         writeln!(out, "  {:>5} {:<36} {:>7}  first waiting", "shard", "owner", "files")?;
         for l in &g.lagging_shards {
             let first = l.lag.first_waiting.as_deref().unwrap_or("");
-            writeln!(out, "  {:>5} {:<36} {:>7}  {first}", l.shard, l.owner.as_deref().unwrap_or("(nobody)"), l.lag.files_waiting)?;
+            writeln!(
+                out,
+                "  {:>5} {:<36} {:>7}  {first}",
+                l.shard,
+                l.owner.as_deref().unwrap_or("(nobody)"),
+                l.lag.files_waiting
+            )?;
         }
     }
     Ok(())
@@ -214,7 +261,11 @@ fn ranges(shards: &[u32]) -> String {
         while j + 1 < shards.len() && shards[j + 1] == shards[j] + 1 {
             j += 1;
         }
-        parts.push(if i == j { shards[i].to_string() } else { format!("{}-{}", shards[i], shards[j]) });
+        parts.push(if i == j {
+            shards[i].to_string()
+        } else {
+            format!("{}-{}", shards[i], shards[j])
+        });
         i = j + 1;
     }
     parts.join(",")
@@ -229,7 +280,10 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
         r.rows_committed, r.invalid_rows_committed, r.in_doubt_transactions
     )?;
     if !r.live {
-        writeln!(out, "(the last writer crashed: this is its last durable commit, read from a private copy)")?;
+        writeln!(
+            out,
+            "(the last writer crashed: this is its last durable commit, read from a private copy)"
+        )?;
     }
     match &r.oldest_waiting {
         Some(w) => writeln!(
@@ -263,10 +317,23 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
                 FileStatus::Seen | FileStatus::InProgress => "retrying",
                 other => other.as_str(),
             };
-            writeln!(out, "  {:<40} {:<11} {:>8} {}", f.name, status, f.attempts, f.error.as_deref().unwrap_or(""))?;
+            writeln!(
+                out,
+                "  {:<40} {:<11} {:>8} {}",
+                f.name,
+                status,
+                f.attempts,
+                f.error.as_deref().unwrap_or("")
+            )?;
         }
-        if r.problems.iter().any(|f| matches!(f.status, FileStatus::Parked | FileStatus::Failed)) {
-            writeln!(out, "  (`cdr-to-redpanda retry FILE...` or `retry --all-parked` tries parked or failed files again)")?;
+        if r.problems
+            .iter()
+            .any(|f| matches!(f.status, FileStatus::Parked | FileStatus::Failed))
+        {
+            writeln!(
+                out,
+                "  (`cdr-to-redpanda retry FILE...` or `retry --all-parked` tries parked or failed files again)"
+            )?;
         }
     }
     Ok(())

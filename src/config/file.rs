@@ -149,11 +149,7 @@ fn scalar(path: &Path, key: &str, v: &toml::Value) -> Result<String, ConfigFileE
 }
 
 /// `kafka-config = { "sasl.mechanism" = "..." }` -> `KAFKA_CONFIG_SASL_MECHANISM`.
-fn kafka_config_env(
-    path: &Path,
-    key: &str,
-    value: &toml::Value,
-) -> Result<Vec<(String, String)>, ConfigFileError> {
+fn kafka_config_env(path: &Path, key: &str, value: &toml::Value) -> Result<Vec<(String, String)>, ConfigFileError> {
     let toml::Value::Table(t) = value else {
         return Err(ConfigFileError::BadValue {
             path: path.to_path_buf(),

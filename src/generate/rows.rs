@@ -34,12 +34,7 @@ const NUMBER_PLANS: [(&[u8], usize, u32); 16] = [
     (b"336", 11, 2),  // France
 ];
 
-const DATA_TYPES: [(&[u8], u32); 4] = [
-    (b"application", 40),
-    (b"text", 25),
-    (b"image", 20),
-    (b"video", 15),
-];
+const DATA_TYPES: [(&[u8], u32); 4] = [(b"application", 40), (b"text", 25), (b"image", 20), (b"video", 15)];
 
 /// Sites a subscriber might visit; two contain a comma, so they are written
 /// quoted.
@@ -71,19 +66,9 @@ const URLS: [&str; 24] = [
 ];
 
 /// IPv6 prefixes of mobile carriers' allocations (first two groups).
-const IPV6_PREFIXES: [[u16; 2]; 4] = [
-    [0x2c0f, 0xf4c0],
-    [0x2a01, 0x4c8],
-    [0x2001, 0x4860],
-    [0x2605, 0x8d80],
-];
+const IPV6_PREFIXES: [[u16; 2]; 4] = [[0x2c0f, 0xf4c0], [0x2a01, 0x4c8], [0x2001, 0x4860], [0x2605, 0x8d80]];
 
-const BAD_MSISDNS: [&[u8]; 4] = [
-    b"123",
-    b"27abc4561234",
-    b"+27821234567",
-    b"2782123456789012",
-];
+const BAD_MSISDNS: [&[u8]; 4] = [b"123", b"27abc4561234", b"+27821234567", b"2782123456789012"];
 const BAD_NUMBERS: [&[u8]; 6] = [b"12k", b"abc", b"-42", b"1.5e3", b"NaN", b"0x1F"];
 const BAD_TIMESTAMPS: [&[u8]; 4] = [
     b"2024-13-45 25:61:00",
@@ -91,13 +76,7 @@ const BAD_TIMESTAMPS: [&[u8]; 4] = [
     b"2024-02-30 12:00:00",
     b"01/01/2024 10:00",
 ];
-const BAD_IPS: [&[u8]; 5] = [
-    b"300.1.2.3",
-    b"10.0.0",
-    b"192.168.1.256",
-    b"2001:db8::g1",
-    b"localhost",
-];
+const BAD_IPS: [&[u8]; 5] = [b"300.1.2.3", b"10.0.0", b"192.168.1.256", b"2001:db8::g1", b"localhost"];
 const BAD_DATA_TYPES: [&[u8]; 4] = [b"audio", b"streaming", b"unknown", b"mms"];
 const BAD_CALL_TYPES: [&[u8]; 4] = [b"fax", b"sms", b"conference", b"telex"];
 const NON_UTF8_URL: &[u8] = b"http://example.com/caf\xff\xfe";
@@ -120,10 +99,7 @@ impl Number {
             let low = if i == 0 { 1 } else { 0 };
             *d = b'0' + rng.random_range(low..10u8);
         }
-        Number {
-            digits,
-            len: len as u8,
-        }
+        Number { digits, len: len as u8 }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -183,10 +159,7 @@ fn pick<'a>(rng: &mut SmallRng, items: &[&'a [u8]]) -> &'a [u8] {
 /// Writes `value` as one CSV field, quoted when it holds a separator, quote or
 /// line break.
 fn push_csv_field(out: &mut Vec<u8>, value: &[u8]) {
-    if value
-        .iter()
-        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-    {
+    if value.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         for &b in value {
             if b == b'"' {
@@ -240,12 +213,7 @@ impl<'a> RowWriter<'a> {
 
     /// Appends one row (without line ending) whose event time is `micros`,
     /// broken in the way `defect` names, if any.
-    pub(super) fn push_row(
-        &mut self,
-        out: &mut Vec<u8>,
-        micros: i64,
-        defect: Option<InvalidClass>,
-    ) {
+    pub(super) fn push_row(&mut self, out: &mut Vec<u8>, micros: i64, defect: Option<InvalidClass>) {
         let start = out.len();
         self.fields = 0;
         match self.kind {
@@ -259,9 +227,7 @@ impl<'a> RowWriter<'a> {
                 out.truncate(self.field_starts[self.fields - drop] - 1);
                 debug_assert!(out.len() > start);
             }
-            Some(InvalidClass::TooManyFields) => {
-                out.extend_from_slice(pick(&mut self.rng, &EXTRA_FIELDS))
-            }
+            Some(InvalidClass::TooManyFields) => out.extend_from_slice(pick(&mut self.rng, &EXTRA_FIELDS)),
             _ => {}
         }
     }
@@ -413,10 +379,7 @@ impl<'a> RowWriter<'a> {
             let (first, second) = match self.rng.random_range(0..8) {
                 0 | 1 => (100, self.rng.random_range(64..=127u64)),
                 2 => (10, self.rng.random_range(0..=255u64)),
-                _ => (
-                    self.rng.random_range(1..=223u64),
-                    self.rng.random_range(0..=255u64),
-                ),
+                _ => (self.rng.random_range(1..=223u64), self.rng.random_range(0..=255u64)),
             };
             push_u64(out, first);
             out.push(b'.');

@@ -123,10 +123,7 @@ mod tests {
     #[test]
     fn civil_dates_match_chrono_across_leap_years_and_centuries() {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
-        for days in (-719_162i64..2_932_896)
-            .step_by(997)
-            .chain([-1, 0, 59, 11_016, 11_017])
-        {
+        for days in (-719_162i64..2_932_896).step_by(997).chain([-1, 0, 59, 11_016, 11_017]) {
             let want = epoch + chrono::Duration::days(days);
             let (y, m, d) = civil_from_days(days);
             assert_eq!(

@@ -146,7 +146,10 @@ impl Shards {
 }
 
 fn shards_of(tpl: &TopicPartitionList) -> BTreeSet<u32> {
-    tpl.elements().iter().filter_map(|e| u32::try_from(e.partition()).ok()).collect()
+    tpl.elements()
+        .iter()
+        .filter_map(|e| u32::try_from(e.partition()).ok())
+        .collect()
 }
 
 /// The consumer's context: rebalances update `Shards`.
@@ -170,7 +173,8 @@ impl ConsumerContext for RebalanceContext {
     // the shards first, or two owners could work on one file at once.
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            self.shards.revoke(&shards_of(tpl), consumer.assignment_lost(), self.revoke_limit);
+            self.shards
+                .revoke(&shards_of(tpl), consumer.assignment_lost(), self.revoke_limit);
         }
     }
 
@@ -286,7 +290,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         assert!(!shards.is_ready(1), "no new file of a revoked shard");
         drop(busy);
-        assert!(revoker.join().unwrap() >= Duration::from_millis(300), "revoke waited for the busy shard");
+        assert!(
+            revoker.join().unwrap() >= Duration::from_millis(300),
+            "revoke waited for the busy shard"
+        );
         assert_eq!(shards.ready(), set(&[2]));
     }
 
@@ -301,7 +308,10 @@ mod tests {
         // The takeover ends: the revoked shard is not declared ready.
         assert_eq!(shards.mark_ready(&set(&[1, 2])), set(&[2]));
         drop(held);
-        assert!(revoker.join().unwrap() >= Duration::from_millis(300), "revoke waited for the takeover");
+        assert!(
+            revoker.join().unwrap() >= Duration::from_millis(300),
+            "revoke waited for the takeover"
+        );
         assert!(shards.begin(2).is_some(), "held shards are released with the takeover");
     }
 }

@@ -57,7 +57,10 @@ impl GroupError {
     /// moving) is tried again at the next poll; its shards stay unworked
     /// meanwhile. Only a ledger failure stops the service.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, GroupError::Ledger(_) | GroupError::Producer(SinkError::Fenced { .. }))
+        !matches!(
+            self,
+            GroupError::Ledger(_) | GroupError::Producer(SinkError::Fenced { .. })
+        )
     }
 }
 
@@ -115,7 +118,13 @@ pub struct Group {
 impl Group {
     /// Joins the group `args.group` (Some) over an assignment topic of
     /// `shard_count` partitions. No shard is worked on before `take_over`.
-    pub fn join(kafka: &KafkaConfig, args: &GroupArgs, name: &str, shard_count: u32, checkpoint_topic: &str) -> Result<Self, GroupError> {
+    pub fn join(
+        kafka: &KafkaConfig,
+        args: &GroupArgs,
+        name: &str,
+        shard_count: u32,
+        checkpoint_topic: &str,
+    ) -> Result<Self, GroupError> {
         let shards = Arc::new(Shards::default());
         let member_name = format!(
             "{}-{}",
@@ -256,7 +265,12 @@ impl Group {
             let made: Vec<(u32, Result<TxnProducer, SinkError>)> = std::thread::scope(|scope| {
                 let spawned: Vec<_> = batch
                     .iter()
-                    .map(|&s| (s, scope.spawn(move || TxnProducer::with_id(&self.kafka, self.transactional_id(s)))))
+                    .map(|&s| {
+                        (
+                            s,
+                            scope.spawn(move || TxnProducer::with_id(&self.kafka, self.transactional_id(s))),
+                        )
+                    })
                     .collect();
                 spawned
                     .into_iter()

@@ -72,7 +72,10 @@ mod tests {
     fn shards_are_stable_and_spread() {
         // Pinned: a change here moves files between the instances of a
         // running group during a rolling upgrade.
-        assert_eq!(shard_of("cdr_data_20240101_000000.csv", 64), shard_of("cdr_data_20240101_000000.csv", 64));
+        assert_eq!(
+            shard_of("cdr_data_20240101_000000.csv", 64),
+            shard_of("cdr_data_20240101_000000.csv", 64)
+        );
         assert_eq!(shard_of("kafka", 64), (0xd067_cf64u32 & 0x7fff_ffff) % 64);
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..2000 {

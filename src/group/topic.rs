@@ -23,7 +23,12 @@ pub async fn ensure_assignment_topic(
 ) -> Result<u32, GroupError> {
     if let Some(n) = partition_count(cfg, topic)? {
         if n != shards {
-            tracing::info!(topic, partitions = n, configured = shards, "assignment topic exists: its partition count is the shard count");
+            tracing::info!(
+                topic,
+                partitions = n,
+                configured = shards,
+                "assignment topic exists: its partition count is the shard count"
+            );
         }
         return Ok(n);
     }

@@ -51,7 +51,9 @@ pub fn describe(
     timeout: Duration,
 ) -> Result<GroupDescription, GroupError> {
     let client: BaseConsumer = kafka.client_config().create().map_err(GroupError::Kafka)?;
-    let list = client.fetch_group_list(Some(group), timeout).map_err(GroupError::Kafka)?;
+    let list = client
+        .fetch_group_list(Some(group), timeout)
+        .map_err(GroupError::Kafka)?;
     let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
         return Err(GroupError::Unknown(group.to_string()));
     };
@@ -59,10 +61,12 @@ pub fn describe(
     let mut members = Vec::new();
     for m in info.members() {
         let shards = match m.assignment() {
-            Some(bytes) if !bytes.is_empty() => decode_assignment(bytes, topic).map_err(|at| GroupError::Assignment {
-                member: m.client_id().to_string(),
-                at,
-            })?,
+            Some(bytes) if !bytes.is_empty() => {
+                decode_assignment(bytes, topic).map_err(|at| GroupError::Assignment {
+                    member: m.client_id().to_string(),
+                    at,
+                })?
+            }
             _ => Vec::new(),
         };
         members.push(Member {
@@ -275,18 +279,40 @@ mod tests {
         };
         let lag: BTreeMap<u32, ShardLag> = [(2, 3), (3, 1)]
             .into_iter()
-            .map(|(s, n)| (s, ShardLag { files_waiting: n, first_waiting: Some(format!("f{s}")) }))
+            .map(|(s, n)| {
+                (
+                    s,
+                    ShardLag {
+                        files_waiting: n,
+                        first_waiting: Some(format!("f{s}")),
+                    },
+                )
+            })
             .collect();
         let view = GroupView::new(membership, 4, Some(lag));
         assert_eq!(view.unassigned, vec![3]);
         assert_eq!(view.files_waiting, Some(4));
         let waiting: Vec<_> = view.membership.members.iter().map(|m| m.files_waiting).collect();
         assert_eq!(waiting, vec![Some(3), Some(0)]);
-        let owners: Vec<_> = view.lagging_shards.iter().map(|l| (l.shard, l.owner.as_deref())).collect();
+        let owners: Vec<_> = view
+            .lagging_shards
+            .iter()
+            .map(|l| (l.shard, l.owner.as_deref()))
+            .collect();
         assert_eq!(owners, vec![(2, Some("a-1")), (3, None)]);
 
-        let unlisted = GroupView::new(GroupDescription { members: vec![member("a-1", &[0])], ..view.membership }, 1, None);
-        assert_eq!((unlisted.files_waiting, unlisted.membership.members[0].files_waiting), (None, None));
+        let unlisted = GroupView::new(
+            GroupDescription {
+                members: vec![member("a-1", &[0])],
+                ..view.membership
+            },
+            1,
+            None,
+        );
+        assert_eq!(
+            (unlisted.files_waiting, unlisted.membership.members[0].files_waiting),
+            (None, None)
+        );
     }
 
     #[test]
@@ -310,7 +336,10 @@ mod tests {
         let lag = lag_per_shard(["b.csv", "a.csv", "c.csv"], &store, 1);
         assert_eq!(
             lag.get(&0),
-            Some(&ShardLag { files_waiting: 2, first_waiting: Some("b.csv".into()) }),
+            Some(&ShardLag {
+                files_waiting: 2,
+                first_waiting: Some("b.csv".into())
+            }),
             "a done file does not wait; a half-done one and an unseen one do"
         );
         let spread = lag_per_shard(["x1", "x2", "x3", "x4", "x5", "x6"], &CheckpointStore::default(), 4);

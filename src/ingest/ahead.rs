@@ -68,7 +68,9 @@ impl ReadAhead {
                     download,
                 })
             }
-            Err(e) => tracing::warn!(slot = self.slot, error = %e, "read-ahead thread not started; read-ahead off for this slot"),
+            Err(e) => {
+                tracing::warn!(slot = self.slot, error = %e, "read-ahead thread not started; read-ahead off for this slot")
+            }
         }
     }
 
@@ -83,7 +85,9 @@ impl ReadAhead {
                 METRICS.read_ahead.add("used", 1);
                 return Some(fetched);
             }
-            Some(Err(e)) => tracing::debug!(file = %pending.file.name, error = %e, "read-ahead failed; fetched again when taken"),
+            Some(Err(e)) => {
+                tracing::debug!(file = %pending.file.name, error = %e, "read-ahead failed; fetched again when taken")
+            }
             _ => {}
         }
         METRICS.read_ahead.add("discarded", 1);
@@ -107,7 +111,10 @@ impl ReadAhead {
                 Some(result)
             }
             Err(_) => {
-                tracing::warn!(slot = self.slot, "read-ahead download panicked; read-ahead off for this slot");
+                tracing::warn!(
+                    slot = self.slot,
+                    "read-ahead download panicked; read-ahead off for this slot"
+                );
                 None
             }
         }

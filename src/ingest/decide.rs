@@ -209,9 +209,16 @@ mod tests {
     #[test]
     fn unchanged_committed_file_is_not_fetched_again() {
         let r = record(FileStatus::Committed, "aa", 5);
-        let listing = RemoteFile { name: r.name.clone(), size: 10, mtime: 100 };
+        let listing = RemoteFile {
+            name: r.name.clone(),
+            size: 10,
+            mtime: 100,
+        };
         assert!(!needs_fetch(&listing, Some(&r), OnChanged::Conflict, 0));
-        let touched = RemoteFile { mtime: 101, ..listing.clone() };
+        let touched = RemoteFile {
+            mtime: 101,
+            ..listing.clone()
+        };
         assert!(needs_fetch(&touched, Some(&r), OnChanged::Conflict, 0));
         let conflict = record(FileStatus::Conflict, "aa", 5);
         assert!(!needs_fetch(&listing, Some(&conflict), OnChanged::Conflict, 0));
@@ -220,8 +227,15 @@ mod tests {
 
     #[test]
     fn backing_off_files_wait_their_turn_and_parked_files_wait_for_a_change() {
-        let listing = RemoteFile { name: "cdr_data_20240101_000000.csv".into(), size: 10, mtime: 100 };
-        let backing_off = FileRecord { next_attempt_ms: Some(5_000), ..record(FileStatus::Seen, "", 0) };
+        let listing = RemoteFile {
+            name: "cdr_data_20240101_000000.csv".into(),
+            size: 10,
+            mtime: 100,
+        };
+        let backing_off = FileRecord {
+            next_attempt_ms: Some(5_000),
+            ..record(FileStatus::Seen, "", 0)
+        };
         assert!(!needs_fetch(&listing, Some(&backing_off), OnChanged::Conflict, 4_999));
         assert!(needs_fetch(&listing, Some(&backing_off), OnChanged::Conflict, 5_000));
         let parked = record(FileStatus::Parked, "", 0);
@@ -234,7 +248,10 @@ mod tests {
     fn new_file_is_ingested_from_the_start() {
         assert_eq!(
             plan(&facts("aa", None, None)),
-            Plan::Ingest { version: 1, progress: Progress::default() }
+            Plan::Ingest {
+                version: 1,
+                progress: Progress::default()
+            }
         );
     }
 
@@ -243,10 +260,16 @@ mod tests {
         let c = checkpoint("aa", 300, false);
         assert_eq!(
             plan(&facts("aa", None, Some(&c))),
-            Plan::Ingest { version: 1, progress: Progress::of_checkpoint(&c) }
+            Plan::Ingest {
+                version: 1,
+                progress: Progress::of_checkpoint(&c)
+            }
         );
         let done = checkpoint("aa", 300, true);
-        assert!(matches!(plan(&facts("aa", None, Some(&done))), Plan::AlreadyDone { .. }));
+        assert!(matches!(
+            plan(&facts("aa", None, Some(&done))),
+            Plan::AlreadyDone { .. }
+        ));
     }
 
     #[test]
@@ -255,7 +278,10 @@ mod tests {
         let c = checkpoint("aa", 200, false);
         assert_eq!(
             plan(&facts("aa", Some(&r), Some(&c))),
-            Plan::Ingest { version: 1, progress: Progress::of_checkpoint(&c) }
+            Plan::Ingest {
+                version: 1,
+                progress: Progress::of_checkpoint(&c)
+            }
         );
     }
 
@@ -264,11 +290,19 @@ mod tests {
         let r = record(FileStatus::Committed, "aa", 5);
         assert_eq!(
             plan(&facts("bb", Some(&r), None)),
-            Plan::Conflict { previous_sha256: "aa".into() }
+            Plan::Conflict {
+                previous_sha256: "aa".into()
+            }
         );
         let mut f = facts("bb", Some(&r), None);
         f.on_changed = OnChanged::Reingest;
-        assert_eq!(plan(&f), Plan::Ingest { version: 2, progress: Progress::default() });
+        assert_eq!(
+            plan(&f),
+            Plan::Ingest {
+                version: 2,
+                progress: Progress::default()
+            }
+        );
     }
 
     #[test]
@@ -276,7 +310,10 @@ mod tests {
         let r = record(FileStatus::Failed, "aa", 0);
         assert_eq!(
             plan(&facts("bb", Some(&r), None)),
-            Plan::Ingest { version: 1, progress: Progress::default() }
+            Plan::Ingest {
+                version: 1,
+                progress: Progress::default()
+            }
         );
     }
 
@@ -284,7 +321,12 @@ mod tests {
     fn same_bytes_under_another_name_are_a_duplicate_unless_allowed() {
         let mut f = facts("aa", None, None);
         f.same_bytes_as = Some("cdr_data_20230101_000000.csv");
-        assert_eq!(plan(&f), Plan::Duplicate { of: "cdr_data_20230101_000000.csv".into() });
+        assert_eq!(
+            plan(&f),
+            Plan::Duplicate {
+                of: "cdr_data_20230101_000000.csv".into()
+            }
+        );
         f.allow_duplicate_content = true;
         assert!(matches!(plan(&f), Plan::Ingest { .. }));
     }

@@ -12,18 +12,18 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use super::decide::Progress;
 use super::{now_ms, IngestSettings};
-use crate::encode::{self, Cut, DeadLetter, FileContext};
+use crate::encode::record::{record_size, HeaderValues, HEADER_NAMES};
+use crate::encode::{self, DeadLetter, FileContext};
 use crate::failpoint;
 use crate::metrics::METRICS;
-use crate::source::retry::backoff;
 use crate::parse::{self, CdrReader, Decoded, Row};
+use crate::source::retry::backoff;
 
 /// The reader over a staged file, gzip decoded when it starts with the magic.
 type StagedReader = CdrReader<Decoded<BufReader<File>>>;
 use crate::schema::RecordKind;
 use crate::sink::producer::OutRecord;
-use crate::sink::{limits, Action, Checkpoint, CheckpointStore, SinkError, TxnProducer};
-use sha2::{Digest, Sha256};
+use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TxnProducer};
 
 /// Why a file's ingest stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -60,24 +60,16 @@ pub struct Job<'a> {
     pub handed_off: &'a dyn Fn() -> bool,
 }
 
-fn open_reader(
-    job: &Job<'_>,
-    validation: &parse::Validation,
-) -> Result<StagedReader, IngestError> {
+fn open_reader(job: &Job<'_>, validation: &parse::Validation) -> Result<StagedReader, IngestError> {
     let file = File::open(job.staged)
         .map_err(|e| IngestError::File(format!("{}: opening staged copy: {e}", job.record.name)))?;
     let decoded = parse::decode(BufReader::with_capacity(1 << 20, file))
         .map_err(|e| IngestError::File(format!("{}: {e}", job.record.name)))?;
-    CdrReader::new(job.kind, &job.record.name, decoded, validation)
-        .map_err(|e| IngestError::File(e.to_string()))
+    CdrReader::new(job.kind, &job.record.name, decoded, validation).map_err(|e| IngestError::File(e.to_string()))
 }
 
 /// Opens the reader positioned after `rows_done` rows.
-fn reader_at(
-    job: &Job<'_>,
-    validation: &parse::Validation,
-    rows_done: u64,
-) -> Result<StagedReader, IngestError> {
+fn reader_at(job: &Job<'_>, validation: &parse::Validation, rows_done: u64) -> Result<StagedReader, IngestError> {
     let mut reader = open_reader(job, validation)?;
     let skipped = reader
         .skip_rows(rows_done)
@@ -95,8 +87,8 @@ fn reader_at(
 /// truncated or corrupt stream fails the file with nothing committed.
 pub fn check_whole_stream(path: &Path, name: &str) -> Result<(), IngestError> {
     let file = File::open(path).map_err(|e| IngestError::File(format!("{name}: {e}")))?;
-    let mut decoded =
-        parse::decode(BufReader::with_capacity(1 << 20, file)).map_err(|e| IngestError::File(format!("{name}: {e}")))?;
+    let mut decoded = parse::decode(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| IngestError::File(format!("{name}: {e}")))?;
     if !decoded.is_gzip() {
         return Ok(());
     }
@@ -191,35 +183,43 @@ pub fn produce_file(
         ledger.txn_intent(&rec, seq, start.rows_done + 1)?;
         failpoint::hit("after-intent-before-begin");
         let chunk_started = Instant::now();
-        let result = produce_chunk(producer, &mut reader, &ctx, settings, &stop, &mut progress, &mut scratch)
-            .and_then(|end| {
-                let cp = Checkpoint {
-                    v: crate::sink::checkpoint::CHECKPOINT_VERSION,
-                    file: rec.name.clone(),
-                    sha256: rec.sha256.clone(),
-                    version: rec.version,
-                    seq,
-                    rows_done: progress.rows_done,
-                    valid: progress.valid,
-                    invalid: progress.invalid,
-                    done: matches!(end, ChunkEnd::EndOfFile),
-                    first_event_ms: progress.first_event_ms,
-                    last_event_ms: progress.last_event_ms,
-                };
-                producer.send(OutRecord {
-                    topic: &settings.topics.checkpoints,
-                    key: rec.name.as_bytes(),
-                    value: &cp.encode(),
-                    timestamp_ms: None,
-                    headers: None,
-                })?;
-                failpoint::hit("after-produce-before-commit");
-                // Failure contract: Ok means rows and checkpoint are durable
-                // and visible together; Err means neither is, or (Fatal) that
-                // the outcome is unknown until the next start.
-                producer.commit()?;
-                Ok((end, cp))
-            });
+        let result = produce_chunk(
+            producer,
+            &mut reader,
+            &ctx,
+            settings,
+            &stop,
+            &mut progress,
+            &mut scratch,
+        )
+        .and_then(|end| {
+            let cp = Checkpoint {
+                v: crate::sink::checkpoint::CHECKPOINT_VERSION,
+                file: rec.name.clone(),
+                sha256: rec.sha256.clone(),
+                version: rec.version,
+                seq,
+                rows_done: progress.rows_done,
+                valid: progress.valid,
+                invalid: progress.invalid,
+                done: matches!(end, ChunkEnd::EndOfFile),
+                first_event_ms: progress.first_event_ms,
+                last_event_ms: progress.last_event_ms,
+            };
+            producer.send(OutRecord {
+                topic: &settings.topics.checkpoints,
+                key: rec.name.as_bytes(),
+                value: &cp.encode(),
+                timestamp_ms: None,
+                headers: None,
+            })?;
+            failpoint::hit("after-produce-before-commit");
+            // Failure contract: Ok means rows and checkpoint are durable
+            // and visible together; Err means neither is, or (Fatal) that
+            // the outcome is unknown until the next start.
+            producer.commit()?;
+            Ok((end, cp))
+        });
         match result {
             Ok((end, cp)) => {
                 failpoint::hit("after-commit-before-ledger");
@@ -243,7 +243,9 @@ pub fn produce_file(
                     return Ok(rec);
                 }
                 if stop() {
-                    return Err(IngestError::Stopped { rows_done: progress.rows_done });
+                    return Err(IngestError::Stopped {
+                        rows_done: progress.rows_done,
+                    });
                 }
                 if last_log.elapsed() >= Duration::from_secs(5) {
                     tracing::info!(file = %rec.name, rows = progress.rows_done, invalid = progress.invalid, "progress");
@@ -254,7 +256,11 @@ pub fn produce_file(
                 return Err(fail_chunk(producer, ledger, &rec.name, seq, reason));
             }
             Err(ChunkError::Sink(e)) if e.action() == Action::Refused => {
-                let reason = format!("{}: the broker refused a record of rows {}..: {e}", rec.name, start.rows_done + 1);
+                let reason = format!(
+                    "{}: the broker refused a record of rows {}..: {e}",
+                    rec.name,
+                    start.rows_done + 1
+                );
                 return Err(fail_chunk(producer, ledger, &rec.name, seq, reason));
             }
             Err(ChunkError::Sink(e)) if e.action() == Action::Fatal => {
@@ -305,73 +311,16 @@ fn record_chunk_metrics(took: Duration, topic: &str, dlq: &str, start: &Progress
     }
 }
 
-/// The contract's record headers, in order.
-const HEADER_NAMES: [&str; 4] = ["cdr-id", "cdr-source-file", "cdr-row", "cdr-file-sha256"];
-
-/// Values of the headers named by [`HEADER_NAMES`]: key, file, row, sha256.
-type HeaderValues<'a> = [&'a [u8]; 4];
-
 fn headers(values: HeaderValues<'_>) -> OwnedHeaders {
     HEADER_NAMES
         .iter()
         .zip(values)
-        .fold(OwnedHeaders::new_with_capacity(4), |h, (key, value)| h.insert(Header { key, value: Some(value) }))
-}
-
-/// Wire bytes of a record with these key, value and headers.
-fn record_size(key: &[u8], value: &[u8], headers: &HeaderValues<'_>) -> usize {
-    let headers: usize = HEADER_NAMES
-        .iter()
-        .zip(headers)
-        .map(|(k, v)| k.len() + v.len() + limits::HEADER_OVERHEAD)
-        .sum();
-    limits::wire_size(key.len(), value.len(), headers)
-}
-
-/// `_raw` keeps at most this much of a record too large for its topic: enough
-/// to recognise the line, small enough for any sane topic limit.
-const CUT_KEEP: usize = 4096;
-
-/// Encodes `letter` for the dead-letter topic into `s.value`. When the whole
-/// record does not fit the topic, `_raw` is cut (with the record's length and
-/// sha256), shorter until it fits; when even an empty `_raw` does not, the
-/// file fails.
-fn encode_dead_letter(
-    ctx: &FileContext,
-    letter: DeadLetter<'_>,
-    settings: &IngestSettings,
-    hv: &HeaderValues<'_>,
-    ingestion_ts: &str,
-    value: &mut Vec<u8>,
-) -> Result<(), ChunkError> {
-    let dlq = settings.topics.dlq.as_str();
-    encode::write_dead_letter(ctx, &letter, ingestion_ts, value);
-    let size = record_size(hv[0], value, hv);
-    let Err(over) = settings.limits.check(dlq, size) else {
-        return Ok(());
-    };
-    let sha256_hex = super::pass::hex(&Sha256::digest(letter.raw));
-    let error = format!("{}; record of {size} bytes exceeds the limit of {} for topic {dlq}", letter.error, over.limit);
-    let mut keep = CUT_KEEP.min(letter.raw.len());
-    loop {
-        let cut = DeadLetter {
-            error: &error,
-            cut: Some(Cut { keep, sha256_hex: &sha256_hex }),
-            ..letter
-        };
-        encode::write_dead_letter(ctx, &cut, ingestion_ts, value);
-        let size = record_size(hv[0], value, hv);
-        match settings.limits.check(dlq, size) {
-            Ok(()) => return Ok(()),
-            Err(_) if keep > 0 => keep /= 2,
-            Err(over) => {
-                return Err(ChunkError::File(format!(
-                    "{}: row {} (line {}): even with its line cut, the dead-letter record of {} bytes exceeds the limit of {} for topic {dlq}",
-                    ctx.file_name(), letter.index, letter.line, over.size, over.limit
-                )))
-            }
-        }
-    }
+        .fold(OwnedHeaders::new_with_capacity(4), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
 }
 
 /// Produces rows until the chunk is full (rows or time) or the file ends.
@@ -385,6 +334,7 @@ fn produce_chunk(
     s: &mut Scratch,
 ) -> Result<ChunkEnd, ChunkError> {
     let topic = settings.topics.for_kind(ctx.kind());
+    let dlq_limit = settings.limits.limit(&settings.topics.dlq);
     producer.begin()?;
     let deadline = Instant::now() + settings.chunk_time;
     s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
@@ -417,8 +367,12 @@ fn produce_chunk(
             Row::Invalid(r) => r.index,
         };
         encode::write_key(ctx, index, &mut s.key);
-        let hv: HeaderValues<'_> =
-            [&s.key, ctx.file_name().as_bytes(), s.row.format(index).as_bytes(), ctx.sha256_hex().as_bytes()];
+        let hv: HeaderValues<'_> = [
+            &s.key,
+            ctx.file_name().as_bytes(),
+            s.row.format(index).as_bytes(),
+            ctx.sha256_hex().as_bytes(),
+        ];
         let dlq = OutRecord {
             topic: &settings.topics.dlq,
             key: &s.key,
@@ -445,21 +399,47 @@ fn produce_chunk(
                     Err(over) => {
                         // A record no broker of this cluster accepts: the row
                         // is dead-lettered with its neighbours' transaction.
-                        let error = format!("record of {size} bytes exceeds the limit of {} for topic {topic}", over.limit);
+                        let error = format!(
+                            "record of {size} bytes exceeds the limit of {} for topic {topic}",
+                            over.limit
+                        );
                         tracing::warn!(file = %ctx.file_name(), row = r.index, line = r.line, "{error}; sent to the dead-letter topic");
-                        let letter = DeadLetter { index: r.index, line: r.line, error: &error, raw: r.raw, cut: None };
-                        encode_dead_letter(ctx, letter, settings, &hv, &s.ingestion_ts, &mut s.value)?;
+                        let letter = DeadLetter {
+                            index: r.index,
+                            line: r.line,
+                            error: &error,
+                            raw: r.raw,
+                            cut: None,
+                        };
+                        encode::encode_dead_letter(
+                            ctx,
+                            letter,
+                            dlq.topic,
+                            dlq_limit,
+                            &hv,
+                            &s.ingestion_ts,
+                            &mut s.value,
+                        )
+                        .map_err(|e| ChunkError::File(e.to_string()))?;
                         METRICS.oversized_rows.add(1);
                         progress.invalid += 1;
-                        producer.send(OutRecord { value: &s.value, headers: Some(headers(hv)), ..dlq })?;
+                        producer.send(OutRecord {
+                            value: &s.value,
+                            headers: Some(headers(hv)),
+                            ..dlq
+                        })?;
                     }
                 }
             }
             Row::Invalid(r) => {
-                let letter = DeadLetter { index: r.index, line: r.line, error: &r.error.to_string(), raw: r.raw, cut: None };
-                encode_dead_letter(ctx, letter, settings, &hv, &s.ingestion_ts, &mut s.value)?;
+                encode::encode_invalid_row(ctx, &r, dlq.topic, dlq_limit, &hv, &s.ingestion_ts, &mut s.value)
+                    .map_err(|e| ChunkError::File(e.to_string()))?;
                 progress.invalid += 1;
-                producer.send(OutRecord { value: &s.value, headers: Some(headers(hv)), ..dlq })?;
+                producer.send(OutRecord {
+                    value: &s.value,
+                    headers: Some(headers(hv)),
+                    ..dlq
+                })?;
             }
         }
         progress.rows_done += 1;

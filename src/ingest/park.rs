@@ -130,7 +130,11 @@ pub fn submit(ledger_dir: &Path, req: &RetryRequest) -> Result<PathBuf, RequestE
         move |source| RequestError::Io { path, source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let stem = format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"), std::process::id());
+    let stem = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+        std::process::id()
+    );
     let tmp = dir.join(format!(".{stem}.tmp"));
     let path = dir.join(format!("{stem}.json"));
     // A struct of plain fields cannot fail to serialize.
@@ -164,7 +168,10 @@ pub fn apply_pending(ledger_dir: &Path, ledger: &Ledger) -> Result<Vec<FileRecor
     paths.sort();
     let mut released = Vec::new();
     for path in paths {
-        let bytes = std::fs::read(&path).map_err(|source| RequestError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| RequestError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let req: RetryRequest = serde_json::from_slice(&bytes).map_err(|e| RequestError::Corrupt {
             path: path.clone(),
             detail: e.to_string(),
@@ -177,7 +184,13 @@ pub fn apply_pending(ledger_dir: &Path, ledger: &Ledger) -> Result<Vec<FileRecor
         }
         let mut names = req.files.clone();
         if req.all_parked {
-            names.extend(ledger.files()?.into_iter().filter(|r| r.status == FileStatus::Parked).map(|r| r.name));
+            names.extend(
+                ledger
+                    .files()?
+                    .into_iter()
+                    .filter(|r| r.status == FileStatus::Parked)
+                    .map(|r| r.name),
+            );
         }
         for name in names {
             match ledger.release(&name)? {
@@ -188,7 +201,10 @@ pub fn apply_pending(ledger_dir: &Path, ledger: &Ledger) -> Result<Vec<FileRecor
                 None => tracing::warn!(file = %name, "retry request: not parked or failed; nothing to do"),
             }
         }
-        std::fs::remove_file(&path).map_err(|source| RequestError::Io { path: path.clone(), source })?;
+        std::fs::remove_file(&path).map_err(|source| RequestError::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(released)
 }
@@ -198,7 +214,10 @@ mod tests {
     use super::*;
 
     fn record(status: FileStatus) -> FileRecord {
-        FileRecord { status, ..FileRecord::seen("cdr_data_20240101_000000.csv", "data", 10, 100, 0) }
+        FileRecord {
+            status,
+            ..FileRecord::seen("cdr_data_20240101_000000.csv", "data", 10, 100, 0)
+        }
     }
 
     #[test]
@@ -213,9 +232,18 @@ mod tests {
         assert_eq!(
             waits,
             [
-                Verdict::RetryAt { attempt: 1, next_attempt_ms: 11_000 },
-                Verdict::RetryAt { attempt: 2, next_attempt_ms: 21_000 },
-                Verdict::RetryAt { attempt: 3, next_attempt_ms: 26_000 },
+                Verdict::RetryAt {
+                    attempt: 1,
+                    next_attempt_ms: 11_000
+                },
+                Verdict::RetryAt {
+                    attempt: 2,
+                    next_attempt_ms: 21_000
+                },
+                Verdict::RetryAt {
+                    attempt: 3,
+                    next_attempt_ms: 26_000
+                },
                 Verdict::Parked { attempts: 4 },
             ]
         );
@@ -228,13 +256,23 @@ mod tests {
     fn requests_are_applied_once_and_removed() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(dir.path()).unwrap();
-        let parked = FileRecord { attempts: 5, ..record(FileStatus::Parked) };
-        let failed = FileRecord { name: "cdr_voice_20240101_000000.csv".into(), ..record(FileStatus::Failed) };
+        let parked = FileRecord {
+            attempts: 5,
+            ..record(FileStatus::Parked)
+        };
+        let failed = FileRecord {
+            name: "cdr_voice_20240101_000000.csv".into(),
+            ..record(FileStatus::Failed)
+        };
         ledger.put_file(&parked).unwrap();
         ledger.put_file(&failed).unwrap();
         submit(dir.path(), &RetryRequest::new(Vec::new(), true)).unwrap();
         submit(dir.path(), &RetryRequest::new(vec![failed.name.clone()], false)).unwrap();
-        let released: Vec<String> = apply_pending(dir.path(), &ledger).unwrap().into_iter().map(|r| r.name).collect();
+        let released: Vec<String> = apply_pending(dir.path(), &ledger)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(released, [parked.name.clone(), failed.name.clone()]);
         assert_eq!(ledger.file(&parked.name).unwrap().unwrap().status, FileStatus::Seen);
         assert!(apply_pending(dir.path(), &ledger).unwrap().is_empty());

@@ -44,7 +44,10 @@ pub enum EngineError {
 /// What happened to one file in a pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOutcome {
-    Committed { rows: u64, invalid: u64 },
+    Committed {
+        rows: u64,
+        invalid: u64,
+    },
     /// Nothing to do: done before, or already recorded as conflict/duplicate/failed.
     Skipped,
     Conflict,
@@ -52,7 +55,10 @@ pub enum FileOutcome {
     Failed(String),
     /// A transient cause stopped it while the rest of the pipeline worked:
     /// counted against the file, which is tried again after a back-off.
-    Retrying { reason: String, attempt: u32 },
+    Retrying {
+        reason: String,
+        attempt: u32,
+    },
     /// Its counted failures reached the limit: set aside until its content
     /// changes or `retry` releases it.
     Parked(String),
@@ -61,7 +67,9 @@ pub enum FileOutcome {
     /// meet the same outage; the next pass tries again.
     Deferred(String),
     /// Stopped mid-file by a shutdown, left in progress after `rows_done` rows.
-    Interrupted { rows_done: u64 },
+    Interrupted {
+        rows_done: u64,
+    },
 }
 
 impl FileOutcome {
@@ -264,7 +272,9 @@ impl Engine {
                 return self.fail(rec, format!("changed while being read ({what}); retried once stable"));
             }
             Err(SourceError::Gone { .. }) => return Ok(FileOutcome::Skipped),
-            Err(e) => return self.transient_failure(producer, rec, format!("download failed: {e}"), Dependency::Source),
+            Err(e) => {
+                return self.transient_failure(producer, rec, format!("download failed: {e}"), Dependency::Source)
+            }
         };
         METRICS.bytes_downloaded.add(fetched.size);
         let sha_hex = hex(&fetched.sha256);
@@ -355,7 +365,12 @@ impl Engine {
     }
 
     /// `read_ahead`: the bytes came from the read-ahead (for the log).
-    fn produce(&mut self, producer: &mut TxnProducer, job: Job<'_>, read_ahead: bool) -> Result<FileOutcome, EngineError> {
+    fn produce(
+        &mut self,
+        producer: &mut TxnProducer,
+        job: Job<'_>,
+        read_ahead: bool,
+    ) -> Result<FileOutcome, EngineError> {
         let started = Instant::now();
         let resumed_at = job.progress.rows_done;
         let bytes = job.record.bytes;
@@ -422,7 +437,10 @@ impl Engine {
         let verdict = self.settings.park.count_failure(&mut rec, now_ms());
         self.ledger.put_file(&rec)?;
         Ok(match verdict {
-            Verdict::RetryAt { attempt, next_attempt_ms } => {
+            Verdict::RetryAt {
+                attempt,
+                next_attempt_ms,
+            } => {
                 let in_s = (next_attempt_ms - now_ms()).max(0) / 1000;
                 tracing::warn!(file = %rec.name, reason = %reason, attempt, max_attempts = self.settings.park.max_attempts, retry_in_s = in_s, "file failed; trying it again after a back-off");
                 FileOutcome::Retrying { reason, attempt }
@@ -485,12 +503,10 @@ impl Engine {
     fn after_outcome(&mut self, rec: &FileRecord) {
         let action = match rec.status {
             FileStatus::Committed => self.settings.after_success.clone(),
-            FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate => {
-                match &self.settings.error_dir {
-                    Some(dir) => AfterIngest::Move(dir.clone()),
-                    None => AfterIngest::Keep,
-                }
-            }
+            FileStatus::Failed | FileStatus::Conflict | FileStatus::Duplicate => match &self.settings.error_dir {
+                Some(dir) => AfterIngest::Move(dir.clone()),
+                None => AfterIngest::Keep,
+            },
             _ => AfterIngest::Keep,
         };
         crate::failpoint::hit("after-ledger-before-action");
@@ -502,7 +518,9 @@ impl Engine {
         match result {
             Ok(to) => tracing::info!(file = %rec.name, status = %rec.status, to = %to, "after-ingest action done"),
             Err(SourceError::Gone { .. }) => {}
-            Err(e) => tracing::warn!(file = %rec.name, error = %e, "after-ingest action failed; will retry at the next pass"),
+            Err(e) => {
+                tracing::warn!(file = %rec.name, error = %e, "after-ingest action failed; will retry at the next pass")
+            }
         }
     }
 }
@@ -510,7 +528,6 @@ impl Engine {
 fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
     FileRecord::seen(&file.name, kind.as_str(), file.size, file.mtime, now_ms())
 }
-
 
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {

@@ -25,7 +25,11 @@ pub fn settle_in_doubt_of(
     checkpoints: &CheckpointStore,
     mine: impl Fn(&str) -> bool,
 ) -> Result<usize, LedgerError> {
-    let in_doubt: Vec<_> = ledger.in_doubt()?.into_iter().filter(|(file, _)| mine(&file.name)).collect();
+    let in_doubt: Vec<_> = ledger
+        .in_doubt()?
+        .into_iter()
+        .filter(|(file, _)| mine(&file.name))
+        .collect();
     for (file, txn) in &in_doubt {
         let cp = checkpoints
             .get(&file.name)

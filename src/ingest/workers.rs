@@ -83,8 +83,7 @@ impl Workers {
                 for slot in 0..sources.len() as u32 {
                     producers.push(Some(TxnProducer::new(kafka, slot)?));
                 }
-                let checkpoints =
-                    CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
+                let checkpoints = CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
                 let settled = settle_in_doubt(&ledger, &checkpoints)?;
                 if settled > 0 {
                     tracing::info!(settled, "recovered transactions left in doubt");
@@ -105,8 +104,13 @@ impl Workers {
             .zip(sources)
             .enumerate()
             .map(|(slot, (producer, source))| {
-                let ahead = ahead.next().map(|a| ReadAhead::new(a, settings.staging_dir.clone(), slot));
-                (Engine::new(ledger.clone(), source, ahead, checkpoints.clone(), settings.clone()), producer)
+                let ahead = ahead
+                    .next()
+                    .map(|a| ReadAhead::new(a, settings.staging_dir.clone(), slot));
+                (
+                    Engine::new(ledger.clone(), source, ahead, checkpoints.clone(), settings.clone()),
+                    producer,
+                )
             })
             .collect();
         Ok(Workers {
@@ -381,7 +385,11 @@ mod tests {
     use super::*;
 
     fn file(name: &str) -> RemoteFile {
-        RemoteFile { name: name.into(), size: 1, mtime: 1 }
+        RemoteFile {
+            name: name.into(),
+            size: 1,
+            mtime: 1,
+        }
     }
 
     #[test]
@@ -427,7 +435,11 @@ mod tests {
         }
         assert_eq!(
             order,
-            ["cdr_data_20240101_000001.csv", "cdr_data_20240101_000002.csv", "cdr_voice_20240101_000001.csv"]
+            [
+                "cdr_data_20240101_000001.csv",
+                "cdr_data_20240101_000002.csv",
+                "cdr_voice_20240101_000001.csv"
+            ]
         );
         assert_eq!(reserved[..2], [Some(order[1].clone()), Some(order[2].clone())]);
         assert_eq!(reserved[2], None);

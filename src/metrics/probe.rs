@@ -73,6 +73,9 @@ mod tests {
         assert!(body.contains("# TYPE cdr_chunk_seconds histogram"));
         let (status, _) = get(&format!("http://{addr}/nope"), Duration::from_secs(5)).unwrap();
         assert_eq!(status, 404);
-        assert!(matches!(get("https://x/", Duration::from_secs(1)), Err(ProbeError::Url(_))));
+        assert!(matches!(
+            get("https://x/", Duration::from_secs(1)),
+            Err(ProbeError::Url(_))
+        ));
     }
 }

@@ -256,14 +256,53 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        labeled(&mut out, "cdr_files_total", "outcome", "Files handled, by outcome.", &self.files);
-        labeled(&mut out, "cdr_rows_produced_total", "topic", "Records committed, by topic.", &self.rows_produced);
-        counter(&mut out, "cdr_invalid_rows_total", "Invalid rows committed to the dead-letter topic.", &self.invalid_rows);
-        counter(&mut out, "cdr_bytes_downloaded_total", "Bytes copied from the source into staging.", &self.bytes_downloaded);
-        labeled(&mut out, "cdr_read_ahead_files_total", "outcome", "Files downloaded ahead while the one before was produced: used or discarded.", &self.read_ahead);
-        labeled(&mut out, "cdr_transactions_total", "outcome", "Kafka transactions, by outcome.", &self.transactions);
+        labeled(
+            &mut out,
+            "cdr_files_total",
+            "outcome",
+            "Files handled, by outcome.",
+            &self.files,
+        );
+        labeled(
+            &mut out,
+            "cdr_rows_produced_total",
+            "topic",
+            "Records committed, by topic.",
+            &self.rows_produced,
+        );
+        counter(
+            &mut out,
+            "cdr_invalid_rows_total",
+            "Invalid rows committed to the dead-letter topic.",
+            &self.invalid_rows,
+        );
+        counter(
+            &mut out,
+            "cdr_bytes_downloaded_total",
+            "Bytes copied from the source into staging.",
+            &self.bytes_downloaded,
+        );
+        labeled(
+            &mut out,
+            "cdr_read_ahead_files_total",
+            "outcome",
+            "Files downloaded ahead while the one before was produced: used or discarded.",
+            &self.read_ahead,
+        );
+        labeled(
+            &mut out,
+            "cdr_transactions_total",
+            "outcome",
+            "Kafka transactions, by outcome.",
+            &self.transactions,
+        );
         let h = &self.chunk_seconds;
-        header(&mut out, "cdr_chunk_seconds", "histogram", "Time from a chunk's begin to its commit.");
+        header(
+            &mut out,
+            "cdr_chunk_seconds",
+            "histogram",
+            "Time from a chunk's begin to its commit.",
+        );
         let mut cumulative = 0;
         for (bound, n) in CHUNK_BUCKETS.iter().zip(&h.buckets) {
             cumulative += n.load(Ordering::Relaxed);
@@ -274,15 +313,62 @@ impl Metrics {
         let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "cdr_chunk_seconds_sum {sum}");
         let _ = writeln!(out, "cdr_chunk_seconds_count {count}");
-        gauge(&mut out, "cdr_files_waiting", "Listed files not settled in the ledger yet.", &self.files_waiting);
-        gauge(&mut out, "cdr_oldest_waiting_file_age_seconds", "Age of the oldest waiting file (by mtime).", &self.oldest_waiting_age_seconds);
-        gauge(&mut out, "cdr_files_parked", "Files parked after repeated transient failures, waiting for `retry`.", &self.files_parked);
-        counter(&mut out, "cdr_oversized_rows_total", "Valid rows dead-lettered because their record exceeds the topic's size limit.", &self.oversized_rows);
-        gauge(&mut out, "cdr_last_success_timestamp_seconds", "Unix time of the last committed file.", &self.last_success_timestamp_seconds);
-        counter(&mut out, "cdr_sftp_reconnects_total", "SFTP sessions opened after the first.", &self.sftp_reconnects);
-        gauge(&mut out, "cdr_group_shards_owned", "Shards this instance works on (0 without --group).", &self.group_shards_owned);
-        labeled_gauge(&mut out, "cdr_group_shard_files_waiting", "shard", "Files waiting per shard this instance owns.", &self.group_shard_files_waiting);
-        labeled(&mut out, "cdr_group_shard_files_committed_total", "shard", "Files committed per shard by this instance.", &self.group_shard_files_committed);
+        gauge(
+            &mut out,
+            "cdr_files_waiting",
+            "Listed files not settled in the ledger yet.",
+            &self.files_waiting,
+        );
+        gauge(
+            &mut out,
+            "cdr_oldest_waiting_file_age_seconds",
+            "Age of the oldest waiting file (by mtime).",
+            &self.oldest_waiting_age_seconds,
+        );
+        gauge(
+            &mut out,
+            "cdr_files_parked",
+            "Files parked after repeated transient failures, waiting for `retry`.",
+            &self.files_parked,
+        );
+        counter(
+            &mut out,
+            "cdr_oversized_rows_total",
+            "Valid rows dead-lettered because their record exceeds the topic's size limit.",
+            &self.oversized_rows,
+        );
+        gauge(
+            &mut out,
+            "cdr_last_success_timestamp_seconds",
+            "Unix time of the last committed file.",
+            &self.last_success_timestamp_seconds,
+        );
+        counter(
+            &mut out,
+            "cdr_sftp_reconnects_total",
+            "SFTP sessions opened after the first.",
+            &self.sftp_reconnects,
+        );
+        gauge(
+            &mut out,
+            "cdr_group_shards_owned",
+            "Shards this instance works on (0 without --group).",
+            &self.group_shards_owned,
+        );
+        labeled_gauge(
+            &mut out,
+            "cdr_group_shard_files_waiting",
+            "shard",
+            "Files waiting per shard this instance owns.",
+            &self.group_shard_files_waiting,
+        );
+        labeled(
+            &mut out,
+            "cdr_group_shard_files_committed_total",
+            "shard",
+            "Files committed per shard by this instance.",
+            &self.group_shard_files_committed,
+        );
         out
     }
 }
@@ -311,10 +397,17 @@ mod tests {
     #[test]
     fn a_labeled_gauge_exports_only_its_latest_set() {
         let m = Metrics::new();
-        m.group_shard_files_waiting.replace([("1".to_string(), 4.0), ("7".to_string(), 0.0)]);
+        m.group_shard_files_waiting
+            .replace([("1".to_string(), 4.0), ("7".to_string(), 0.0)]);
         m.group_shard_files_waiting.replace([("7".to_string(), 2.0)]);
         let text = m.render();
-        assert!(text.contains("cdr_group_shard_files_waiting{shard=\"7\"} 2\n"), "{text}");
-        assert!(!text.contains("cdr_group_shard_files_waiting{shard=\"1\"}"), "a shard given up is gone: {text}");
+        assert!(
+            text.contains("cdr_group_shard_files_waiting{shard=\"7\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("cdr_group_shard_files_waiting{shard=\"1\"}"),
+            "a shard given up is gone: {text}"
+        );
     }
 }

@@ -168,6 +168,9 @@ mod tests {
     #[test]
     fn newer_checkpoint_version_is_refused() {
         let v2 = br#"{"v":2,"file":"f","sha256":"ab","version":1,"seq":3,"rows_done":200,"valid":198,"invalid":2,"done":true,"first_event_ms":null,"last_event_ms":null}"#;
-        assert!(matches!(Checkpoint::decode("f", v2), Err(CheckpointError::Corrupt { .. })));
+        assert!(matches!(
+            Checkpoint::decode("f", v2),
+            Err(CheckpointError::Corrupt { .. })
+        ));
     }
 }

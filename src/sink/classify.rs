@@ -84,7 +84,9 @@ mod tests {
             Action::Fatal
         );
         assert_eq!(
-            classify(&KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)),
+            classify(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+            )),
             Action::Fatal
         );
     }
@@ -92,8 +94,14 @@ mod tests {
     #[test]
     fn delivery_timeouts_and_broker_failover_replay_the_chunk() {
         assert_eq!(classify_code(RDKafkaErrorCode::MessageTimedOut), Action::AbortAndReplay);
-        assert_eq!(classify_code(RDKafkaErrorCode::NotLeaderForPartition), Action::AbortAndReplay);
-        assert_eq!(classify_code(RDKafkaErrorCode::BrokerTransportFailure), Action::AbortAndReplay);
+        assert_eq!(
+            classify_code(RDKafkaErrorCode::NotLeaderForPartition),
+            Action::AbortAndReplay
+        );
+        assert_eq!(
+            classify_code(RDKafkaErrorCode::BrokerTransportFailure),
+            Action::AbortAndReplay
+        );
         assert_eq!(
             classify(&KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)),
             Action::AbortAndReplay
@@ -109,7 +117,11 @@ mod tests {
             RDKafkaErrorCode::InvalidTimestamp,
         ] {
             assert_eq!(classify_code(code), Action::Refused, "{code:?}");
-            assert_eq!(classify(&KafkaError::MessageProduction(code)), Action::Refused, "{code:?}");
+            assert_eq!(
+                classify(&KafkaError::MessageProduction(code)),
+                Action::Refused,
+                "{code:?}"
+            );
         }
         assert_eq!(classify_code(RDKafkaErrorCode::UnknownTopic), Action::Fatal);
     }

@@ -1,5 +1,6 @@
 //! How large a record each output topic accepts, learned from the cluster,
-//! and the check every encoded record passes before it is produced.
+//! and the check every encoded record passes before it is produced (its wire
+//! size: `encode::record`).
 //!
 //! A record over the limit can never be written: the broker (or librdkafka
 //! before it) refuses it however often the transaction is replayed. Checking
@@ -17,21 +18,6 @@ use super::producer::KafkaConfig;
 
 /// librdkafka's default `message.max.bytes`: the producer's own bound.
 pub const PRODUCER_DEFAULT_MAX: usize = 1_000_000;
-
-/// What a lone record costs on the wire beyond its key, value and headers:
-/// the v2 record batch header (61 bytes) and the record's own framing (length,
-/// attributes, timestamp and offset deltas, key/value lengths, header count:
-/// at most 36 bytes as varints), rounded up.
-pub const RECORD_OVERHEAD: usize = 100;
-
-/// Framing of one header beyond its name and value (two length varints).
-pub const HEADER_OVERHEAD: usize = 10;
-
-/// Bytes a record occupies on the wire, as the broker counts it against
-/// `max.message.bytes` (uncompressed: compression is not relied on).
-pub fn wire_size(key: usize, value: usize, headers: usize) -> usize {
-    key + value + headers + RECORD_OVERHEAD
-}
 
 /// A record that does not fit its topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +73,10 @@ impl RecordLimits {
     /// The producer's `batch.size`: `wanted`, lowered to the smallest limit
     /// so that a batch of small records is never larger than a topic accepts.
     pub fn batch_bytes(&self, wanted: usize) -> usize {
-        self.by_topic.keys().map(|t| self.limit(t)).fold(wanted.min(self.producer_max), usize::min)
+        self.by_topic
+            .keys()
+            .map(|t| self.limit(t))
+            .fold(wanted.min(self.producer_max), usize::min)
     }
 }
 
@@ -121,7 +110,9 @@ pub async fn learn(cfg: &KafkaConfig, topics: &[&str]) -> Result<RecordLimits, K
             .and_then(|v| v.parse::<usize>().ok());
         match value {
             Some(v) => limits.set_topic(topic, v),
-            None => tracing::warn!(topic, result = ?result.as_ref().err(), "cannot read the topic's max.message.bytes; checking records against the producer's message.max.bytes only"),
+            None => {
+                tracing::warn!(topic, result = ?result.as_ref().err(), "cannot read the topic's max.message.bytes; checking records against the producer's message.max.bytes only")
+            }
         }
     }
     Ok(limits)
@@ -140,7 +131,13 @@ mod tests {
         assert_eq!(l.limit("cdr-dlq"), 50_000);
         assert_eq!(l.limit("unknown"), 1_000_000);
         assert_eq!(l.check("cdr-dlq", 50_000), Ok(()));
-        assert_eq!(l.check("cdr-dlq", 50_001), Err(Oversize { size: 50_001, limit: 50_000 }));
+        assert_eq!(
+            l.check("cdr-dlq", 50_001),
+            Err(Oversize {
+                size: 50_001,
+                limit: 50_000
+            })
+        );
     }
 
     #[test]

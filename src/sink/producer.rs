@@ -98,14 +98,10 @@ impl KafkaConfig {
             .set("queue.buffering.max.kbytes", "8192")
             // A batch must fill well before the queue does (DEFAULT_BATCH_BYTES).
             .set("batch.size", self.batch_bytes.to_string())
-            .set(
-                "message.timeout.ms",
-                self.transaction_timeout.as_millis().to_string(),
-            )
+            .set("message.timeout.ms", self.transaction_timeout.as_millis().to_string())
             .set_log_level(RDKafkaLogLevel::Warning);
         if self.transactions {
-            c.set("transactional.id", transactional_id)
-            .set(
+            c.set("transactional.id", transactional_id).set(
                 "transaction.timeout.ms",
                 self.transaction_timeout.as_millis().to_string(),
             );
@@ -333,7 +329,10 @@ impl TxnProducer {
     /// the producer while the failing call itself only says "Fatal".
     fn fenced(&self, op: &'static str, code: Option<RDKafkaErrorCode>) -> Option<SinkError> {
         let is_fencing = |c: RDKafkaErrorCode| {
-            matches!(c, RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::InvalidProducerEpoch)
+            matches!(
+                c,
+                RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::InvalidProducerEpoch
+            )
         };
         let reason = match self.producer.client().fatal_error() {
             Some((fatal, reason)) if is_fencing(fatal) => reason,
@@ -347,11 +346,7 @@ impl TxnProducer {
         })
     }
 
-    fn retrying(
-        &self,
-        op: &'static str,
-        f: impl Fn(&Self) -> Result<(), KafkaError>,
-    ) -> Result<(), SinkError> {
+    fn retrying(&self, op: &'static str, f: impl Fn(&Self) -> Result<(), KafkaError>) -> Result<(), SinkError> {
         let mut attempt = 0;
         loop {
             match f(self) {
@@ -452,7 +447,11 @@ impl TxnProducer {
             // Still retriable after every retry: whether the commit landed is
             // unknown here. Stop; on restart init_transactions settles it and
             // recovery reads the outcome from the checkpoint topic.
-            SinkError::Kafka { op, action: Action::Retry, source } => SinkError::Kafka {
+            SinkError::Kafka {
+                op,
+                action: Action::Retry,
+                source,
+            } => SinkError::Kafka {
                 op,
                 action: Action::Fatal,
                 source,

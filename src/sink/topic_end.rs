@@ -145,7 +145,11 @@ pub fn wait_stable<C: ConsumerContext>(
     deadline: Instant,
 ) -> Result<(), EndError> {
     let started = Instant::now();
-    let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100))
+    };
     let mut told = false;
     for e in ends {
         loop {

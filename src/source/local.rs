@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError,
-    StageError, UnreadableNames, MAX_COLLISION_SUFFIX,
+    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError, StageError,
+    UnreadableNames, MAX_COLLISION_SUFFIX,
 };
 
 /// Local reads are cheap per call; 1 MiB keeps system calls few without
@@ -56,21 +56,18 @@ impl LocalSource {
 impl Source for LocalSource {
     fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => SourceError::Refused(format!(
-                "source directory {} does not exist",
-                self.dir.display()
-            )),
-            ErrorKind::PermissionDenied => SourceError::Refused(format!(
-                "no permission to list source directory {}",
-                self.dir.display()
-            )),
+            ErrorKind::NotFound => {
+                SourceError::Refused(format!("source directory {} does not exist", self.dir.display()))
+            }
+            ErrorKind::PermissionDenied => {
+                SourceError::Refused(format!("no permission to list source directory {}", self.dir.display()))
+            }
             _ => self.io_error(format!("listing {}", self.dir.display()), e),
         })?;
         let mut files = Vec::new();
         let mut unreadable = Vec::new();
         for entry in entries {
-            let entry =
-                entry.map_err(|e| self.io_error(format!("listing {}", self.dir.display()), e))?;
+            let entry = entry.map_err(|e| self.io_error(format!("listing {}", self.dir.display()), e))?;
             // DirEntry::metadata does not follow symlinks: only regular files
             // count, as on SFTP.
             let meta = match entry.metadata() {
@@ -90,13 +87,13 @@ impl Source for LocalSource {
             files.push(RemoteFile {
                 name: name.to_string(),
                 size: meta.len(),
-                mtime: unix_secs(meta.modified().map_err(|e| {
-                    self.io_error(format!("mtime of {}", entry.path().display()), e)
-                })?),
+                mtime: unix_secs(
+                    meta.modified()
+                        .map_err(|e| self.io_error(format!("mtime of {}", entry.path().display()), e))?,
+                ),
             });
         }
-        self.unreadable
-            .report(unreadable, &self.dir.display().to_string());
+        self.unreadable.report(unreadable, &self.dir.display().to_string());
         Ok(files)
     }
 
@@ -150,8 +147,7 @@ impl Source for LocalSource {
         check_name(name)?;
         let src = self.dir.join(name);
         let target_dir = self.resolve(dir);
-        fs::create_dir_all(&target_dir)
-            .map_err(|e| self.io_error(format!("creating {}", target_dir.display()), e))?;
+        fs::create_dir_all(&target_dir).map_err(|e| self.io_error(format!("creating {}", target_dir.display()), e))?;
         for n in 0..=MAX_COLLISION_SUFFIX {
             let dst = target_dir.join(collision_name(name, n));
             match place_no_clobber(&src, &dst) {
@@ -160,11 +156,7 @@ impl Source for LocalSource {
                 Err(e) if e.kind() == ErrorKind::NotFound && !src.exists() => {
                     return Err(SourceError::Gone { name: name.into() })
                 }
-                Err(e) => {
-                    return Err(
-                        self.io_error(format!("moving {} to {}", src.display(), dst.display()), e)
-                    )
-                }
+                Err(e) => return Err(self.io_error(format!("moving {} to {}", src.display(), dst.display()), e)),
             }
         }
         Err(SourceError::Refused(format!(

@@ -97,10 +97,7 @@ pub enum SourceError {
 impl SourceError {
     /// True when reconnecting and trying again may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            SourceError::Connection { .. } | SourceError::Io { .. }
-        )
+        matches!(self, SourceError::Connection { .. } | SourceError::Io { .. })
     }
 }
 
@@ -154,11 +151,7 @@ enum StageError {
 /// Not fsynced: a staging file is only read by the ingest that fetched it, and
 /// every ingest (after a crash too) fetches and hashes anew, so a staging file
 /// lost in a crash loses nothing.
-fn stage<R: Read>(
-    reader: &mut R,
-    staging: &Path,
-    buf_size: usize,
-) -> Result<(u64, [u8; 32]), StageError> {
+fn stage<R: Read>(reader: &mut R, staging: &Path, buf_size: usize) -> Result<(u64, [u8; 32]), StageError> {
     let file = File::create(staging).map_err(StageError::Write)?;
     let mut out = BufWriter::with_capacity(STAGING_WRITE_BUFFER, file);
     let mut hasher = Sha256::new();
@@ -183,21 +176,13 @@ fn stage<R: Read>(
 }
 
 /// Compares a file's current size and mtime with what the listing said.
-fn check_unchanged(
-    file: &RemoteFile,
-    size: u64,
-    mtime: i64,
-    when: &str,
-) -> Result<(), SourceError> {
+fn check_unchanged(file: &RemoteFile, size: u64, mtime: i64, when: &str) -> Result<(), SourceError> {
     if size == file.size && mtime == file.mtime {
         return Ok(());
     }
     Err(SourceError::Changed {
         name: file.name.clone(),
-        what: format!(
-            "{when}: size {} -> {size}, mtime {} -> {mtime}",
-            file.size, file.mtime
-        ),
+        what: format!("{when}: size {} -> {size}, mtime {} -> {mtime}", file.size, file.mtime),
     })
 }
 
@@ -269,11 +254,7 @@ mod tests {
         };
         assert_eq!(n, data.len() as u64);
         assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&data)));
-        assert_eq!(
-            std::fs::read(&staging).unwrap(),
-            data,
-            "staging truncated first"
-        );
+        assert_eq!(std::fs::read(&staging).unwrap(), data, "staging truncated first");
     }
 
     /// Yields `good` bytes, then fails like a dropped connection.
@@ -296,14 +277,8 @@ mod tests {
     #[test]
     fn stage_reports_a_read_failure_as_read() {
         let dir = tempfile::tempdir().unwrap();
-        let result = stage(
-            &mut FailingReader { good: 10_000 },
-            &dir.path().join("s"),
-            1024,
-        );
-        assert!(
-            matches!(result, Err(StageError::Read(e)) if e.kind() == io::ErrorKind::ConnectionReset)
-        );
+        let result = stage(&mut FailingReader { good: 10_000 }, &dir.path().join("s"), 1024);
+        assert!(matches!(result, Err(StageError::Read(e)) if e.kind() == io::ErrorKind::ConnectionReset));
     }
 
     #[test]

@@ -143,9 +143,7 @@ impl Selector {
             let seen = match self.verdict(&file.name) {
                 NameVerdict::Candidate => {
                     let seen = observe(before, file, now_unix_ms);
-                    if is_ready(&seen, now_unix_ms, settle_ms, min_age_ms)
-                        && self.marker_present(&file.name, &names)
-                    {
+                    if is_ready(&seen, now_unix_ms, settle_ms, min_age_ms) && self.marker_present(&file.name, &names) {
                         ready.push(file.clone());
                     }
                     seen
@@ -370,17 +368,9 @@ mod tests {
     fn mtime_change_alone_resets_settle() {
         let mut s = selector();
         s.ready(&[f("cdr_data_1.csv", 10, OLD)], T0);
-        assert!(s
-            .ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 6 * SEC)
-            .is_empty());
-        assert!(s
-            .ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 10 * SEC)
-            .is_empty());
-        assert_eq!(
-            s.ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 11 * SEC)
-                .len(),
-            1
-        );
+        assert!(s.ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 6 * SEC).is_empty());
+        assert!(s.ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 10 * SEC).is_empty());
+        assert_eq!(s.ready(&[f("cdr_data_1.csv", 10, OLD + 1)], T0 + 11 * SEC).len(), 1);
     }
 
     #[test]
@@ -389,10 +379,7 @@ mod tests {
         let mtime = T0 / 1000; // written "now"
         let l = [f("cdr_data_1.csv", 10, mtime)];
         s.ready(&l, T0);
-        assert!(
-            s.ready(&l, T0 + 6 * SEC).is_empty(),
-            "settled but only 6 s old"
-        );
+        assert!(s.ready(&l, T0 + 6 * SEC).is_empty(), "settled but only 6 s old");
         assert!(s.ready(&l, T0 + 9_999).is_empty());
         assert_eq!(s.ready(&l, T0 + 10 * SEC).len(), 1);
     }
@@ -432,10 +419,7 @@ mod tests {
         s.ready(&l, T0);
         s.ready(&[], T0 + SEC);
         assert_eq!(s.tracked(), 0);
-        assert!(
-            s.ready(&l, T0 + 10 * SEC).is_empty(),
-            "reappeared: settle restarts"
-        );
+        assert!(s.ready(&l, T0 + 10 * SEC).is_empty(), "reappeared: settle restarts");
         assert_eq!(s.ready(&l, T0 + 15 * SEC).len(), 1);
     }
 
@@ -449,20 +433,13 @@ mod tests {
         let marker = f("cdr_data_1.csv.done", 0, OLD);
         s.ready(std::slice::from_ref(&data), T0);
         assert!(
-            s.ready(std::slice::from_ref(&data), T0 + 6 * SEC)
-                .is_empty(),
+            s.ready(std::slice::from_ref(&data), T0 + 6 * SEC).is_empty(),
             "no marker yet"
         );
         let got = s.ready(&[data.clone(), marker.clone()], T0 + 7 * SEC);
-        assert_eq!(
-            names(&got),
-            ["cdr_data_1.csv"],
-            "the marker itself is never taken"
-        );
+        assert_eq!(names(&got), ["cdr_data_1.csv"], "the marker itself is never taken");
         // Marker gone again: not ready.
-        assert!(s
-            .ready(std::slice::from_ref(&data), T0 + 8 * SEC)
-            .is_empty());
+        assert!(s.ready(std::slice::from_ref(&data), T0 + 8 * SEC).is_empty());
         // A marker without its file yields nothing.
         assert!(s.ready(&[marker], T0 + 9 * SEC).is_empty());
     }
@@ -473,10 +450,7 @@ mod tests {
             marker_suffix: Some(".done".into()),
             ..SelectConfig::default()
         });
-        let l = [
-            f("cdr_data_1.csv", 10, OLD),
-            f("cdr_data_1.csv.done", 0, OLD),
-        ];
+        let l = [f("cdr_data_1.csv", 10, OLD), f("cdr_data_1.csv.done", 0, OLD)];
         assert!(s.ready(&l, T0).is_empty());
         assert!(s.ready(&l, T0 + SEC).is_empty());
         assert_eq!(s.ready(&l, T0 + 5 * SEC).len(), 1);
@@ -573,10 +547,7 @@ mod tests {
     #[test]
     fn only_the_changed_file_waits_again() {
         let mut s = selector();
-        s.ready(
-            &[f("cdr_data_1.csv", 1, OLD), f("cdr_data_2.csv", 1, OLD)],
-            T0,
-        );
+        s.ready(&[f("cdr_data_1.csv", 1, OLD), f("cdr_data_2.csv", 1, OLD)], T0);
         let got = s.ready(
             &[f("cdr_data_1.csv", 1, OLD), f("cdr_data_2.csv", 2, OLD)],
             T0 + 5 * SEC,

@@ -22,14 +22,11 @@ use std::time::Duration;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use ssh2::{
-    CheckResult, ErrorCode, FileStat, KnownHostFileKind, KnownHosts, MethodType, RenameFlags,
-    Session, Sftp,
-};
+use ssh2::{CheckResult, ErrorCode, FileStat, KnownHostFileKind, KnownHosts, MethodType, RenameFlags, Session, Sftp};
 
 use super::{
-    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError,
-    StageError, UnreadableNames, MAX_COLLISION_SUFFIX,
+    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError, StageError,
+    UnreadableNames, MAX_COLLISION_SUFFIX,
 };
 
 /// The standard SSH port.
@@ -103,9 +100,8 @@ impl Secret {
         match self {
             Secret::Value(v) => Ok(v.clone()),
             Secret::File(path) => {
-                let mut v = std::fs::read_to_string(path).map_err(|e| {
-                    SourceError::Refused(format!("cannot read secret file {}: {e}", path.display()))
-                })?;
+                let mut v = std::fs::read_to_string(path)
+                    .map_err(|e| SourceError::Refused(format!("cannot read secret file {}: {e}", path.display())))?;
                 if v.ends_with('\n') {
                     v.pop();
                     if v.ends_with('\r') {
@@ -151,9 +147,7 @@ impl Fingerprint {
 
 /// A fingerprint string that is not `SHA256:` followed by 32 bytes in base64.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid host key fingerprint {0:?}: expected SHA256:<base64>, as `ssh-keygen -lf <key>.pub` prints it"
-)]
+#[error("invalid host key fingerprint {0:?}: expected SHA256:<base64>, as `ssh-keygen -lf <key>.pub` prints it")]
 pub struct FingerprintError(String);
 
 impl FromStr for Fingerprint {
@@ -163,9 +157,7 @@ impl FromStr for Fingerprint {
         let err = || FingerprintError(s.to_string());
         let b64 = s.trim().strip_prefix("SHA256:").ok_or_else(err)?;
         // ssh-keygen omits the padding; accept it anyway if pasted from elsewhere.
-        let bytes = STANDARD_NO_PAD
-            .decode(b64.trim_end_matches('='))
-            .map_err(|_| err())?;
+        let bytes = STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| err())?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| err())?;
         Ok(Fingerprint(bytes))
     }
@@ -242,11 +234,7 @@ pub struct SftpConfig {
 impl SftpConfig {
     /// A config with the default port, host key policy and timeouts, and no
     /// credentials yet (set `password` and/or `private_key`).
-    pub fn new(
-        host: impl Into<String>,
-        user: impl Into<String>,
-        remote_dir: impl Into<String>,
-    ) -> Self {
+    pub fn new(host: impl Into<String>, user: impl Into<String>, remote_dir: impl Into<String>) -> Self {
         SftpConfig {
             host: host.into(),
             port: DEFAULT_PORT,
@@ -271,8 +259,7 @@ impl SftpConfig {
 
     /// Checks the settings without any I/O, so a bad config fails at startup.
     pub fn validate(&self) -> Result<(), SourceError> {
-        let invalid =
-            |what: &str| Err(SourceError::Refused(format!("invalid SFTP config: {what}")));
+        let invalid = |what: &str| Err(SourceError::Refused(format!("invalid SFTP config: {what}")));
         if self.host.trim().is_empty() {
             return invalid("host is empty");
         }
@@ -477,8 +464,7 @@ impl SftpSource {
         let password = cfg.password.as_ref().map(Secret::reveal).transpose()?;
         let passphrase = match &cfg.private_key {
             Some(PrivateKey {
-                passphrase: Some(p),
-                ..
+                passphrase: Some(p), ..
             }) => Some(p.reveal()?),
             _ => None,
         };
@@ -555,8 +541,7 @@ impl SftpSource {
 /// to the host key algorithms in `hostkey_algs`.
 fn handshake(cfg: &SftpConfig, hostkey_algs: Option<&str>) -> Result<Session, SourceError> {
     let stream = tcp_connect(cfg)?;
-    let mut session = Session::new()
-        .map_err(|e| cfg.connection_error(format!("creating an SSH session: {e}")))?;
+    let mut session = Session::new().map_err(|e| cfg.connection_error(format!("creating an SSH session: {e}")))?;
     session.set_timeout(millis(cfg.connect_timeout));
     if let Some(algs) = hostkey_algs {
         session
@@ -566,9 +551,7 @@ fn handshake(cfg: &SftpConfig, hostkey_algs: Option<&str>) -> Result<Session, So
     session.set_tcp_stream(stream);
     session.handshake().map_err(|e| match e.code() {
         ErrorCode::Session(
-            LIBSSH2_ERROR_KEX_FAILURE
-            | LIBSSH2_ERROR_ALGO_UNSUPPORTED
-            | LIBSSH2_ERROR_METHOD_NOT_SUPPORTED,
+            LIBSSH2_ERROR_KEX_FAILURE | LIBSSH2_ERROR_ALGO_UNSUPPORTED | LIBSSH2_ERROR_METHOD_NOT_SUPPORTED,
         ) => SourceError::Refused(format!(
             "SSH handshake with {} failed, no algorithms in common: {e}",
             cfg.endpoint()
@@ -592,9 +575,7 @@ fn tcp_connect(cfg: &SftpConfig) -> Result<TcpStream, SourceError> {
             Err(e) => last_error = Some(format!("connecting to {addr}: {e}")),
         }
     }
-    Err(cfg.connection_error(
-        last_error.unwrap_or_else(|| format!("{} resolved to no address", cfg.host)),
-    ))
+    Err(cfg.connection_error(last_error.unwrap_or_else(|| format!("{} resolved to no address", cfg.host))))
 }
 
 /// Keepalive and no-delay are optimisations: failing to set them is logged,
@@ -652,11 +633,7 @@ fn check_host_key(cfg: &SftpConfig, session: &Session) -> Result<HostKeyCheck, S
     }
 }
 
-fn read_known_hosts(
-    cfg: &SftpConfig,
-    session: &Session,
-    path: &Path,
-) -> Result<KnownHosts, SourceError> {
+fn read_known_hosts(cfg: &SftpConfig, session: &Session, path: &Path) -> Result<KnownHosts, SourceError> {
     let mut known = session
         .known_hosts()
         .map_err(|e| cfg.connection_error(format!("initialising known hosts: {e}")))?;
@@ -669,16 +646,14 @@ fn read_known_hosts(
             path.display()
         )));
     }
-    known
-        .read_file(path, KnownHostFileKind::OpenSSH)
-        .map_err(|e| {
-            SourceError::Refused(format!(
-                "cannot read known_hosts file {}: {e}; libssh2 stops at the first line it does \
+    known.read_file(path, KnownHostFileKind::OpenSSH).map_err(|e| {
+        SourceError::Refused(format!(
+            "cannot read known_hosts file {}: {e}; libssh2 stops at the first line it does \
                  not understand (e.g. @cert-authority or security-key entries), so keep this \
                  server's keys in a dedicated file",
-                path.display()
-            ))
-        })?;
+            path.display()
+        ))
+    })?;
     Ok(known)
 }
 
@@ -696,11 +671,7 @@ fn not_found_error(cfg: &SftpConfig, offered: &OfferedKey) -> SourceError {
 }
 
 fn mismatch_error(cfg: &SftpConfig, offered: &[OfferedKey]) -> SourceError {
-    let offered = offered
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let offered = offered.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let name = cfg.known_hosts_name();
     let warning = "otherwise someone may be intercepting the connection";
     match &cfg.host_key {
@@ -785,9 +756,7 @@ fn authenticate(
             Ok(()) if session.authenticated() => return Ok(()),
             Ok(()) => {}
             Err(e) => match e.code() {
-                ErrorCode::Session(
-                    LIBSSH2_ERROR_AUTHENTICATION_FAILED | LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED,
-                ) => {}
+                ErrorCode::Session(LIBSSH2_ERROR_AUTHENTICATION_FAILED | LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) => {}
                 ErrorCode::Session(LIBSSH2_ERROR_FILE | LIBSSH2_ERROR_KEYFILE_AUTH_FAILED) => {
                     return Err(SourceError::Refused(format!(
                         "cannot use private key file {}: {} (unreadable, unsupported format, \
@@ -861,8 +830,7 @@ fn is_transport_code(code: ErrorCode) -> bool {
 /// connection error; SFTP status codes concern the file.
 fn sftp_error(cfg: &SftpConfig, e: ssh2::Error, what: &str, path: &Path) -> SourceError {
     match e.code() {
-        ErrorCode::Session(_)
-        | ErrorCode::SFTP(LIBSSH2_FX_NO_CONNECTION | LIBSSH2_FX_CONNECTION_LOST) => {
+        ErrorCode::Session(_) | ErrorCode::SFTP(LIBSSH2_FX_NO_CONNECTION | LIBSSH2_FX_CONNECTION_LOST) => {
             cfg.connection_error(format!("{what} {}: {e}", path.display()))
         }
         ErrorCode::SFTP(LIBSSH2_FX_NO_SUCH_FILE | LIBSSH2_FX_NO_SUCH_PATH) => SourceError::Gone {
@@ -917,18 +885,11 @@ fn stat_size_mtime(
     })
 }
 
-fn fetch_once(
-    sftp: &Sftp,
-    cfg: &SftpConfig,
-    file: &RemoteFile,
-    staging: &Path,
-) -> Result<Fetched, SourceError> {
+fn fetch_once(sftp: &Sftp, cfg: &SftpConfig, file: &RemoteFile, staging: &Path) -> Result<Fetched, SourceError> {
     let path = cfg.remote_path(&file.name);
     let (size, mtime) = stat_size_mtime(sftp, cfg, &path, file, "before reading")?;
     check_unchanged(file, size, mtime, "before reading")?;
-    let mut remote = sftp
-        .open(&path)
-        .map_err(|e| sftp_error(cfg, e, "opening", &path))?;
+    let mut remote = sftp.open(&path).map_err(|e| sftp_error(cfg, e, "opening", &path))?;
     let (copied, sha256) = stage(&mut remote, staging, READ_BUFFER).map_err(|e| match e {
         // The io::Error from ssh2 no longer carries the libssh2 code; a failed
         // read mid-transfer is almost always the connection, and reconnecting
@@ -1005,12 +966,7 @@ fn move_once(sftp: &Sftp, cfg: &SftpConfig, name: &str, dir: &str) -> Result<Str
                 if matches!(e.code(), ErrorCode::SFTP(_)) && exists(sftp, cfg, &dst)? {
                     continue;
                 }
-                return Err(sftp_error(
-                    cfg,
-                    e,
-                    &format!("moving to {}", dst.display()),
-                    &src,
-                ));
+                return Err(sftp_error(cfg, e, &format!("moving to {}", dst.display()), &src));
             }
         }
     }
@@ -1057,10 +1013,7 @@ impl Source for SftpSource {
                     continue;
                 };
                 let Some((size, mtime)) = size_mtime(&stat) else {
-                    tracing::debug!(
-                        name,
-                        "skipping a file the server lists without size or mtime"
-                    );
+                    tracing::debug!(name, "skipping a file the server lists without size or mtime");
                     continue;
                 };
                 files.push(RemoteFile {
@@ -1168,14 +1121,7 @@ mod tests {
 
     #[test]
     fn malformed_fingerprints_are_rejected() {
-        for bad in [
-            "",
-            "SHA256:",
-            "MD5:aa:bb",
-            "SHA256:abc",
-            "SHA256:!!!!",
-            "sha256:x",
-        ] {
+        for bad in ["", "SHA256:", "MD5:aa:bb", "SHA256:abc", "SHA256:!!!!", "sha256:x"] {
             assert!(bad.parse::<Fingerprint>().is_err(), "{bad:?}");
         }
     }
@@ -1222,9 +1168,7 @@ mod tests {
         let key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
         std::fs::write(
             &path,
-            format!(
-                "# comment\n[127.0.0.1]:2222 ssh-ed25519 {key}\nother.example ssh-ed25519 {key}\n"
-            ),
+            format!("# comment\n[127.0.0.1]:2222 ssh-ed25519 {key}\nother.example ssh-ed25519 {key}\n"),
         )
         .unwrap();
         let got = expected_keys(&path, &config());

@@ -30,39 +30,21 @@ struct VersionOnly {
 }
 
 /// Encodes `body` in the current envelope. `what` names the value in errors.
-pub(crate) fn encode<T: Serialize>(
-    what: impl FnOnce() -> String,
-    body: &T,
-) -> Result<Vec<u8>, LedgerError> {
-    serde_json::to_vec(&Envelope {
-        v: VALUE_VERSION,
-        body,
-    })
-    .map_err(|source| LedgerError::Encode {
-        what: what(),
-        source,
-    })
+pub(crate) fn encode<T: Serialize>(what: impl FnOnce() -> String, body: &T) -> Result<Vec<u8>, LedgerError> {
+    serde_json::to_vec(&Envelope { v: VALUE_VERSION, body })
+        .map_err(|source| LedgerError::Encode { what: what(), source })
 }
 
 /// Decodes a stored value of any supported envelope version. `what` names the
 /// value (table and key) in the error.
-pub(crate) fn decode<T: DeserializeOwned>(
-    what: impl FnOnce() -> String,
-    bytes: &[u8],
-) -> Result<T, LedgerError> {
+pub(crate) fn decode<T: DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T, LedgerError> {
     let corrupt = |what: String, detail: String| LedgerError::Corrupt { what, detail };
     let version = match serde_json::from_slice::<VersionOnly>(bytes) {
         Ok(VersionOnly { v }) => v,
-        Err(e) => {
-            return Err(corrupt(
-                what(),
-                format!("no readable envelope version: {e}"),
-            ))
-        }
+        Err(e) => return Err(corrupt(what(), format!("no readable envelope version: {e}"))),
     };
     match version {
-        1 | 2 => serde_json::from_slice(bytes)
-            .map_err(|e| corrupt(what(), format!("bad v{version} value: {e}"))),
+        1 | 2 => serde_json::from_slice(bytes).map_err(|e| corrupt(what(), format!("bad v{version} value: {e}"))),
         other => Err(corrupt(
             what(),
             format!("envelope version {other}; this build reads version {VALUE_VERSION}"),

@@ -32,9 +32,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
-    ConcurrencyMode, Database, DatabaseError, MultimapTableDefinition, ReadOnlyDatabase,
-    ReadOnlyMultimapTable, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    StorageError, TableDefinition, TableError, WriteTransaction,
+    ConcurrencyMode, Database, DatabaseError, MultimapTableDefinition, ReadOnlyDatabase, ReadOnlyMultimapTable,
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, StorageError, TableDefinition, TableError,
+    WriteTransaction,
 };
 
 use crate::codec::{decode, encode};
@@ -54,8 +54,7 @@ const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
 const TXNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("txns");
-const SHA256_INDEX: MultimapTableDefinition<&str, &str> =
-    MultimapTableDefinition::new("files_by_sha256");
+const SHA256_INDEX: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("files_by_sha256");
 const IN_DOUBT: TableDefinition<(&str, u64), ()> = TableDefinition::new("txns_in_doubt");
 const GROUP_MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("group_members");
 
@@ -67,8 +66,7 @@ const MIGRATIONS: &[Migration] = &[];
 const _: () = assert!(MIGRATIONS.len() + 1 == SCHEMA_VERSION as usize);
 
 /// `reason` of a transaction resolved as committed after a restart.
-const RESOLVED_COMMITTED: &str =
-    "in doubt after a restart; the checkpoint topic shows it committed";
+const RESOLVED_COMMITTED: &str = "in doubt after a restart; the checkpoint topic shows it committed";
 /// `reason` of a transaction resolved as aborted after a restart.
 const RESOLVED_ABORTED: &str = "in doubt after a restart; the checkpoint topic shows no commit";
 
@@ -115,12 +113,10 @@ impl Ledger {
             source,
         })?;
         let path = dir.join(LEDGER_FILE_NAME);
-        let db = builder()
-            .create(&path)
-            .map_err(|source| LedgerError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let db = builder().create(&path).map_err(|source| LedgerError::Open {
+            path: path.clone(),
+            source,
+        })?;
         let ledger = Ledger { db, path };
         ledger.prepare_schema()?;
         Ok(ledger)
@@ -242,12 +238,7 @@ impl Ledger {
     // sent. Crash after it, before the outcome is recorded: the txn is InDoubt
     // (whether or not Kafka committed it); recovery asks the checkpoint topic
     // and calls `resolve_in_doubt`.
-    pub fn txn_intent(
-        &self,
-        file: &FileRecord,
-        seq: u64,
-        row_start: u64,
-    ) -> Result<(), LedgerError> {
+    pub fn txn_intent(&self, file: &FileRecord, seq: u64, row_start: u64) -> Result<(), LedgerError> {
         let rec = FileRecord {
             status: FileStatus::InProgress,
             ..file.clone()
@@ -289,20 +280,8 @@ impl Ledger {
     // but before this commit: the txn stays InDoubt and the file shows the
     // previous progress; recovery finds the commit in the checkpoint topic and
     // resolves it as committed, so the rows are not sent again.
-    pub fn txn_committed(
-        &self,
-        file: &FileRecord,
-        seq: u64,
-        row_end: u64,
-    ) -> Result<(), LedgerError> {
-        self.finish_txn(
-            &file.name,
-            seq,
-            TxnOutcome::Committed,
-            Some(row_end),
-            None,
-            Some(file),
-        )
+    pub fn txn_committed(&self, file: &FileRecord, seq: u64, row_end: u64) -> Result<(), LedgerError> {
+        self.finish_txn(&file.name, seq, TxnOutcome::Committed, Some(row_end), None, Some(file))
     }
 
     /// Records that Kafka transaction `seq` of file `name` was aborted, after
@@ -313,14 +292,7 @@ impl Ledger {
     // stays InDoubt; recovery finds no commit in the checkpoint topic and
     // resolves it as aborted (with a generic reason instead of this one).
     pub fn txn_aborted(&self, name: &str, seq: u64, reason: &str) -> Result<(), LedgerError> {
-        self.finish_txn(
-            name,
-            seq,
-            TxnOutcome::Aborted,
-            None,
-            Some(reason.to_owned()),
-            None,
-        )
+        self.finish_txn(name, seq, TxnOutcome::Aborted, None, Some(reason.to_owned()), None)
     }
 
     /// Resolves in-doubt transaction `seq` of `file` once the caller has
@@ -344,14 +316,7 @@ impl Ledger {
         } else {
             (TxnOutcome::Aborted, None, RESOLVED_ABORTED)
         };
-        self.finish_txn(
-            &file.name,
-            seq,
-            outcome,
-            row_end,
-            Some(reason.to_owned()),
-            Some(file),
-        )
+        self.finish_txn(&file.name, seq, outcome, row_end, Some(reason.to_owned()), Some(file))
     }
 
     /// Records the outcome of an in-doubt txn, and `file` if given, in one commit.
@@ -392,10 +357,7 @@ impl Ledger {
     /// rolls everything back. The durability is redb's default,
     /// `Durability::Immediate`, never lowered: `commit` returns once the data
     /// is on disk.
-    fn write<R>(
-        &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<R, LedgerError>,
-    ) -> Result<R, LedgerError> {
+    fn write<R>(&self, f: impl FnOnce(&WriteTransaction) -> Result<R, LedgerError>) -> Result<R, LedgerError> {
         let w = self.db.begin_write()?;
         let out = f(&w)?;
         w.commit()?;
@@ -405,10 +367,7 @@ impl Ledger {
     /// Checks the stored schema version, and initialises or migrates the layout.
     fn prepare_schema(&self) -> Result<(), LedgerError> {
         let w = self.db.begin_write()?;
-        let found = w
-            .open_table(META)?
-            .get(SCHEMA_VERSION_KEY)?
-            .map(|v| v.value());
+        let found = w.open_table(META)?.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {
                 w.abort()?;
@@ -440,8 +399,7 @@ impl Ledger {
                 w.open_multimap_table(SHA256_INDEX)?;
             }
         }
-        w.open_table(META)?
-            .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+        w.open_table(META)?.insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
         w.commit()?;
         Ok(())
     }
@@ -469,10 +427,7 @@ pub struct LedgerReader {
 enum ReaderDb {
     Live(ReadOnlyDatabase),
     // Field order matters: the database closes before its directory is removed.
-    Snapshot {
-        db: Database,
-        _copy: tempfile::TempDir,
-    },
+    Snapshot { db: Database, _copy: tempfile::TempDir },
 }
 
 impl fmt::Debug for LedgerReader {
@@ -489,9 +444,7 @@ impl LedgerReader {
         let path = dir.join(LEDGER_FILE_NAME);
         let db = match builder().open_read_only(&path) {
             Ok(db) => ReaderDb::Live(db),
-            Err(DatabaseError::Storage(StorageError::Io(e)))
-                if e.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(DatabaseError::Storage(StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LedgerError::Missing { path });
             }
             Err(DatabaseError::RepairAborted) => snapshot(&path)?,
@@ -661,10 +614,7 @@ fn read_file(r: &ReadTransaction, name: &str) -> Result<Option<FileRecord>, Ledg
     }
 }
 
-fn read_file_by_sha256(
-    r: &ReadTransaction,
-    sha256_hex: &str,
-) -> Result<Option<FileRecord>, LedgerError> {
+fn read_file_by_sha256(r: &ReadTransaction, sha256_hex: &str) -> Result<Option<FileRecord>, LedgerError> {
     let (Some(index), Some(files)) = (ro_multimap(r, SHA256_INDEX)?, ro_table(r, FILES)?) else {
         return Ok(None);
     };
@@ -677,10 +627,7 @@ fn read_file_by_sha256(
         other => Err(LedgerError::Corrupt {
             what: format!("files_by_sha256[{sha256_hex}]"),
             detail: match other {
-                Some(rec) => format!(
-                    "points to {name}, which is {} with sha256 {}",
-                    rec.status, rec.sha256
-                ),
+                Some(rec) => format!("points to {name}, which is {} with sha256 {}", rec.status, rec.sha256),
                 None => format!("points to {name}, which has no record"),
             },
         }),
@@ -713,11 +660,8 @@ fn read_transactions(r: &ReadTransaction, name: &str) -> Result<Vec<TxnRecord>, 
 }
 
 fn read_in_doubt(r: &ReadTransaction) -> Result<Vec<(FileRecord, TxnRecord)>, LedgerError> {
-    let (Some(in_doubt), Some(txns), Some(files)) = (
-        ro_table(r, IN_DOUBT)?,
-        ro_table(r, TXNS)?,
-        ro_table(r, FILES)?,
-    ) else {
+    let (Some(in_doubt), Some(txns), Some(files)) = (ro_table(r, IN_DOUBT)?, ro_table(r, TXNS)?, ro_table(r, FILES)?)
+    else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
@@ -739,8 +683,7 @@ fn read_in_doubt(r: &ReadTransaction) -> Result<Vec<(FileRecord, TxnRecord)>, Le
 }
 
 fn read_counts(r: &ReadTransaction) -> Result<BTreeMap<FileStatus, u64>, LedgerError> {
-    let mut counts: BTreeMap<FileStatus, u64> =
-        FileStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+    let mut counts: BTreeMap<FileStatus, u64> = FileStatus::ALL.into_iter().map(|s| (s, 0)).collect();
     for rec in read_files(r)? {
         *counts.entry(rec.status).or_default() += 1;
     }

@@ -221,11 +221,7 @@ mod tests {
             assert_eq!(json, format!("\"{status}\""));
             assert_eq!(serde_json::from_str::<FileStatus>(&json).unwrap(), status);
         }
-        for outcome in [
-            TxnOutcome::InDoubt,
-            TxnOutcome::Committed,
-            TxnOutcome::Aborted,
-        ] {
+        for outcome in [TxnOutcome::InDoubt, TxnOutcome::Committed, TxnOutcome::Aborted] {
             let json = serde_json::to_string(&outcome).unwrap();
             assert_eq!(json, format!("\"{outcome}\""));
         }

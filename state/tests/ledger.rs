@@ -4,10 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use cdr_state::{
-    FileRecord, FileStatus, Ledger, LedgerError, TxnOutcome, TxnRecord, LEDGER_FILE_NAME,
-    SCHEMA_VERSION,
-};
+use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError, TxnOutcome, TxnRecord, LEDGER_FILE_NAME, SCHEMA_VERSION};
 use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// The v1 layout, declared independently of the crate so that a change to the
@@ -15,8 +12,7 @@ use redb::{Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, T
 const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
 const TXNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("txns");
-const SHA256_INDEX: MultimapTableDefinition<&str, &str> =
-    MultimapTableDefinition::new("files_by_sha256");
+const SHA256_INDEX: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("files_by_sha256");
 const IN_DOUBT: TableDefinition<(&str, u64), ()> = TableDefinition::new("txns_in_doubt");
 const GROUP_MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("group_members");
 
@@ -158,15 +154,7 @@ fn committed_txns_record_rows_and_are_no_longer_in_doubt() {
     let txns = ledger.transactions(&file.name).unwrap();
     let summary: Vec<_> = txns
         .iter()
-        .map(|t| {
-            (
-                t.seq,
-                t.row_start,
-                t.row_end,
-                t.outcome,
-                t.reason.as_deref(),
-            )
-        })
+        .map(|t| (t.seq, t.row_start, t.row_end, t.outcome, t.reason.as_deref()))
         .collect();
     assert_eq!(
         summary,
@@ -177,10 +165,7 @@ fn committed_txns_record_rows_and_are_no_longer_in_doubt() {
     );
     assert!(txns.iter().all(|t| t.finished_ms >= Some(t.started_ms)));
     // Another file's transactions are not mixed in.
-    assert!(ledger
-        .transactions("cdr_data_20240102_224001.csv")
-        .unwrap()
-        .is_empty());
+    assert!(ledger.transactions("cdr_data_20240102_224001.csv").unwrap().is_empty());
 }
 
 #[test]
@@ -190,9 +175,7 @@ fn aborted_txn_keeps_its_reason_and_leaves_the_file_alone() {
     let file = rec("cdr_voice_20240102_224000.csv", SHA_A, FileStatus::Seen);
 
     ledger.txn_intent(&file, 4, 0).unwrap();
-    ledger
-        .txn_aborted(&file.name, 4, "broker fenced the producer")
-        .unwrap();
+    ledger.txn_aborted(&file.name, 4, "broker fenced the producer").unwrap();
 
     let txn = &ledger.transactions(&file.name).unwrap()[0];
     assert_eq!(txn.outcome, TxnOutcome::Aborted);
@@ -200,10 +183,7 @@ fn aborted_txn_keeps_its_reason_and_leaves_the_file_alone() {
     assert_eq!(txn.reason.as_deref(), Some("broker fenced the producer"));
     assert!(txn.finished_ms.is_some());
     assert!(ledger.in_doubt().unwrap().is_empty());
-    assert_eq!(
-        ledger.file(&file.name).unwrap().unwrap().status,
-        FileStatus::InProgress
-    );
+    assert_eq!(ledger.file(&file.name).unwrap().unwrap().status, FileStatus::InProgress);
 }
 
 #[test]
@@ -253,16 +233,10 @@ fn intent_without_outcome_is_in_doubt_after_reopen_until_resolved() {
     assert_eq!(ledger.file(&b.name).unwrap(), Some(b_back));
     let a1 = &ledger.transactions(&a.name).unwrap()[1];
     assert_eq!((a1.outcome, a1.row_end), (TxnOutcome::Committed, Some(200)));
-    assert!(
-        a1.reason.as_deref().unwrap().contains("checkpoint topic"),
-        "{a1:?}"
-    );
+    assert!(a1.reason.as_deref().unwrap().contains("checkpoint topic"), "{a1:?}");
     let b0 = &ledger.transactions(&b.name).unwrap()[0];
     assert_eq!((b0.outcome, b0.row_end), (TxnOutcome::Aborted, None));
-    assert!(
-        b0.reason.as_deref().unwrap().contains("checkpoint topic"),
-        "{b0:?}"
-    );
+    assert!(b0.reason.as_deref().unwrap().contains("checkpoint topic"), "{b0:?}");
 }
 
 #[test]
@@ -272,15 +246,8 @@ fn outcomes_need_an_in_doubt_intent_and_a_refused_call_changes_nothing() {
     let file = rec("cdr_data_20240102_224000.csv", SHA_A, FileStatus::Seen);
 
     let err = ledger.txn_committed(&file, 0, 10).unwrap_err();
-    assert!(
-        matches!(err, LedgerError::UnknownTxn { seq: 0, .. }),
-        "{err:?}"
-    );
-    assert_eq!(
-        ledger.file(&file.name).unwrap(),
-        None,
-        "refused commit stored the file"
-    );
+    assert!(matches!(err, LedgerError::UnknownTxn { seq: 0, .. }), "{err:?}");
+    assert_eq!(ledger.file(&file.name).unwrap(), None, "refused commit stored the file");
 
     ledger.txn_intent(&file, 0, 0).unwrap();
     ledger
@@ -319,9 +286,7 @@ fn outcomes_need_an_in_doubt_intent_and_a_refused_call_changes_nothing() {
         ),
         "{err:?}"
     );
-    let err = ledger
-        .txn_aborted("cdr_data_20991231_000000.csv", 0, "x")
-        .unwrap_err();
+    let err = ledger.txn_aborted("cdr_data_20991231_000000.csv", 0, "x").unwrap_err();
     assert!(matches!(err, LedgerError::UnknownTxn { .. }), "{err:?}");
 
     assert_eq!(ledger.file(&file.name).unwrap(), before);
@@ -340,19 +305,11 @@ fn sha256_index_finds_the_claiming_file_and_follows_a_reingest() {
     let name = "cdr_data_20240102_224000.csv";
 
     // Only in-progress and committed files claim their bytes.
-    ledger
-        .put_file(&rec(name, SHA_A, FileStatus::Seen))
-        .unwrap();
+    ledger.put_file(&rec(name, SHA_A, FileStatus::Seen)).unwrap();
     assert_eq!(ledger.file_by_sha256(SHA_A).unwrap(), None);
-    ledger
-        .txn_intent(&rec(name, SHA_A, FileStatus::Seen), 0, 0)
-        .unwrap();
+    ledger.txn_intent(&rec(name, SHA_A, FileStatus::Seen), 0, 0).unwrap();
     assert_eq!(ledger.file_by_sha256(SHA_A).unwrap().unwrap().name, name);
-    let v1 = progressed(
-        &rec(name, SHA_A, FileStatus::Seen),
-        10,
-        FileStatus::Committed,
-    );
+    let v1 = progressed(&rec(name, SHA_A, FileStatus::Seen), 10, FileStatus::Committed);
     ledger.txn_committed(&v1, 0, 10).unwrap();
     assert_eq!(ledger.file_by_sha256(SHA_A).unwrap(), Some(v1.clone()));
 
@@ -370,11 +327,7 @@ fn sha256_index_finds_the_claiming_file_and_follows_a_reingest() {
         ..rec(name, SHA_B, FileStatus::Seen)
     };
     ledger.put_file(&v2).unwrap();
-    assert_eq!(
-        ledger.file_by_sha256(SHA_A).unwrap(),
-        None,
-        "old bytes still claimed"
-    );
+    assert_eq!(ledger.file_by_sha256(SHA_A).unwrap(), None, "old bytes still claimed");
     assert_eq!(
         ledger.file_by_sha256(SHA_B).unwrap(),
         None,
@@ -386,9 +339,7 @@ fn sha256_index_finds_the_claiming_file_and_follows_a_reingest() {
     assert_eq!(ledger.transactions(name).unwrap()[1].file_version, 2);
 
     // A failed ingest gives the bytes up.
-    ledger
-        .txn_aborted(name, 1, "gzip stream truncated")
-        .unwrap();
+    ledger.txn_aborted(name, 1, "gzip stream truncated").unwrap();
     ledger
         .put_file(&FileRecord {
             status: FileStatus::Failed,
@@ -442,11 +393,7 @@ fn counts_cover_every_status() {
             .unwrap();
     }
     ledger
-        .txn_intent(
-            &rec("cdr_voice_20240101_000000.csv", SHA_B, FileStatus::Seen),
-            0,
-            0,
-        )
+        .txn_intent(&rec("cdr_voice_20240101_000000.csv", SHA_B, FileStatus::Seen), 0, 0)
         .unwrap();
 
     let counts = ledger.counts().unwrap();
@@ -511,10 +458,7 @@ fn read_only_open_beside_a_writer_follows_its_commits() {
     writer
         .txn_committed(&progressed(&b, 5, FileStatus::Committed), 0, 5)
         .unwrap();
-    assert_eq!(
-        reader.file(&b.name).unwrap().unwrap().status,
-        FileStatus::Committed
-    );
+    assert_eq!(reader.file(&b.name).unwrap().unwrap().status, FileStatus::Committed);
     assert_eq!(reader.transactions(&b.name).unwrap()[0].row_end, Some(5));
     assert!(reader.in_doubt().unwrap().is_empty());
 
@@ -540,10 +484,7 @@ fn read_only_open_beside_a_writer_follows_its_commits() {
             ..a.clone()
         })
         .unwrap();
-    assert_eq!(
-        reader.file(&a.name).unwrap().unwrap().status,
-        FileStatus::Failed
-    );
+    assert_eq!(reader.file(&a.name).unwrap().unwrap().status, FileStatus::Failed);
 }
 
 #[test]
@@ -593,24 +534,12 @@ fn newer_schema_version_is_refused_by_writer_and_reader() {
     }
     let err = Ledger::open(dir.path()).unwrap_err();
     assert!(
-        matches!(
-            err,
-            LedgerError::UnsupportedVersion {
-                found: 2,
-                supported: 1
-            }
-        ),
+        matches!(err, LedgerError::UnsupportedVersion { found: 2, supported: 1 }),
         "{err:?}"
     );
     let err = Ledger::open_read_only(dir.path()).unwrap_err();
     assert!(
-        matches!(
-            err,
-            LedgerError::UnsupportedVersion {
-                found: 2,
-                supported: 1
-            }
-        ),
+        matches!(err, LedgerError::UnsupportedVersion { found: 2, supported: 1 }),
         "{err:?}"
     );
     // The refused open left the version alone.
@@ -641,27 +570,17 @@ fn reads_values_written_in_the_v1_encoding() {
     {
         let db = raw(dir.path());
         let w = db.begin_write().unwrap();
-        w.open_table(META)
-            .unwrap()
-            .insert("schema_version", 1)
-            .unwrap();
+        w.open_table(META).unwrap().insert("schema_version", 1).unwrap();
         w.open_table(FILES)
             .unwrap()
             .insert(name, GOLDEN_FILE_V1.as_bytes())
             .unwrap();
         let mut txns = w.open_table(TXNS).unwrap();
-        txns.insert((name, 2), GOLDEN_TXN_DONE_V1.as_bytes())
-            .unwrap();
+        txns.insert((name, 2), GOLDEN_TXN_DONE_V1.as_bytes()).unwrap();
         txns.insert((name, 3), GOLDEN_TXN_V1.as_bytes()).unwrap();
         drop(txns);
-        w.open_table(IN_DOUBT)
-            .unwrap()
-            .insert((name, 3), ())
-            .unwrap();
-        w.open_multimap_table(SHA256_INDEX)
-            .unwrap()
-            .insert(sha, name)
-            .unwrap();
+        w.open_table(IN_DOUBT).unwrap().insert((name, 3), ()).unwrap();
+        w.open_multimap_table(SHA256_INDEX).unwrap().insert(sha, name).unwrap();
         w.commit().unwrap();
     }
     let file = FileRecord {
@@ -712,10 +631,7 @@ fn reads_values_written_in_the_v1_encoding() {
 
     let reader = Ledger::open_read_only(dir.path()).unwrap();
     assert_eq!(reader.file(name).unwrap(), Some(file.clone()));
-    assert_eq!(
-        reader.transactions(name).unwrap(),
-        [done.clone(), in_doubt.clone()]
-    );
+    assert_eq!(reader.transactions(name).unwrap(), [done.clone(), in_doubt.clone()]);
     drop(reader);
 
     let ledger = Ledger::open(dir.path()).unwrap();
@@ -776,7 +692,10 @@ fn reads_a_parked_file_written_in_the_v2_encoding() {
         let db = raw(dir.path());
         let w = db.begin_write().unwrap();
         w.open_table(META).unwrap().insert("schema_version", 1).unwrap();
-        w.open_table(FILES).unwrap().insert(name, GOLDEN_FILE_V2.as_bytes()).unwrap();
+        w.open_table(FILES)
+            .unwrap()
+            .insert(name, GOLDEN_FILE_V2.as_bytes())
+            .unwrap();
         w.commit().unwrap();
     }
     let reader = Ledger::open_read_only(dir.path()).unwrap();
@@ -806,12 +725,18 @@ fn release_clears_attempts_of_parked_and_failed_files_only() {
         ledger.put_file(r).unwrap();
     }
     let released = ledger.release(&parked.name).unwrap().unwrap();
-    assert_eq!((released.status, released.attempts, released.next_attempt_ms), (FileStatus::Seen, 0, None));
+    assert_eq!(
+        (released.status, released.attempts, released.next_attempt_ms),
+        (FileStatus::Seen, 0, None)
+    );
     assert_eq!(ledger.file(&parked.name).unwrap(), Some(released));
     // Rows already committed: resumed after them, so it claims its bytes again.
     let released = ledger.release(&failed_part_way.name).unwrap().unwrap();
     assert_eq!(released.status, FileStatus::InProgress);
-    assert_eq!(ledger.file_by_sha256(SHA_A).unwrap().map(|r| r.name), Some(failed_part_way.name));
+    assert_eq!(
+        ledger.file_by_sha256(SHA_A).unwrap().map(|r| r.name),
+        Some(failed_part_way.name)
+    );
     assert_eq!(ledger.release(&committed.name).unwrap(), None);
     assert_eq!(ledger.file(&committed.name).unwrap(), Some(committed));
     assert_eq!(ledger.release("cdr_data_unknown.csv").unwrap(), None);
@@ -829,11 +754,7 @@ fn child_exits_after_intent_without_closing() {
     };
     let ledger = Ledger::open(Path::new(&dir)).unwrap();
     ledger
-        .txn_intent(
-            &rec("cdr_data_20240102_224000.csv", SHA_A, FileStatus::Seen),
-            0,
-            0,
-        )
+        .txn_intent(&rec("cdr_data_20240102_224000.csv", SHA_A, FileStatus::Seen), 0, 0)
         .unwrap();
     // No destructors: the database is left as a crash leaves it.
     std::process::exit(3);
@@ -867,10 +788,7 @@ fn read_only_open_after_a_writer_crash_reads_a_repaired_snapshot() {
     );
     let in_doubt = reader.in_doubt().unwrap();
     assert_eq!(in_doubt.len(), 1);
-    assert_eq!(
-        (in_doubt[0].0.status, in_doubt[0].1.seq),
-        (FileStatus::InProgress, 0)
-    );
+    assert_eq!((in_doubt[0].0.status, in_doubt[0].1.seq), (FileStatus::InProgress, 0));
 
     // The snapshot does not hold the ledger: the daemon can restart beside it.
     let ledger = Ledger::open(dir.path()).unwrap();

@@ -31,7 +31,11 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// One record as a read_committed consumer sees it.
@@ -73,8 +77,17 @@ pub fn read_committed(brokers: &str, topic: &str) -> Vec<Seen> {
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
                 .expect("watermarks");
             if end > lo {
-                while consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("stable offset").1 < end {
-                    assert!(Instant::now() < deadline, "{topic}/{}: a transaction stays open", p.id());
+                while consumer
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                    .expect("stable offset")
+                    .1
+                    < end
+                {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{topic}/{}: a transaction stays open",
+                        p.id()
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
@@ -214,7 +227,11 @@ pub fn expected_keys(dir: &Path) -> std::collections::BTreeSet<String> {
         }
         let bytes = std::fs::read(&path).unwrap();
         let prefix = format!("{:x}", Sha256::digest(&bytes))[..16].to_string();
-        let rows = csv::ReaderBuilder::new().flexible(true).from_reader(&bytes[..]).byte_records().count() as u64;
+        let rows = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(&bytes[..])
+            .byte_records()
+            .count() as u64;
         keys.extend((1..=rows).map(|i| format!("{prefix}-{i}")));
     }
     keys

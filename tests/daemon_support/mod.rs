@@ -13,7 +13,11 @@ use crate::common::*;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Daemon {
@@ -24,7 +28,13 @@ pub struct Daemon {
 
 /// The SFTP settings of the local stack, reading `remote`.
 pub fn sftp_env(cmd: &mut Command, remote: &str) {
-    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", "SFTP_PASSWORD", "SFTP_KNOWN_HOSTS"] {
+    for v in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_PASSWORD",
+        "SFTP_KNOWN_HOSTS",
+    ] {
         cmd.env(v, env(v));
     }
     cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_KEY_FILE");
@@ -37,9 +47,14 @@ impl Daemon {
         let port = free_port();
         let log = log_dir.join(format!("{tag}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        cmd.args(["--poll-interval-seconds", "1", "--metrics-addr", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(file);
+        cmd.args([
+            "--poll-interval-seconds",
+            "1",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(file);
         let child = cmd.spawn().unwrap();
         Daemon {
             child,
@@ -59,7 +74,11 @@ impl Daemon {
             if let Some(s) = self.child.try_wait().unwrap() {
                 panic!("daemon exited ({s}) before logging {needle:?}:\n{}", self.log_text());
             }
-            assert!(Instant::now() < until, "no {needle:?} in the log within {limit:?}:\n{}", self.log_text());
+            assert!(
+                Instant::now() < until,
+                "no {needle:?} in the log within {limit:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -72,7 +91,11 @@ impl Daemon {
             if let Some(s) = self.child.try_wait().unwrap() {
                 panic!("daemon exited ({s}) before logging {needles:?}:\n{}", self.log_text());
             }
-            assert!(Instant::now() < until, "no {needles:?} in the log within {limit:?}:\n{}", self.log_text());
+            assert!(
+                Instant::now() < until,
+                "no {needles:?} in the log within {limit:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -123,7 +146,11 @@ impl Daemon {
             if self.get("/metrics").is_some() && f(&self.scrape()) {
                 return;
             }
-            assert!(Instant::now() < until, "{what}: not within {limit:?}:\n{}", self.log_text());
+            assert!(
+                Instant::now() < until,
+                "{what}: not within {limit:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -155,7 +182,14 @@ pub fn generate(dir: &Path, files: u32, rows: u64, seed: u64, start: &str, bad_r
     let out = bin()
         .args(["generate", "--out"])
         .arg(dir)
-        .args(["--files", &files.to_string(), "--rows", &rows.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--files",
+            &files.to_string(),
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .args(["--start", start, "--bad-rate", &bad_rate.to_string()])
         .output()
         .unwrap();
@@ -183,12 +217,19 @@ pub fn assert_exactly_once_on(brokers: &str, topics: &Topics, dir: &Path) {
     let got: std::collections::BTreeSet<String> = counts.into_keys().collect();
     let missing: Vec<_> = expected.difference(&got).take(5).collect();
     let extra: Vec<_> = got.difference(&expected).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
 }
 
 /// `status --json` of a ledger.
 pub fn status_json(ledger: &Path) -> serde_json::Value {
-    let out = bin().args(["status", "--json", "--ledger-dir"]).arg(ledger).output().unwrap();
+    let out = bin()
+        .args(["status", "--json", "--ledger-dir"])
+        .arg(ledger)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -24,9 +24,8 @@ pub struct Stack {
 }
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run under scripts/test.sh (needs the local stack)")
-    })
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run under scripts/test.sh (needs the local stack)"))
 }
 
 /// Reads the stack's variables; panics if one is missing, so that these tests
@@ -34,9 +33,7 @@ fn env(name: &str) -> String {
 pub fn stack() -> Stack {
     Stack {
         host: env("SFTP_HOST"),
-        port: env("SFTP_PORT")
-            .parse()
-            .expect("SFTP_PORT is a port number"),
+        port: env("SFTP_PORT").parse().expect("SFTP_PORT is a port number"),
         user: env("SFTP_USER"),
         password: env("SFTP_PASSWORD"),
         key_file: env("SFTP_KEY_FILE").into(),
@@ -125,17 +122,8 @@ impl Stack {
 
 /// `ssh-keygen -lf <file>`'s SHA256 fingerprint of the first key in `file`.
 pub fn ssh_keygen_fingerprint(file: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ssh-keygen -lf {}: {:?}",
-        file.display(),
-        out
-    );
+    let out = Command::new("ssh-keygen").arg("-lf").arg(file).output().unwrap();
+    assert!(out.status.success(), "ssh-keygen -lf {}: {:?}", file.display(), out);
     String::from_utf8(out.stdout)
         .unwrap()
         .split_whitespace()

@@ -38,13 +38,16 @@
 //! control characters and DEL as `\u00XX`, non-ASCII as `\uXXXX` (lowercase hex;
 //! a surrogate pair above the BMP). Output is pure ASCII.
 
+mod dead_letter;
 mod json;
+pub mod record;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
 use crate::parse::{InvalidRow, ValidRow};
 use crate::schema::RecordKind;
+pub use dead_letter::{encode_dead_letter, DeadLetterTooLarge, CUT_KEEP};
 use json::{push_str, push_u64, write_field_value, Piece, Writer, KEY_BLOCK};
 
 /// Block size of the piece after a row's fields: its 44 fixed bytes and a file
@@ -70,7 +73,7 @@ pub struct FileContext {
 
 impl FileContext {
     pub fn new(file_name: &str, kind: RecordKind, sha256: &[u8; 32]) -> Self {
-        let sha256_hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+        let sha256_hex = hex(sha256);
         let mut key_head = [b'-'; 17];
         key_head[..16].copy_from_slice(&sha256_hex.as_bytes()[..16]);
         let mut name = Vec::with_capacity(file_name.len() + 2);
@@ -82,11 +85,7 @@ impl FileContext {
                 &name,
                 b"\",\"_ingestion_timestamp\":\"",
             ])),
-            value_end: Piece::new(&join(&[
-                b"\",\"_record_type\":\"",
-                kind.as_str().as_bytes(),
-                b"\"}",
-            ])),
+            value_end: Piece::new(&join(&[b"\",\"_record_type\":\"", kind.as_str().as_bytes(), b"\"}"])),
             dlq_head: join(&[b"{\"_source_file\":\"", &name, b"\",\"_row\":"]),
             file_name: file_name.to_owned(),
             kind,
@@ -152,9 +151,7 @@ pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, ou
     ctx.value_tail.write(&mut w);
     match ingestion_ts.as_bytes().first_chunk::<TIMESTAMP_LEN>() {
         // The usual case: one fixed-size copy of what `ingestion_timestamp` made.
-        Some(ts) if ingestion_ts.len() == TIMESTAMP_LEN && json::is_plain(ts) => {
-            w.block(ts, TIMESTAMP_LEN)
-        }
+        Some(ts) if ingestion_ts.len() == TIMESTAMP_LEN && json::is_plain(ts) => w.block(ts, TIMESTAMP_LEN),
         _ => w.append(|out| push_str(out, ingestion_ts)),
     }
     ctx.value_end.write(&mut w);
@@ -164,14 +161,18 @@ pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, ou
 /// Length of what [`ingestion_timestamp`] returns, `YYYY-MM-DDTHH:MM:SS.ffffff`.
 const TIMESTAMP_LEN: usize = 26;
 
-/// Writes the JSON value of a dead-letter row into `out`, replacing its content.
-/// The format is in the [module doc](self).
-pub fn write_dlq_value(
+/// Encodes an invalid row for the dead-letter topic `dlq` (records of at
+/// most `limit` wire bytes, headers `hv`) into `out`, replacing its content:
+/// [`encode_dead_letter`] with the row's own error.
+pub fn encode_invalid_row(
     ctx: &FileContext,
     row: &InvalidRow<'_>,
+    dlq: &str,
+    limit: usize,
+    hv: &record::HeaderValues<'_>,
     ingestion_ts: &str,
     out: &mut Vec<u8>,
-) {
+) -> Result<(), DeadLetterTooLarge> {
     let letter = DeadLetter {
         index: row.index,
         line: row.line,
@@ -179,7 +180,16 @@ pub fn write_dlq_value(
         raw: row.raw,
         cut: None,
     };
-    write_dead_letter(ctx, &letter, ingestion_ts, out);
+    encode_dead_letter(ctx, letter, dlq, limit, hv, ingestion_ts, out)
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A row bound for the dead-letter topic, with what is known of it.

@@ -72,9 +72,7 @@ impl Default for Validation {
     /// The contract's lists and UTC.
     fn default() -> Self {
         Validation {
-            data_types: ["application", "text", "image", "video"]
-                .map(String::from)
-                .to_vec(),
+            data_types: ["application", "text", "image", "video"].map(String::from).to_vec(),
             call_types: ["voice", "video"].map(String::from).to_vec(),
             time_offset: chrono::Utc.fix(),
             latest_event_ms: None,
@@ -273,17 +271,9 @@ pub enum FileError {
         columns: Vec<String>,
     },
     #[error("{file} line {line}: header has column {column:?} more than once")]
-    DuplicateColumn {
-        file: String,
-        line: u64,
-        column: String,
-    },
+    DuplicateColumn { file: String, line: u64, column: String },
     #[error("{file} line {line}: a record exceeds {limit} bytes (unbalanced quote?)")]
-    RecordTooLong {
-        file: String,
-        line: u64,
-        limit: usize,
-    },
+    RecordTooLong { file: String, line: u64, limit: usize },
     #[error("{file} line {line}: read failed: {source}")]
     Read {
         file: String,

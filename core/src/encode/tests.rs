@@ -3,9 +3,9 @@ use crate::parse::{CdrReader, Row, Validation};
 use chrono::TimeZone;
 use serde_json::{json, Map, Value};
 
-const DATA_HEADER: &str =
-    "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime";
-const DATA_ROW: &str = "9724515726732,1800,787119,662662,application,221.128.139.195,http://example.com,2024-01-01 01:01:15.291148";
+const DATA_HEADER: &str = "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime";
+const DATA_ROW: &str =
+    "9724515726732,1800,787119,662662,application,221.128.139.195,http://example.com,2024-01-01 01:01:15.291148";
 const TS: &str = "2025-12-06T20:55:06.123456";
 
 fn sha() -> [u8; 32] {
@@ -27,7 +27,10 @@ fn encode_all(kind: RecordKind, file: &str, csv: &[u8]) -> Vec<(String, Vec<u8>)
         write_key(&ctx, row.index(), &mut key);
         match row {
             Row::Valid(v) => write_value(&ctx, &v, TS, &mut value),
-            Row::Invalid(i) => write_dlq_value(&ctx, &i, TS, &mut value),
+            Row::Invalid(i) => {
+                let hv = [&key[..], ctx.file_name().as_bytes(), b"", ctx.sha256_hex().as_bytes()];
+                encode_invalid_row(&ctx, &i, "dlq", usize::MAX, &hv, TS, &mut value).unwrap()
+            }
         }
         out.push((String::from_utf8(key.clone()).unwrap(), value.clone()));
     }
@@ -38,10 +41,7 @@ fn parse_map(value: &[u8]) -> Vec<(String, Value)> {
     // serde_json's Map keeps sorted keys without preserve_order, so the order
     // is checked on the raw text separately; here every key must be unique.
     let v: Map<String, Value> = serde_json::from_slice(value).unwrap();
-    let keys_in_text = String::from_utf8(value.to_vec())
-        .unwrap()
-        .matches("\":")
-        .count();
+    let keys_in_text = String::from_utf8(value.to_vec()).unwrap().matches("\":").count();
     assert!(keys_in_text >= v.len());
     v.into_iter().collect()
 }
@@ -49,11 +49,7 @@ fn parse_map(value: &[u8]) -> Vec<(String, Value)> {
 #[test]
 fn the_contract_example_encodes_byte_for_byte() {
     let csv = format!("{DATA_HEADER}\n{DATA_ROW}\n");
-    let got = encode_all(
-        RecordKind::Data,
-        "cdr_data_20240102_224000.csv",
-        csv.as_bytes(),
-    );
+    let got = encode_all(RecordKind::Data, "cdr_data_20240102_224000.csv", csv.as_bytes());
     let expected = r#"{"msisdn":"9724515726732","tower_id":"1800","up_bytes":"787119","down_bytes":"662662","data_type":"application","ip_address":"221.128.139.195","website_url":"http://example.com","event_datetime":"2024-01-01 01:01:15.291148","_source_file":"cdr_data_20240102_224000.csv","_ingestion_timestamp":"2025-12-06T20:55:06.123456","_record_type":"data"}"#;
     assert_eq!(got.len(), 1);
     assert_eq!(String::from_utf8(got[0].1.clone()).unwrap(), expected);
@@ -78,7 +74,8 @@ fn voice_values_carry_every_field_and_the_metadata() {
 
 #[test]
 fn escaped_values_and_extra_columns_round_trip_through_serde_json() {
-    let header = "note,msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime,\"we\"\"ird\"";
+    let header =
+        "note,msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime,\"we\"\"ird\"";
     let url = "http://x/?q=\"a\",b\\c\n\tü😀\u{7f}";
     let quoted = format!("\"{}\"", url.replace('"', "\"\""));
     let row = format!(
@@ -103,12 +100,7 @@ fn escaped_values_and_extra_columns_round_trip_through_serde_json() {
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
     let map = parse_map(&got[0].1);
-    let get = |k: &str| {
-        map.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap()
-    };
+    let get = |k: &str| map.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
     assert_eq!(get("website_url"), json!(url));
     assert_eq!(get("note"), json!("n1"));
     assert_eq!(get("we\"ird"), json!("w"));
@@ -157,18 +149,10 @@ fn dead_letter_values_of_non_utf8_rows_keep_the_exact_bytes_in_base64() {
     let v: Value = serde_json::from_slice(&got[0].1).unwrap();
     assert_eq!(v["_row"], json!(1));
     assert_eq!(v["_line"], json!(2));
-    assert_eq!(
-        v["_error"],
-        json!("expected 8 fields as in the header, found 2")
-    );
+    assert_eq!(v["_error"], json!("expected 8 fields as in the header, found 2"));
     assert_eq!(v["_raw"], json!(String::from_utf8_lossy(&raw)));
     let b64 = v["_raw_base64"].as_str().unwrap();
-    assert_eq!(
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap(),
-        raw
-    );
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), raw);
     assert!(String::from_utf8(got[0].1.clone())
         .unwrap()
         .contains("\"_raw_base64\":\""));
@@ -191,10 +175,7 @@ fn output_buffers_are_replaced_not_appended() {
 fn long_file_names_and_values_encode_intact() {
     let name = format!("cdr_data_{}.csv", "n".repeat(300));
     let url = format!("http://x/{}é\"{}", "a".repeat(5000), "b".repeat(40));
-    let row = DATA_ROW.replace(
-        "http://example.com",
-        &format!("\"{}\"", url.replace('"', "\"\"")),
-    );
+    let row = DATA_ROW.replace("http://example.com", &format!("\"{}\"", url.replace('"', "\"\"")));
     let csv = format!("{DATA_HEADER}\n{row}\n{DATA_ROW}\n");
     let got = encode_all(RecordKind::Data, &name, csv.as_bytes());
     for (i, expected_url) in [url.as_str(), "http://example.com"].into_iter().enumerate() {
@@ -210,13 +191,7 @@ fn long_file_names_and_values_encode_intact() {
 fn an_unusual_ingestion_timestamp_is_still_escaped() {
     let csv = format!("{DATA_HEADER}\n{DATA_ROW}\n");
     let ctx = FileContext::new("f", RecordKind::Data, &sha());
-    let mut r = CdrReader::new(
-        RecordKind::Data,
-        "f",
-        csv.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap();
+    let mut r = CdrReader::new(RecordKind::Data, "f", csv.as_bytes(), &Validation::default()).unwrap();
     let Some(Row::Valid(row)) = r.next_row().unwrap() else {
         panic!()
     };
@@ -226,4 +201,66 @@ fn an_unusual_ingestion_timestamp_is_still_escaped() {
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["_ingestion_timestamp"], json!(ts));
     }
+}
+
+fn data_context() -> FileContext {
+    FileContext::new("cdr_data_20240101_000000.csv", RecordKind::Data, &[7; 32])
+}
+
+#[test]
+fn a_dead_letter_over_the_topic_limit_is_cut_to_fit_with_length_and_sha256() {
+    let ctx = data_context();
+    let raw = vec![b'x'; 10_000];
+    let letter = DeadLetter {
+        index: 3,
+        line: 4,
+        error: "field \"msisdn\": too long",
+        raw: &raw,
+        cut: None,
+    };
+    let hv: record::HeaderValues<'_> = [b"k", b"f", b"3", b"s"];
+    let mut value = Vec::new();
+    encode_dead_letter(&ctx, letter, "dlq", 2_000, &hv, TS, &mut value).unwrap();
+    assert!(record::record_size(b"k", &value, &hv) <= 2_000);
+    let v: Value = serde_json::from_slice(&value).unwrap();
+    assert_eq!(v["_raw_truncated"], true);
+    assert_eq!(v["_raw_bytes"], 10_000);
+    assert_eq!(
+        v["_raw_sha256"].as_str().unwrap(),
+        hex(&<sha2::Sha256 as sha2::Digest>::digest(&raw))
+    );
+    assert!(
+        v["_error"]
+            .as_str()
+            .unwrap()
+            .ends_with("exceeds the limit of 2000 for topic dlq"),
+        "{v}"
+    );
+    assert!(v["_raw"].as_str().unwrap().len() < 2_000);
+
+    // Within the limit, the record is whole.
+    encode_dead_letter(&ctx, letter, "dlq", usize::MAX, &hv, TS, &mut value).unwrap();
+    let v: Value = serde_json::from_slice(&value).unwrap();
+    assert_eq!(v["_raw"].as_str().unwrap().len(), 10_000);
+    assert!(v.get("_raw_truncated").is_none());
+}
+
+#[test]
+fn a_dead_letter_that_fits_no_cut_fails_naming_file_row_line_and_topic() {
+    let ctx = data_context();
+    let letter = DeadLetter {
+        index: 3,
+        line: 4,
+        error: "bad",
+        raw: b"a,b,c",
+        cut: None,
+    };
+    let hv: record::HeaderValues<'_> = [b"k", b"f", b"3", b"s"];
+    let err = encode_dead_letter(&ctx, letter, "dlq", 150, &hv, TS, &mut Vec::new()).unwrap_err();
+    assert_eq!((err.index, err.line, err.limit, err.topic.as_str()), (3, 4, 150, "dlq"));
+    assert!(
+        err.to_string()
+            .starts_with("cdr_data_20240101_000000.csv: row 3 (line 4): even with its line cut"),
+        "{err}"
+    );
 }

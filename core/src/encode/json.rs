@@ -302,11 +302,7 @@ mod tests {
                 for at in 0..len {
                     let mut v = vec![b'a'; len];
                     v[at] = b;
-                    assert_eq!(
-                        is_plain(&v),
-                        is_plain_byte(b),
-                        "byte {b:#x} at {at} of {len}"
-                    );
+                    assert_eq!(is_plain(&v), is_plain_byte(b), "byte {b:#x} at {at} of {len}");
                 }
             }
         }
@@ -318,11 +314,7 @@ mod tests {
             .step_by(997)
             .chain([0, 9, 10, 99, 100, 9_999, 10_000, 99_999_999])
         {
-            assert_eq!(
-                eight_digits(n).to_le_bytes(),
-                *format!("{n:08}").as_bytes(),
-                "{n}"
-            );
+            assert_eq!(eight_digits(n).to_le_bytes(), *format!("{n:08}").as_bytes(), "{n}");
         }
     }
 

@@ -133,10 +133,7 @@ mod tests {
     fn concatenated_gzip_members_are_all_decoded() {
         let mut gz = gzip(b"first\n");
         gz.extend(gzip(b"second\n"));
-        assert_eq!(
-            read_all(decode(&gz[..]).unwrap()).unwrap(),
-            b"first\nsecond\n"
-        );
+        assert_eq!(read_all(decode(&gz[..]).unwrap()).unwrap(), b"first\nsecond\n");
     }
 
     #[test]
@@ -147,9 +144,7 @@ mod tests {
             assert!(
                 matches!(
                     err.kind(),
-                    io::ErrorKind::UnexpectedEof
-                        | io::ErrorKind::InvalidInput
-                        | io::ErrorKind::InvalidData
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
                 ),
                 "cut {cut}: {err:?}"
             );

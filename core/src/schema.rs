@@ -67,9 +67,7 @@ impl RecordKind {
 
     /// Routes by prefix; `cdr_data_x.csv` is data, `my_cdr_data_x.csv` is nothing.
     pub fn from_file_name(name: &str) -> Option<RecordKind> {
-        RecordKind::ALL
-            .into_iter()
-            .find(|k| name.starts_with(k.file_prefix()))
+        RecordKind::ALL.into_iter().find(|k| name.starts_with(k.file_prefix()))
     }
 }
 
@@ -85,8 +83,14 @@ mod tests {
 
     #[test]
     fn routing_is_by_prefix_not_substring() {
-        assert_eq!(RecordKind::from_file_name("cdr_data_20240101_000000.csv"), Some(RecordKind::Data));
-        assert_eq!(RecordKind::from_file_name("cdr_voice_20240101_000000.csv.gz"), Some(RecordKind::Voice));
+        assert_eq!(
+            RecordKind::from_file_name("cdr_data_20240101_000000.csv"),
+            Some(RecordKind::Data)
+        );
+        assert_eq!(
+            RecordKind::from_file_name("cdr_voice_20240101_000000.csv.gz"),
+            Some(RecordKind::Voice)
+        );
         assert_eq!(RecordKind::from_file_name("old_cdr_data_20240101.csv"), None);
         assert_eq!(RecordKind::from_file_name("cdr_voicemail.csv"), None);
     }

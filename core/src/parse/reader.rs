@@ -101,12 +101,7 @@ pub struct CdrReader<R: Read> {
 impl<R: Read> CdrReader<R> {
     /// Reads and checks the header line: every required column of `kind` present
     /// (matched by name, in any order), no column name twice.
-    pub fn new(
-        kind: RecordKind,
-        file_name: &str,
-        rdr: R,
-        validation: &Validation,
-    ) -> Result<Self, FileError> {
+    pub fn new(kind: RecordKind, file_name: &str, rdr: R, validation: &Validation) -> Result<Self, FileError> {
         let mut r = CdrReader {
             rdr,
             file: file_name.to_owned(),
@@ -151,12 +146,7 @@ impl<R: Read> CdrReader<R> {
         Ok(r)
     }
 
-    fn set_columns(
-        &mut self,
-        names: &[String],
-        line: u64,
-        validation: &Validation,
-    ) -> Result<(), FileError> {
+    fn set_columns(&mut self, names: &[String], line: u64, validation: &Validation) -> Result<(), FileError> {
         let mut seen = std::collections::HashSet::with_capacity(names.len());
         if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
             return Err(FileError::DuplicateColumn {
@@ -190,8 +180,7 @@ impl<R: Read> CdrReader<R> {
                 &validation.data_types,
                 &validation.call_types,
             );
-            self.plain
-                .push(rule.as_ref().is_some_and(Rule::admits_only_plain));
+            self.plain.push(rule.as_ref().is_some_and(Rule::admits_only_plain));
             if let Some(rule) = rule {
                 self.checks.push(Check {
                     header_pos,
@@ -416,11 +405,9 @@ impl<R: Read> CdrReader<R> {
                 self.fill()?;
                 continue;
             }
-            let (res, nin, o, e) = self.core.read_record(
-                &self.buf[at..self.end],
-                &mut self.out[nout..],
-                &mut self.ends[nends..],
-            );
+            let (res, nin, o, e) =
+                self.core
+                    .read_record(&self.buf[at..self.end], &mut self.out[nout..], &mut self.ends[nends..]);
             scanned += nin;
             nout += o;
             nends += e;

@@ -2,9 +2,9 @@ use super::*;
 use crate::parse::decode;
 use std::io::Write;
 
-const DATA_HEADER: &str =
-    "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime";
-const DATA_ROW: &str = "9724515726732,1800,787119,662662,application,221.128.139.195,http://example.com,2024-01-01 01:01:15.291148";
+const DATA_HEADER: &str = "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime";
+const DATA_ROW: &str =
+    "9724515726732,1800,787119,662662,application,221.128.139.195,http://example.com,2024-01-01 01:01:15.291148";
 const VOICE_HEADER: &str = "msisdn,tower_id,call_type,dest_nr,call_duration_sec,start_time";
 const VOICE_ROW: &str = "5837025539272,724,voice,1693098090050,262,2024-01-01 01:01:29.707413";
 
@@ -53,10 +53,7 @@ fn collect<R: Read>(mut r: CdrReader<R>) -> Result<Vec<Got>, FileError> {
                 index: v.index,
                 line: v.line,
                 ms: v.event_time_ms,
-                fields: v
-                    .fields()
-                    .map(|(c, v)| (c.to_owned(), v.to_owned()))
-                    .collect(),
+                fields: v.fields().map(|(c, v)| (c.to_owned(), v.to_owned())).collect(),
             },
             Row::Invalid(i) => Got::Invalid {
                 index: i.index,
@@ -70,16 +67,10 @@ fn collect<R: Read>(mut r: CdrReader<R>) -> Result<Vec<Got>, FileError> {
 }
 
 fn read(kind: RecordKind, input: &[u8]) -> Result<Vec<Got>, FileError> {
-    let whole = collect(CdrReader::new(
-        kind,
-        "f.csv",
-        input,
-        &Validation::default(),
-    )?);
+    let whole = collect(CdrReader::new(kind, "f.csv", input, &Validation::default())?);
     // The same input handed out one byte per read must give the same rows: this
     // puts a buffer boundary at every position of every record.
-    let trickled =
-        CdrReader::new(kind, "f.csv", Trickle(input), &Validation::default()).and_then(collect);
+    let trickled = CdrReader::new(kind, "f.csv", Trickle(input), &Validation::default()).and_then(collect);
     assert_eq!(
         format!("{whole:?}"),
         format!("{trickled:?}"),
@@ -89,19 +80,11 @@ fn read(kind: RecordKind, input: &[u8]) -> Result<Vec<Got>, FileError> {
 }
 
 fn data(body: &str) -> Vec<Got> {
-    read(
-        RecordKind::Data,
-        format!("{DATA_HEADER}\n{body}").as_bytes(),
-    )
-    .unwrap()
+    read(RecordKind::Data, format!("{DATA_HEADER}\n{body}").as_bytes()).unwrap()
 }
 
 fn voice(body: &str) -> Vec<Got> {
-    read(
-        RecordKind::Voice,
-        format!("{VOICE_HEADER}\n{body}").as_bytes(),
-    )
-    .unwrap()
+    read(RecordKind::Voice, format!("{VOICE_HEADER}\n{body}").as_bytes()).unwrap()
 }
 
 /// Hands out one byte per `read`.
@@ -195,16 +178,8 @@ fn each_data_rule_rejects_with_its_column_and_reason() {
             "Application",
             "expected one of application, text, image, video",
         ),
-        (
-            "data_type",
-            "",
-            "expected one of application, text, image, video",
-        ),
-        (
-            "ip_address",
-            "221.128.139",
-            "expected an IPv4 or IPv6 address",
-        ),
+        ("data_type", "", "expected one of application, text, image, video"),
+        ("ip_address", "221.128.139", "expected an IPv4 or IPv6 address"),
         ("ip_address", " 1.2.3.4", "expected an IPv4 or IPv6 address"),
         ("website_url", "", "must not be empty"),
         (
@@ -219,11 +194,7 @@ fn each_data_rule_rejects_with_its_column_and_reason() {
         ),
     ] {
         let rows = data(&format!("{}\n", data_with(column, value)));
-        assert_eq!(
-            field_error(&rows[0]),
-            (column, value, reason),
-            "{column}={value:?}"
-        );
+        assert_eq!(field_error(&rows[0]), (column, value, reason), "{column}={value:?}");
     }
 }
 
@@ -234,11 +205,7 @@ fn each_voice_rule_rejects_with_its_column_and_reason() {
         ("tower_id", "7.5", "expected an unsigned 64-bit integer"),
         ("call_type", "sms", "expected one of voice, video"),
         ("dest_nr", "12345", "expected 6 to 15 digits"),
-        (
-            "call_duration_sec",
-            "1e3",
-            "expected an unsigned 64-bit integer",
-        ),
+        ("call_duration_sec", "1e3", "expected an unsigned 64-bit integer"),
         (
             "start_time",
             "2024-01-01 01:01:29.1234567",
@@ -246,11 +213,7 @@ fn each_voice_rule_rejects_with_its_column_and_reason() {
         ),
     ] {
         let rows = voice(&format!("{}\n", voice_with(column, value)));
-        assert_eq!(
-            field_error(&rows[0]),
-            (column, value, reason),
-            "{column}={value:?}"
-        );
+        assert_eq!(field_error(&rows[0]), (column, value, reason), "{column}={value:?}");
     }
 }
 
@@ -266,8 +229,7 @@ fn error_display_names_field_reason_and_value() {
 #[test]
 fn the_first_failing_field_in_canonical_order_is_reported() {
     // Header order puts website_url first, but msisdn comes first canonically.
-    let header =
-        "website_url,msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,event_datetime";
+    let header = "website_url,msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,event_datetime";
     let input = format!("{header}\n,1,1800,1,1,text,1.2.3.4,2024-01-01 00:00:00\n");
     let rows = read(RecordKind::Data, input.as_bytes()).unwrap();
     assert_eq!(field_error(&rows[0]).0, "msisdn");
@@ -290,13 +252,8 @@ fn configured_types_and_offset_are_used() {
         time_offset: chrono::FixedOffset::east_opt(2 * 3600).unwrap(),
         latest_event_ms: None,
     };
-    let input = format!(
-        "{DATA_HEADER}\n{}\n{DATA_ROW}\n",
-        data_with("data_type", "stream")
-    );
-    let rows =
-        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &validation).unwrap())
-            .unwrap();
+    let input = format!("{DATA_HEADER}\n{}\n{DATA_ROW}\n", data_with("data_type", "stream"));
+    let rows = collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &validation).unwrap()).unwrap();
     assert!(
         matches!(
             rows[0],
@@ -313,27 +270,9 @@ fn configured_types_and_offset_are_used() {
 #[test]
 fn wrong_field_count_is_reported_before_anything_else() {
     let rows = data("1,2,3\n\u{0}\u{ff}x,2\n9724515726732,1800,787119,662662,application,221.128.139.195,http://a,b,2024-01-01 01:01:15\n");
-    assert_eq!(
-        rows[0].error(),
-        &RowError::FieldCount {
-            expected: 8,
-            found: 3
-        }
-    );
-    assert_eq!(
-        rows[1].error(),
-        &RowError::FieldCount {
-            expected: 8,
-            found: 2
-        }
-    );
-    assert_eq!(
-        rows[2].error(),
-        &RowError::FieldCount {
-            expected: 8,
-            found: 9
-        }
-    );
+    assert_eq!(rows[0].error(), &RowError::FieldCount { expected: 8, found: 3 });
+    assert_eq!(rows[1].error(), &RowError::FieldCount { expected: 8, found: 2 });
+    assert_eq!(rows[2].error(), &RowError::FieldCount { expected: 8, found: 9 });
     assert_eq!(
         rows[0].error().to_string(),
         "expected 8 fields as in the header, found 3"
@@ -376,10 +315,7 @@ fn invalid_utf8_names_the_first_bad_column_and_keeps_raw_bytes() {
             column: "website_url".into()
         }
     );
-    assert_eq!(
-        rows[0].error().to_string(),
-        r#"field "website_url": invalid UTF-8"#
-    );
+    assert_eq!(rows[0].error().to_string(), r#"field "website_url": invalid UTF-8"#);
     match &rows[0] {
         Got::Invalid { raw, .. } => assert_eq!(raw, &bad),
         g => panic!("{g:?}"),
@@ -416,20 +352,13 @@ fn non_ascii_utf8_values_are_valid() {
         "{}\n",
         data_with("website_url", "http://bücher.example/ü?q=日本")
     ));
-    assert_eq!(
-        rows[0].value("website_url"),
-        "http://bücher.example/ü?q=日本"
-    );
+    assert_eq!(rows[0].value("website_url"), "http://bücher.example/ü?q=日本");
 }
 
 #[test]
 fn quoted_fields_are_unquoted_and_lines_inside_them_counted() {
     let url = "\"http://x/?a=1,b=\"\"2\"\"\nsecond line\r\nthird\"";
-    let body = format!(
-        "{}\n{}\n{DATA_ROW}\n",
-        data_with("website_url", url),
-        DATA_ROW
-    );
+    let body = format!("{}\n{}\n{DATA_ROW}\n", data_with("website_url", url), DATA_ROW);
     let rows = data(&body);
     assert_eq!(
         rows[0].value("website_url"),
@@ -447,10 +376,7 @@ fn raw_of_an_invalid_quoted_record_is_the_original_text() {
     let rows = data(&format!("{row}\r\n{DATA_ROW}\r\n"));
     match &rows[0] {
         Got::Invalid {
-            raw,
-            line: 2,
-            index: 1,
-            ..
+            raw, line: 2, index: 1, ..
         } => assert_eq!(raw, row.as_bytes()),
         g => panic!("{g:?}"),
     }
@@ -467,11 +393,7 @@ fn crlf_lf_and_bare_cr_endings_give_the_same_rows_and_lines() {
             [(1, 2), (2, 3)],
             "{sep:?}"
         );
-        assert_eq!(
-            rows[1].value("event_datetime"),
-            "2024-01-01 01:01:15.291148",
-            "{sep:?}"
-        );
+        assert_eq!(rows[1].value("event_datetime"), "2024-01-01 01:01:15.291148", "{sep:?}");
     }
 }
 
@@ -479,30 +401,17 @@ fn crlf_lf_and_bare_cr_endings_give_the_same_rows_and_lines() {
 fn blank_lines_are_skipped_but_counted_as_lines() {
     let body = format!("\n{DATA_ROW}\n\r\n\n{DATA_ROW}\n\n");
     let rows = data(&body);
-    assert_eq!(
-        rows.iter().map(Got::index_line).collect::<Vec<_>>(),
-        [(1, 3), (2, 6)]
-    );
+    assert_eq!(rows.iter().map(Got::index_line).collect::<Vec<_>>(), [(1, 3), (2, 6)]);
     let body = format!("\"{}\r\n\r\n{DATA_ROW}", &data_with("msisdn", "123456\""));
     let rows = data(&body);
-    assert_eq!(
-        rows.iter().map(Got::index_line).collect::<Vec<_>>(),
-        [(1, 2), (2, 4)]
-    );
+    assert_eq!(rows.iter().map(Got::index_line).collect::<Vec<_>>(), [(1, 2), (2, 4)]);
 }
 
 #[test]
 fn a_last_line_without_newline_is_a_row() {
     let rows = data(DATA_ROW);
     assert_eq!(rows.len(), 1);
-    assert!(matches!(
-        rows[0],
-        Got::Valid {
-            index: 1,
-            line: 2,
-            ..
-        }
-    ));
+    assert!(matches!(rows[0], Got::Valid { index: 1, line: 2, .. }));
     let quoted = data_with("website_url", "\"http://x\"");
     let rows = data(&quoted);
     assert_eq!(rows[0].value("website_url"), "http://x");
@@ -513,13 +422,7 @@ fn header_columns_are_matched_by_name_in_any_order_with_extras_kept() {
     let header = "region,event_datetime,website_url,ip_address,data_type,down_bytes,up_bytes,tower_id,msisdn,note";
     let row = "eu,2024-01-01 01:01:15.291148,http://example.com,221.128.139.195,application,662662,787119,1800,9724515726732,\"a, b\"";
     let input = format!("{header}\n{row}\n");
-    let reader = CdrReader::new(
-        RecordKind::Data,
-        "f",
-        input.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap();
+    let reader = CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap();
     let mut expected_cols: Vec<&str> = DATA_COLUMNS.to_vec();
     expected_cols.extend(["region", "note"]);
     assert_eq!(reader.columns().collect::<Vec<_>>(), expected_cols);
@@ -546,14 +449,7 @@ fn header_columns_are_matched_by_name_in_any_order_with_extras_kept() {
 fn a_bom_before_the_header_is_ignored() {
     let input = format!("\u{feff}{VOICE_HEADER}\r\n{VOICE_ROW}\r\n");
     let rows = read(RecordKind::Voice, input.as_bytes()).unwrap();
-    assert!(matches!(
-        rows[..],
-        [Got::Valid {
-            index: 1,
-            line: 2,
-            ..
-        }]
-    ));
+    assert!(matches!(rows[..], [Got::Valid { index: 1, line: 2, .. }]));
 }
 
 #[test]
@@ -583,26 +479,14 @@ fn a_missing_column_is_named_with_file_and_line() {
     );
     assert!(matches!(err, FileError::MissingColumn { ref columns, .. } if columns.len() == 4));
     // A voice header is not a data header.
-    let err = CdrReader::new(
-        RecordKind::Data,
-        "f",
-        VOICE_HEADER.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap_err();
+    let err = CdrReader::new(RecordKind::Data, "f", VOICE_HEADER.as_bytes(), &Validation::default()).unwrap_err();
     assert!(matches!(err, FileError::MissingColumn { .. }));
 }
 
 #[test]
 fn a_duplicated_column_is_a_file_error() {
     let input = format!("{VOICE_HEADER},tower_id\n");
-    let err = CdrReader::new(
-        RecordKind::Voice,
-        "v.csv",
-        input.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap_err();
+    let err = CdrReader::new(RecordKind::Voice, "v.csv", input.as_bytes(), &Validation::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "v.csv line 1: header has column \"tower_id\" more than once"
@@ -612,8 +496,7 @@ fn a_duplicated_column_is_a_file_error() {
 #[test]
 fn an_empty_file_or_only_blank_lines_is_empty() {
     for input in [&b""[..], b"\n\r\n\n", b"\xef\xbb\xbf"] {
-        let err =
-            CdrReader::new(RecordKind::Data, "e.csv", input, &Validation::default()).unwrap_err();
+        let err = CdrReader::new(RecordKind::Data, "e.csv", input, &Validation::default()).unwrap_err();
         assert!(matches!(err, FileError::Empty { .. }), "{input:?}");
         assert_eq!(err.to_string(), "e.csv: empty file, no header line");
     }
@@ -628,28 +511,13 @@ fn a_header_only_file_has_no_rows() {
 fn skip_rows_keeps_the_index_and_line_of_later_rows() {
     let body = format!("{DATA_ROW}\nbad\n\"{}\"\n{DATA_ROW}\n", "x\ny");
     let input = format!("{DATA_HEADER}\n{body}");
-    let mut r = CdrReader::new(
-        RecordKind::Data,
-        "f",
-        input.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap();
+    let mut r = CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap();
     assert_eq!(r.skip_rows(3).unwrap(), 3);
     assert_eq!(r.rows_read(), 3);
     let rows = collect(r).unwrap();
-    assert_eq!(
-        rows.iter().map(Got::index_line).collect::<Vec<_>>(),
-        [(4, 6)]
-    );
+    assert_eq!(rows.iter().map(Got::index_line).collect::<Vec<_>>(), [(4, 6)]);
 
-    let mut r = CdrReader::new(
-        RecordKind::Data,
-        "f",
-        input.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap();
+    let mut r = CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap();
     assert_eq!(r.skip_rows(10).unwrap(), 4);
     assert!(r.next_row().unwrap().is_none());
 }
@@ -662,44 +530,19 @@ fn a_record_longer_than_the_buffer_is_read_whole() {
         data_with("website_url", &url),
         data_with("website_url", &url)
     );
-    let rows = collect(
-        CdrReader::new(
-            RecordKind::Data,
-            "f",
-            input.as_bytes(),
-            &Validation::default(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let rows =
+        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].value("website_url"), url);
-    assert_eq!(
-        rows[1].error(),
-        &RowError::FieldCount {
-            expected: 8,
-            found: 1
-        }
-    );
+    assert_eq!(rows[1].error(), &RowError::FieldCount { expected: 8, found: 1 });
 }
 
 #[test]
 fn a_record_just_under_the_limit_is_read() {
     let url = "a".repeat(MAX_RECORD_BYTES - DATA_ROW.len());
-    let input = format!(
-        "{DATA_HEADER}\n{}\n{DATA_ROW}\n",
-        data_with("website_url", &url)
-    );
-    let rows = collect(
-        CdrReader::new(
-            RecordKind::Data,
-            "f",
-            input.as_bytes(),
-            &Validation::default(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let input = format!("{DATA_HEADER}\n{}\n{DATA_ROW}\n", data_with("website_url", &url));
+    let rows =
+        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].value("website_url").len(), url.len());
 }
@@ -707,18 +550,9 @@ fn a_record_just_under_the_limit_is_read() {
 #[test]
 fn a_record_over_the_limit_fails_the_file() {
     let input = format!("{DATA_HEADER}\n\"{}", "a".repeat(MAX_RECORD_BYTES + 1));
-    let mut r = CdrReader::new(
-        RecordKind::Data,
-        "big.csv",
-        input.as_bytes(),
-        &Validation::default(),
-    )
-    .unwrap();
+    let mut r = CdrReader::new(RecordKind::Data, "big.csv", input.as_bytes(), &Validation::default()).unwrap();
     let err = r.next_row().unwrap_err();
-    assert!(
-        matches!(err, FileError::RecordTooLong { line: 2, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, FileError::RecordTooLong { line: 2, .. }), "{err:?}");
 }
 
 #[test]
@@ -739,21 +573,10 @@ fn many_rows_across_buffer_refills_keep_exact_positions() {
         }
         input.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
     }
-    let rows = collect(
-        CdrReader::new(
-            RecordKind::Data,
-            "f",
-            input.as_bytes(),
-            &Validation::default(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let rows =
+        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
     assert!(rows.iter().all(|r| matches!(r, Got::Valid { .. })));
-    assert_eq!(
-        rows.iter().map(Got::index_line).collect::<Vec<_>>(),
-        expected
-    );
+    assert_eq!(rows.iter().map(Got::index_line).collect::<Vec<_>>(), expected);
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -764,10 +587,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn gzip_and_plain_files_give_the_same_rows() {
-    let text = format!(
-        "{VOICE_HEADER}\n{VOICE_ROW}\n{}\n",
-        voice_with("dest_nr", "1")
-    );
+    let text = format!("{VOICE_HEADER}\n{VOICE_ROW}\n{}\n", voice_with("dest_nr", "1"));
     let plain = collect(
         CdrReader::new(
             RecordKind::Voice,
@@ -795,10 +615,7 @@ fn gzip_and_plain_files_give_the_same_rows() {
 
 #[test]
 fn truncated_gzip_is_a_read_error_with_file_and_line() {
-    let text = format!(
-        "{VOICE_HEADER}\n{}",
-        format!("{VOICE_ROW}\n").repeat(50_000)
-    );
+    let text = format!("{VOICE_HEADER}\n{}", format!("{VOICE_ROW}\n").repeat(50_000));
     let gz = gzip(text.as_bytes());
     let cut = &gz[..gz.len() * 2 / 3];
     let result = CdrReader::new(
@@ -835,10 +652,7 @@ fn byte_mask_marks_exactly_the_equal_bytes() {
                 let mut w = [other; 8];
                 w[at] = b;
                 let mask = byte_mask(u64::from_le_bytes(w), b);
-                let expected: u64 = (0..8)
-                    .filter(|&i| w[i] == b)
-                    .map(|i| 0x80u64 << (8 * i))
-                    .sum();
+                let expected: u64 = (0..8).filter(|&i| w[i] == b).map(|i| 0x80u64 << (8 * i)).sum();
                 assert_eq!(mask, expected, "{b:#x} at {at} among {other:#x}");
             }
         }
@@ -851,11 +665,7 @@ fn below_0x23_test_is_exact() {
         for at in 0..8 {
             let mut w = [b'a'; 8];
             w[at] = b;
-            assert_eq!(
-                has_byte_below_0x23(u64::from_le_bytes(w)),
-                b < 0x23,
-                "{b:#x} at {at}"
-            );
+            assert_eq!(has_byte_below_0x23(u64::from_le_bytes(w)), b < 0x23, "{b:#x} at {at}");
         }
     }
 }

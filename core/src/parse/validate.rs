@@ -80,22 +80,14 @@ impl Rule {
     /// column also yields its instant (UTC epoch millis, local time read at
     /// `offset_secs` east of UTC), which the caller needs for the Kafka timestamp.
     #[inline]
-    pub(super) fn check(
-        &self,
-        value: &[u8],
-        offset_secs: i32,
-    ) -> Result<Option<i64>, Cow<'static, str>> {
+    pub(super) fn check(&self, value: &[u8], offset_secs: i32) -> Result<Option<i64>, Cow<'static, str>> {
         let fail = |reason: &'static str| Err(Cow::Borrowed(reason));
         match self {
             Rule::Phone if (6..=15).contains(&value.len()) && all_digits(value) => Ok(None),
             Rule::Phone => fail(REASON_PHONE),
             Rule::U64 if is_u64(value) => Ok(None),
             Rule::U64 => fail(REASON_U64),
-            Rule::OneOf { allowed, .. }
-                if allowed.iter().any(|a| same_bytes(a.as_bytes(), value)) =>
-            {
-                Ok(None)
-            }
+            Rule::OneOf { allowed, .. } if allowed.iter().any(|a| same_bytes(a.as_bytes(), value)) => Ok(None),
             Rule::OneOf { reason, .. } => Err(reason.clone()),
             Rule::Ip if is_ip(value) => Ok(None),
             Rule::Ip => fail(REASON_IP),
@@ -117,8 +109,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 /// Printable ASCII other than `"` and `\\` (see [`Rule::admits_only_plain`]).
 fn is_plain(v: &[u8]) -> bool {
-    v.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    v.iter().all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// Whether every byte is an ASCII digit; eight at a time from 8 bytes on (a
@@ -134,11 +125,7 @@ fn all_digits(v: &[u8]) -> bool {
     }
     match v.last_chunk::<8>() {
         None => v.iter().all(u8::is_ascii_digit),
-        Some(last) => {
-            word(last)
-                && v.chunks_exact(8)
-                    .all(|c| c.first_chunk::<8>().is_some_and(word))
-        }
+        Some(last) => word(last) && v.chunks_exact(8).all(|c| c.first_chunk::<8>().is_some_and(word)),
     }
 }
 
@@ -160,11 +147,7 @@ pub(super) fn is_u64(v: &[u8]) -> bool {
 fn is_ip(v: &[u8]) -> bool {
     // IPv6 text is at most 45 bytes: anything longer is rejected before the
     // (slower) std parser, which decides everything the IPv4 fast path does not accept.
-    is_plain_ipv4(v)
-        || (v.len() <= 45
-            && std::str::from_utf8(v)
-                .ok()
-                .is_some_and(|s| s.parse::<IpAddr>().is_ok()))
+    is_plain_ipv4(v) || (v.len() <= 45 && std::str::from_utf8(v).ok().is_some_and(|s| s.parse::<IpAddr>().is_ok()))
 }
 
 /// Dotted-quad IPv4 exactly as `std::net::Ipv4Addr` parses it: four decimal
@@ -250,12 +233,7 @@ fn parse_minute(h: &[u8; 16], offset_secs: i32) -> Option<i64> {
     let day = num(&h[8..10])?;
     let hour = num(&h[11..13])?;
     let minute = num(&h[14..16])?;
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-    {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 {
         return None;
     }
     let days = days_from_civil(i64::from(year), month, day);
@@ -361,11 +339,7 @@ mod tests {
             "2000-02-29 12:00:00.12",
         ] {
             for off in [0, 3600 * 2, -5 * 3600 - 1800] {
-                assert_eq!(
-                    parse_time_ms(s.as_bytes(), off),
-                    chrono_ms(s, off),
-                    "{s} {off}"
-                );
+                assert_eq!(parse_time_ms(s.as_bytes(), off), chrono_ms(s, off), "{s} {off}");
             }
         }
     }
@@ -430,11 +404,7 @@ mod tests {
                 for at in 0..len {
                     let mut v = vec![b'7'; len];
                     v[at] = b;
-                    assert_eq!(
-                        all_digits(&v),
-                        b.is_ascii_digit(),
-                        "{b:#x} at {at} of {len}"
-                    );
+                    assert_eq!(all_digits(&v), b.is_ascii_digit(), "{b:#x} at {at} of {len}");
                 }
             }
         }
@@ -514,8 +484,8 @@ mod tests {
         .map(String::from)
         .to_vec();
         for a in [
-            "0", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "260", "299",
-            "300", "000", "010", "0000",
+            "0", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "260", "299", "300", "000", "010",
+            "0000",
         ] {
             cases.push(format!("{a}.1.{a}.1"));
         }
@@ -540,12 +510,7 @@ mod tests {
         assert!(Rule::one_of(&["voice".into()]).admits_only_plain());
         assert!(!Rule::one_of(&["a\"b".into()]).admits_only_plain());
         assert!(!Rule::one_of(&["é".into()]).admits_only_plain());
-        for v in [
-            "::ffff:1.2.3.4",
-            "2001:db8::1",
-            "1.2.3.4",
-            "2024-01-01 00:00:00.123",
-        ] {
+        for v in ["::ffff:1.2.3.4", "2001:db8::1", "1.2.3.4", "2024-01-01 00:00:00.123"] {
             assert!(is_plain(v.as_bytes()));
         }
     }
@@ -554,10 +519,7 @@ mod tests {
     fn one_of_is_exact_and_case_sensitive() {
         let r = Rule::one_of(&["voice".to_string(), "video".to_string()]);
         assert!(r.check(b"voice", 0).is_ok());
-        assert_eq!(
-            r.check(b"Voice", 0).unwrap_err(),
-            "expected one of voice, video"
-        );
+        assert_eq!(r.check(b"Voice", 0).unwrap_err(), "expected one of voice, video");
         assert!(r.check(b"voice ", 0).is_err());
         assert!(r.check(b"", 0).is_err());
     }
