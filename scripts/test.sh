@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, starts a private local stack
-# (real Kafka broker + real sshd on loopback), runs every test of the
-# workspace against it, a short fuzz run, and tears the stack down.
+# The whole test suite: installs what is missing, checks the gates (rustfmt,
+# clippy with warnings as errors, rustdoc), starts a private local stack (real
+# Kafka broker + real sshd on loopback), runs every test of the workspace
+# against it (the `integration` feature: without it the stack's tests are
+# listed as ignored), a short fuzz run, and tears the stack down.
 # Exit status is non-zero on any failure.
 #
 #   scripts/test.sh                 # everything
@@ -14,6 +16,13 @@ cd "$REPO_DIR"
 export STACK_DIR=${TEST_STACK_DIR:-$REPO_DIR/.stack-test}
 
 scripts/bootstrap.sh
+
+# Gates: the code as written is the code as formatted, linted and documented.
+cargo fmt --all --check
+(cd fuzz && cargo fmt --all --check)
+cargo clippy --workspace --all-targets --features integration -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
@@ -21,9 +30,9 @@ eval "$(scripts/stack.sh env)"
 started=$(date +%s)
 if [[ ${1:-} == "--" ]]; then
   shift
-  cargo test --workspace "$@"
+  cargo test --workspace --features integration "$@"
 else
-  cargo test --workspace
+  cargo test --workspace --features integration
   scripts/fuzz.sh short
 fi
 echo "test suite took $(( $(date +%s) - started )) s"

@@ -2,33 +2,44 @@
 //!
 //! `CDR_FAILPOINTS=name=N[,name=N...]` makes the process abort (no cleanup,
 //! no flush, like SIGKILL) the N-th time execution reaches `hit("name")`.
-//! Unset in production: then a hit is one relaxed load of a OnceLock.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-
-static ARMED: OnceLock<HashMap<String, (u64, AtomicU64)>> = OnceLock::new();
-
-fn armed() -> &'static HashMap<String, (u64, AtomicU64)> {
-    ARMED.get_or_init(|| {
-        let spec = std::env::var("CDR_FAILPOINTS").unwrap_or_default();
-        spec.split(',')
-            .filter_map(|item| {
-                let (name, n) = item.trim().split_once('=').unwrap_or((item.trim(), "1"));
-                let n = n.parse().ok()?;
-                (!name.is_empty()).then(|| (name.to_string(), (n, AtomicU64::new(0))))
-            })
-            .collect()
-    })
-}
+//! Compiled only with the `failpoints` feature (the test script turns it on);
+//! without it a hit is nothing, so a release binary cannot be made to abort.
 
 /// Aborts the process if the failpoint `name` is armed and this is its N-th hit.
 pub fn hit(name: &str) {
-    if let Some((at, count)) = armed().get(name) {
-        if count.fetch_add(1, Ordering::Relaxed) + 1 == *at {
-            eprintln!("failpoint {name} reached: aborting");
-            std::process::abort();
+    #[cfg(feature = "failpoints")]
+    armed::hit(name);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+#[cfg(feature = "failpoints")]
+mod armed {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static ARMED: OnceLock<HashMap<String, (u64, AtomicU64)>> = OnceLock::new();
+
+    fn armed() -> &'static HashMap<String, (u64, AtomicU64)> {
+        ARMED.get_or_init(|| {
+            let spec = std::env::var("CDR_FAILPOINTS").unwrap_or_default();
+            spec.split(',')
+                .filter_map(|item| {
+                    let (name, n) = item.trim().split_once('=').unwrap_or((item.trim(), "1"));
+                    let n = n.parse().ok()?;
+                    (!name.is_empty()).then(|| (name.to_string(), (n, AtomicU64::new(0))))
+                })
+                .collect()
+        })
+    }
+
+    pub(super) fn hit(name: &str) {
+        if let Some((at, count)) = armed().get(name) {
+            if count.fetch_add(1, Ordering::Relaxed) + 1 == *at {
+                eprintln!("failpoint {name} reached: aborting");
+                std::process::abort();
+            }
         }
     }
 }

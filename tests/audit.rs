@@ -93,6 +93,7 @@ fn first_key_of(topic: &str, file: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn clean_ingest_with_bad_rows_audits_clean_with_the_ledger_and_generator_counts() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +133,7 @@ fn clean_ingest_with_bad_rows_audits_clean_with_the_ledger_and_generator_counts(
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_key_produced_again_from_outside_is_named_as_a_duplicate_of_its_file() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +176,7 @@ fn a_key_produced_again_from_outside_is_named_as_a_duplicate_of_its_file() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_record_whose_key_names_no_known_file_is_reported() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -202,6 +205,7 @@ fn a_record_whose_key_names_no_known_file_is_reported() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn records_deleted_from_the_topic_are_reported_as_missing_rows() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -247,6 +251,7 @@ fn records_deleted_from_the_topic_are_reported_as_missing_rows() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn bytes_changed_on_sftp_after_ingest_are_reported_by_rehash() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("audit-rehash"));
@@ -299,6 +304,7 @@ fn bytes_changed_on_sftp_after_ingest_are_reported_by_rehash() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn an_unreachable_broker_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = tempfile::tempdir().unwrap();

@@ -119,6 +119,7 @@ fn audit(topics: &Topics, remote: &str, ledger: &Path) -> (Output, Value) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("poison"));
@@ -241,6 +242,7 @@ fn oversized_rows_are_dead_lettered_cut_to_fit_and_a_broken_file_fails_alone() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_record_the_broker_refuses_fails_its_file_and_the_next_files_still_land() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("refused"));
@@ -291,6 +293,7 @@ fn a_record_the_broker_refuses_fails_its_file_and_the_next_files_still_land() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn unreachable_brokers_stop_the_service_without_blaming_any_file() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("nobroker"));
@@ -313,6 +316,7 @@ fn unreachable_brokers_stop_the_service_without_blaming_any_file() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn the_daemon_keeps_serving_past_poison_files_and_retry_releases_a_parked_one() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("parked"));

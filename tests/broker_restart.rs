@@ -34,6 +34,7 @@ fn high_watermark(topic: &str) -> i64 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn broker_restart_mid_file_still_lands_every_row_exactly_once() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();

@@ -78,6 +78,7 @@ fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
     let target: u32 = std::env::var("CDR_TORTURE_KILLS")
         .ok()

@@ -31,6 +31,7 @@ fn committed_files(ledger: &Path) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn sigterm_mid_file_exits_zero_and_the_next_start_completes_the_file_exactly_once() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("sigterm"));
@@ -69,6 +70,7 @@ fn sigterm_mid_file_exits_zero_and_the_next_start_completes_the_file_exactly_onc
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn sigkill_under_a_continuous_file_drop_loses_and_duplicates_nothing() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("drop"));
@@ -129,6 +131,7 @@ fn sigkill_under_a_continuous_file_drop_loses_and_duplicates_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("metrics"));
@@ -200,6 +203,7 @@ fn admin() -> AdminClient<DefaultClientContext> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn topics_are_created_with_the_configured_layout() {
     let topics = Topics::new();
     let work = tempfile::tempdir().unwrap();
@@ -265,6 +269,7 @@ fn topics_are_created_with_the_configured_layout() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn env_only_configuration_as_in_the_python_streamers_compose_file_works() {
     // The names of the Python streamer's compose file and nothing else but
     // SFTP_KNOWN_HOSTS; defaults for the rest. Our default replication (3)
@@ -352,6 +357,7 @@ fn env_only_configuration_as_in_the_python_streamers_compose_file_works() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn config_file_settings_apply_below_env_and_check_config_masks_secrets_and_tests_both_ends() {
     let work = tempfile::tempdir().unwrap();
     let (_local, remote) = sftp_subdir(&unique("checkcfg"));
@@ -426,6 +432,7 @@ fn config_file_settings_apply_below_env_and_check_config_masks_secrets_and_tests
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn startup_waits_for_an_unreachable_source_not_ready_and_sigterm_ends_the_wait_with_exit_zero() {
     let topics = Topics::new();
     let work = tempfile::tempdir().unwrap();

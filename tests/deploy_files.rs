@@ -282,6 +282,7 @@ fn dockerfile_is_multi_stage_non_root_with_the_ledger_volume_and_a_healthcheck_o
 /// command with the image's environment (ledger and listen address moved to
 /// a temp dir and a free port), then the HEALTHCHECK command against it.
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn image_entrypoint_command_runs_directly_and_its_healthcheck_passes() {
     let img = image();
     let topics = Topics::new();

@@ -50,6 +50,7 @@ fn logged(d: &Daemon, message: &str, field: &str) -> BTreeMap<String, String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_revoked_shard_stops_at_a_chunk_boundary_and_its_new_owner_resumes_the_file() {
     let work = tempfile::tempdir().unwrap();
     let topics = Topics::new();

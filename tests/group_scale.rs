@@ -187,6 +187,7 @@ fn committed_by(d: &Daemon) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_group_of_instances_shares_one_directory_exactly_once_through_kills_joins_and_a_fenced_zombie() {
     let started = Instant::now();
     let (brokers, cluster) = three_brokers();

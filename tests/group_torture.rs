@@ -36,6 +36,7 @@ fn done_files(topics: &Topics) -> usize {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn random_kills_across_a_group_never_lose_or_duplicate_a_row() {
     let kills: u32 = std::env::var("CDR_GROUP_TORTURE_KILLS")
         .ok()

@@ -107,6 +107,7 @@ fn event_ms(s: &str) -> i64 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn sftp_files_land_exactly_once_with_contract_keys_values_and_headers() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("happy"));
@@ -238,6 +239,7 @@ fn assert_each_key_once<'a>(records: impl IntoIterator<Item = &'a Seen>, files: 
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands_once() {
     let (local, remote) = sftp_subdir(&unique("ahead"));
     generate_files(

@@ -32,6 +32,7 @@ fn create_topic(topic: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn committed_records_are_visible_and_aborted_ones_never_are() {
     let topic = unique("txn");
     create_topic(&topic);
@@ -76,6 +77,7 @@ fn committed_records_are_visible_and_aborted_ones_never_are() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_new_producer_with_the_same_transactional_id_fences_the_old_one() {
     let topic = unique("fence");
     create_topic(&topic);

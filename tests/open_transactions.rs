@@ -67,6 +67,7 @@ fn committed_files(d: &Daemon) -> usize {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_again() {
     let work = tempfile::tempdir().unwrap();
     let topics = Topics::new();
@@ -133,6 +134,7 @@ fn local(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> std::proc
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn audit_beside_another_writers_open_transaction_counts_every_committed_row_or_fails_loudly() {
     let topics = Topics::new();
     let (dir, empty, ledger) = (

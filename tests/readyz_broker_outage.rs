@@ -76,6 +76,7 @@ fn spawn(brokers: &str, dir: &Path, work: &Path) -> Daemon {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn readyz_follows_the_broker_and_a_shutdown_stuck_on_it_ends_at_the_deadline() {
     // Fails loudly without the toolchain scripts/test.sh provides.
     env("KAFKA_BROKERS");

@@ -33,6 +33,7 @@ fn keys(topic: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn deleted_ledger_is_rebuilt_from_the_checkpoint_topic_and_nothing_is_ingested_twice() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -63,6 +64,7 @@ fn deleted_ledger_is_rebuilt_from_the_checkpoint_topic_and_nothing_is_ingested_t
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -102,6 +104,7 @@ fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn same_bytes_under_another_name_are_recorded_as_duplicate_and_not_ingested() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -131,6 +134,7 @@ fn same_bytes_under_another_name_are_recorded_as_duplicate_and_not_ingested() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn bad_files_fail_with_the_reason_and_nothing_of_them_is_committed() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -169,6 +173,7 @@ fn bad_files_fail_with_the_reason_and_nothing_of_them_is_committed() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn rows_dated_beyond_what_the_broker_accepts_go_to_the_dead_letter_topic() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();

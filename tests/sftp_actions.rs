@@ -39,6 +39,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn committed_files_are_moved_and_bad_files_go_to_the_error_dir() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("move"));
@@ -70,6 +71,7 @@ fn committed_files_are_moved_and_bad_files_go_to_the_error_dir() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn delete_action_removes_only_committed_files() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("delete"));
@@ -83,6 +85,7 @@ fn delete_action_removes_only_committed_files() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn marker_mode_takes_only_files_whose_marker_exists() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("marker"));
@@ -98,6 +101,7 @@ fn marker_mode_takes_only_files_whose_marker_exists() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_file_younger_than_the_minimum_age_is_not_taken_and_part_files_are_ignored() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("young"));

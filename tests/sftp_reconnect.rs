@@ -18,6 +18,7 @@ impl Drop for StartOnDrop {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn fetch_after_an_sshd_restart_reconnects_and_succeeds() {
     let stack = stack();
     let dir = stack.test_dir("reconnect");

@@ -21,6 +21,7 @@ fn stack(cmd: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("midxfer"));

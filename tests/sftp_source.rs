@@ -30,6 +30,7 @@ fn refused(result: Result<SftpSource, SourceError>) -> String {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn password_auth_lists_and_fetches_a_file_byte_identical() {
     let stack = stack();
     let dir = stack.test_dir("pw-fetch");
@@ -64,6 +65,7 @@ fn password_auth_lists_and_fetches_a_file_byte_identical() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn password_can_come_from_a_file() {
     let stack = stack();
     let dir = stack.test_dir("pw-file");
@@ -78,6 +80,7 @@ fn password_can_come_from_a_file() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn key_auth_works() {
     let stack = stack();
     let dir = stack.test_dir("key-auth");
@@ -92,6 +95,7 @@ fn key_auth_works() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn wrong_password_is_refused_with_a_clear_message_without_the_password() {
     let stack = stack();
     let dir = stack.test_dir("pw-wrong");
@@ -107,6 +111,7 @@ fn wrong_password_is_refused_with_a_clear_message_without_the_password() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn wrong_key_is_refused() {
     let stack = stack();
     let dir = stack.test_dir("key-wrong");
@@ -119,6 +124,7 @@ fn wrong_key_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn unreadable_key_file_is_refused_naming_the_file() {
     let stack = stack();
     let dir = stack.test_dir("key-missing");
@@ -129,6 +135,7 @@ fn unreadable_key_file_is_refused_naming_the_file() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn unknown_host_key_is_refused_with_the_ssh_keyscan_command() {
     let stack = stack();
     let dir = stack.test_dir("hk-unknown");
@@ -145,6 +152,7 @@ fn unknown_host_key_is_refused_with_the_ssh_keyscan_command() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn missing_known_hosts_file_is_refused_with_the_ssh_keyscan_command() {
     let stack = stack();
     let dir = stack.test_dir("hk-nofile");
@@ -156,6 +164,7 @@ fn missing_known_hosts_file_is_refused_with_the_ssh_keyscan_command() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn mismatched_host_key_is_refused_showing_both_fingerprints() {
     let stack = stack();
     let dir = stack.test_dir("hk-mismatch");
@@ -176,6 +185,7 @@ fn mismatched_host_key_is_refused_showing_both_fingerprints() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn pinned_fingerprint_correct_connects_and_wrong_is_refused() {
     let stack = stack();
     let dir = stack.test_dir("hk-pin");
@@ -197,6 +207,7 @@ fn pinned_fingerprint_correct_connects_and_wrong_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn insecure_skip_connects_without_any_known_host() {
     let stack = stack();
     let dir = stack.test_dir("hk-skip");
@@ -207,6 +218,7 @@ fn insecure_skip_connects_without_any_known_host() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn missing_remote_directory_is_refused() {
     let stack = stack();
     let dir = stack.test_dir("no-dir");
@@ -220,6 +232,7 @@ fn missing_remote_directory_is_refused() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_file_growing_between_listing_and_fetch_is_changed() {
     let stack = stack();
     let dir = stack.test_dir("changed");
@@ -244,6 +257,7 @@ fn a_file_growing_between_listing_and_fetch_is_changed() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_file_touched_between_listing_and_fetch_is_changed() {
     let stack = stack();
     let dir = stack.test_dir("touched");
@@ -265,6 +279,7 @@ fn a_file_touched_between_listing_and_fetch_is_changed() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_file_removed_after_listing_is_gone() {
     let stack = stack();
     let dir = stack.test_dir("gone");
@@ -282,6 +297,7 @@ fn a_file_removed_after_listing_is_gone() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn delete_removes_and_a_second_delete_is_gone() {
     let stack = stack();
     let dir = stack.test_dir("delete");
@@ -294,6 +310,7 @@ fn delete_removes_and_a_second_delete_is_gone() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn move_to_creates_the_directory_and_suffixes_collisions() {
     let stack = stack();
     let dir = stack.test_dir("move");
@@ -324,6 +341,7 @@ fn move_to_creates_the_directory_and_suffixes_collisions() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn ten_thousand_files_are_listed() {
     let stack = stack();
     let dir = stack.test_dir("many");
@@ -339,6 +357,7 @@ fn ten_thousand_files_are_listed() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn path_traversal_and_odd_names_are_rejected_by_select_and_refused_by_fetch() {
     let stack = stack();
     let dir = stack.test_dir("traversal");
@@ -379,6 +398,7 @@ fn path_traversal_and_odd_names_are_rejected_by_select_and_refused_by_fetch() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn config_debug_never_shows_the_password() {
     let stack = stack();
     let dir = stack.test_dir("debug");

@@ -44,6 +44,7 @@ fn once(topics: &Topics, dir: &Path, ledger: &Path, failpoints: Option<&str>) ->
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn status_shows_counts_progress_recent_files_and_every_problem_in_text_and_json() {
     let topics = Topics::new();
     let dir = tempfile::tempdir().unwrap();
@@ -172,6 +173,7 @@ fn record(name: &str, status: FileStatus, rows: u64) -> FileRecord {
 }
 
 #[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn status_reads_a_ledger_held_open_for_writing_and_a_copy_of_it() {
     let dir = tempfile::tempdir().unwrap();
     // This process is the writer, as the daemon would be: the ledger stays
