@@ -5,6 +5,7 @@
 //! (transactional Kafka producer), with the ledger (`cdr-state`) beside it.
 
 pub mod audit;
+pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;

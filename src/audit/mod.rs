@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use cdr_state::{FileRecord, FileStatus, LedgerError, LedgerReader};
 use rdkafka::error::KafkaError;
 
-use crate::ingest::pass::hex;
+use crate::encode::hex;
 use crate::sink::checkpoint::CheckpointError;
 use crate::sink::topic_end::EndError;
 use crate::sink::{Checkpoint, CheckpointStore, KafkaConfig};

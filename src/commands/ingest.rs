@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cdr_state::{FileStatus, Ledger};
 
+use crate::backoff::backoff;
 use crate::cli::{IngestCommand, RunCommand};
 use crate::group::topic::ensure_assignment_topic;
 use crate::group::Group;
@@ -22,7 +23,6 @@ use crate::sink::limits::{self, RecordLimits};
 use crate::sink::probe::BrokerProbe;
 use crate::sink::topics::{ensure_topics, TopicError};
 use crate::sink::KafkaConfig;
-use crate::source::retry::backoff;
 use crate::source::select::Selector;
 use crate::source::{RemoteFile, Source, SourceError};
 

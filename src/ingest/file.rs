@@ -12,18 +12,18 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use super::decide::Progress;
 use super::{now_ms, IngestSettings};
+use crate::backoff::Backoff;
 use crate::encode::record::{record_size, HeaderValues, HEADER_NAMES};
 use crate::encode::{self, DeadLetter, FileContext};
 use crate::failpoint;
 use crate::metrics::METRICS;
 use crate::parse::{self, CdrReader, Decoded, Row};
-use crate::source::retry::backoff;
 
 /// The reader over a staged file, gzip decoded when it starts with the magic.
 type StagedReader = CdrReader<Decoded<BufReader<File>>>;
 use crate::schema::RecordKind;
 use crate::sink::producer::OutRecord;
-use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TxnProducer};
+use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TransactionalSink};
 
 /// Why a file's ingest stopped short.
 #[derive(Debug, thiserror::Error)]
@@ -100,14 +100,14 @@ pub fn check_whole_stream(path: &Path, name: &str) -> Result<(), IngestError> {
 /// Aborts the open transaction, retrying while the broker is unreachable
 /// (a restart takes longer than one abort's timeout). Still failing after
 /// that, or fenced, the outcome is for the next start to settle: fatal.
-fn abort_with_retries(producer: &mut TxnProducer) -> Result<(), IngestError> {
+fn abort_with_retries(producer: &mut dyn TransactionalSink, backoff: Backoff) -> Result<(), IngestError> {
     let mut attempt = 0;
     loop {
         match producer.abort() {
             Ok(()) => return Ok(()),
             Err(e) if e.action() != Action::Fatal && attempt < 5 => {
                 tracing::warn!(error = %e, attempt, "abort failed; retrying");
-                std::thread::sleep(backoff(attempt));
+                std::thread::sleep(backoff.delay(attempt));
                 attempt += 1;
             }
             Err(e) => return Err(IngestError::Fatal(e)),
@@ -133,6 +133,33 @@ enum ChunkError {
     File(String),
 }
 
+/// What the file's loop does after a chunk failed.
+#[derive(Debug)]
+enum AfterError {
+    /// The file itself cannot be ingested: abort the chunk, fail the file.
+    FailFile(String),
+    /// The sink is unusable or the commit's outcome unknown: stop the
+    /// service, leaving the chunk in doubt for the next start.
+    Stop(SinkError),
+    /// Abort the chunk and produce it again from its first row.
+    Replay(SinkError),
+}
+
+/// Sorts a chunk's failure (of rows from `first_row` of file `name`) by the
+/// action its error calls for.
+fn after_chunk_error(err: ChunkError, name: &str, first_row: u64) -> AfterError {
+    match err {
+        ChunkError::File(reason) => AfterError::FailFile(reason),
+        ChunkError::Sink(e) => match e.action() {
+            Action::Refused => AfterError::FailFile(format!(
+                "{name}: the broker refused a record of rows {first_row}..: {e}"
+            )),
+            Action::Fatal => AfterError::Stop(e),
+            Action::AbortAndReplay | Action::Retry => AfterError::Replay(e),
+        },
+    }
+}
+
 impl From<SinkError> for ChunkError {
     fn from(e: SinkError) -> Self {
         ChunkError::Sink(e)
@@ -146,7 +173,7 @@ impl From<SinkError> for ChunkError {
 /// outcome leaves the transaction in doubt in the ledger; recovery settles it
 /// from the checkpoint topic, which committed (or not) atomically with the rows.
 pub fn produce_file(
-    producer: &mut TxnProducer,
+    producer: &mut dyn TransactionalSink,
     ledger: &Ledger,
     checkpoints: &Mutex<CheckpointStore>,
     settings: &IngestSettings,
@@ -252,45 +279,44 @@ pub fn produce_file(
                     last_log = Instant::now();
                 }
             }
-            Err(ChunkError::File(reason)) => {
-                return Err(fail_chunk(producer, ledger, &rec.name, seq, reason));
-            }
-            Err(ChunkError::Sink(e)) if e.action() == Action::Refused => {
-                let reason = format!(
-                    "{}: the broker refused a record of rows {}..: {e}",
-                    rec.name,
-                    start.rows_done + 1
-                );
-                return Err(fail_chunk(producer, ledger, &rec.name, seq, reason));
-            }
-            Err(ChunkError::Sink(e)) if e.action() == Action::Fatal => {
+            Err(err) => match after_chunk_error(err, &rec.name, start.rows_done + 1) {
+                AfterError::FailFile(reason) => {
+                    return Err(fail_chunk(producer, settings, ledger, &rec.name, seq, reason));
+                }
                 // Not aborted here: a fenced producer cannot, and the outcome
                 // stays InDoubt in the ledger for recovery to settle.
-                return Err(IngestError::Fatal(e));
-            }
-            Err(ChunkError::Sink(e)) => {
-                tracing::warn!(file = %rec.name, seq, attempt = attempts + 1, error = %e, "aborting the chunk to replay it");
-                METRICS.transactions.add("aborted", 1);
-                abort_with_retries(producer)?;
-                ledger.txn_aborted(&rec.name, seq, &e.to_string())?;
-                seq += 1;
-                attempts += 1;
-                if attempts >= settings.max_chunk_attempts {
-                    return Err(IngestError::Exhausted { attempts, last: e });
+                AfterError::Stop(e) => return Err(IngestError::Fatal(e)),
+                AfterError::Replay(e) => {
+                    tracing::warn!(file = %rec.name, seq, attempt = attempts + 1, error = %e, "aborting the chunk to replay it");
+                    METRICS.transactions.add("aborted", 1);
+                    abort_with_retries(producer, settings.replay_backoff)?;
+                    ledger.txn_aborted(&rec.name, seq, &e.to_string())?;
+                    seq += 1;
+                    attempts += 1;
+                    if attempts >= settings.max_chunk_attempts {
+                        return Err(IngestError::Exhausted { attempts, last: e });
+                    }
+                    std::thread::sleep(settings.replay_backoff.delay(attempts));
+                    progress = start;
+                    reader = reader_at(&job, &validation, start.rows_done)?;
                 }
-                std::thread::sleep(backoff(attempts));
-                progress = start;
-                reader = reader_at(&job, &validation, start.rows_done)?;
-            }
+            },
         }
     }
 }
 
 /// Aborts the open chunk for a reason that fails the file, and records the
 /// abort; the error to return (a failed abort or ledger write wins).
-fn fail_chunk(producer: &mut TxnProducer, ledger: &Ledger, name: &str, seq: u64, reason: String) -> IngestError {
+fn fail_chunk(
+    producer: &mut dyn TransactionalSink,
+    settings: &IngestSettings,
+    ledger: &Ledger,
+    name: &str,
+    seq: u64,
+    reason: String,
+) -> IngestError {
     METRICS.transactions.add("aborted", 1);
-    if let Err(e) = abort_with_retries(producer) {
+    if let Err(e) = abort_with_retries(producer, settings.replay_backoff) {
         return e;
     }
     match ledger.txn_aborted(name, seq, &reason) {
@@ -325,7 +351,7 @@ fn headers(values: HeaderValues<'_>) -> OwnedHeaders {
 
 /// Produces rows until the chunk is full (rows or time) or the file ends.
 fn produce_chunk(
-    producer: &mut TxnProducer,
+    producer: &mut dyn TransactionalSink,
     reader: &mut StagedReader,
     ctx: &FileContext,
     settings: &IngestSettings,
@@ -446,3 +472,6 @@ fn produce_chunk(
         n += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;

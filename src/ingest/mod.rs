@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::parse::Validation;
 use crate::sink::limits::RecordLimits;
 use crate::sink::topics::TopicLayout;
@@ -67,6 +68,8 @@ pub struct IngestSettings {
     /// Attempts at one chunk (abort and replay) before the file is left for
     /// the next pass.
     pub max_chunk_attempts: u32,
+    /// Waits between a chunk's attempts, and between tries of a failing abort.
+    pub replay_backoff: Backoff,
     /// Event times further ahead of the clock than this are invalid rows.
     pub max_future: Duration,
     /// The largest record each output topic accepts, as last learned.
@@ -106,6 +109,7 @@ impl IngestSettings {
             after_success: AfterIngest::Keep,
             error_dir: None,
             max_chunk_attempts: 20,
+            replay_backoff: Backoff::TRANSIENT,
             max_future: Duration::from_secs(3300),
             limits: RecordLimits::default(),
             park: ParkPolicy::default(),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 use serde::{Deserialize, Serialize};
 
-use crate::source::retry::exponential;
+use crate::backoff::Backoff;
 
 /// When a file that keeps failing is tried again, and when it is parked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,11 @@ impl ParkPolicy {
             rec.next_attempt_ms = None;
             return Verdict::Parked { attempts: rec.attempts };
         }
-        let wait = exponential(self.backoff, self.backoff_cap, rec.attempts - 1);
+        let wait = Backoff {
+            base: self.backoff,
+            cap: self.backoff_cap,
+        }
+        .step(rec.attempts - 1);
         let next = now_ms + wait.as_millis() as i64;
         rec.next_attempt_ms = Some(next);
         Verdict::RetryAt {

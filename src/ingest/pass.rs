@@ -13,11 +13,12 @@ use super::decide::{needs_fetch, plan, Facts, Plan};
 use super::file::{check_whole_stream, produce_file, IngestError, Job};
 use super::park::{self, Verdict};
 use super::{now_ms, AfterIngest, IngestSettings};
+use crate::backoff::backoff;
+use crate::encode;
 use crate::metrics::METRICS;
 use crate::schema::RecordKind;
 use crate::sink::checkpoint::CheckpointError;
 use crate::sink::{CheckpointStore, SinkError, TxnProducer};
-use crate::source::retry::backoff;
 use crate::source::{Fetched, RemoteFile, Source, SourceError};
 
 /// Errors that stop the engine (the caller exits non-zero).
@@ -277,7 +278,7 @@ impl Engine {
             }
         };
         METRICS.bytes_downloaded.add(fetched.size);
-        let sha_hex = hex(&fetched.sha256);
+        let sha_hex = encode::hex(&fetched.sha256);
         if let Err(e) = check_whole_stream(&fetched.path, &file.name) {
             rec.sha256 = sha_hex;
             return self.fail(rec, e.to_string());
@@ -527,13 +528,4 @@ impl Engine {
 
 fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
     FileRecord::seen(&file.name, kind.as_str(), file.size, file.mtime, now_ms())
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

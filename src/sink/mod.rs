@@ -10,7 +10,9 @@ pub mod probe;
 pub mod producer;
 pub mod topic_end;
 pub mod topics;
+pub mod txn;
 
 pub use checkpoint::{Checkpoint, CheckpointStore};
 pub use classify::{classify, Action};
 pub use producer::{KafkaConfig, SinkError, TxnProducer};
+pub use txn::TransactionalSink;

@@ -1,8 +1,7 @@
 //! Where CDR files come from: an SFTP server (`sftp`) or a local directory
 //! (`local`). Both hand the pipeline the same thing: a listing, and a file
 //! copied into a local staging path with its SHA-256 computed on the way.
-//! `select` decides which listed files are complete enough to take; `retry`
-//! says how long to wait between tries after a transient failure.
+//! `select` decides which listed files are complete enough to take.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -12,11 +11,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub mod local;
-pub mod retry;
 pub mod select;
 pub mod sftp;
-
-pub use retry::backoff;
 
 /// One directory entry as the source reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
