@@ -268,14 +268,43 @@ mod tests {
         v.iter().copied().collect()
     }
 
-    /// Revokes `revoked` on another thread; joining gives how long it waited.
-    fn revoke_in_background(shards: &Arc<Shards>, revoked: &[u32]) -> std::thread::JoinHandle<Duration> {
-        let (shards, revoked) = (shards.clone(), set(revoked));
-        std::thread::spawn(move || {
-            let t = Instant::now();
-            shards.revoke(&revoked, false, Duration::from_secs(10));
-            t.elapsed()
-        })
+    /// A revoke of some shards on another thread, under way when `start`
+    /// returns.
+    struct Revoker {
+        handle: std::thread::JoinHandle<bool>,
+        released: Arc<AtomicBool>,
+    }
+
+    impl Revoker {
+        fn start(shards: &Arc<Shards>, revoked: &[u32]) -> Revoker {
+            let (shards, revoked) = (shards.clone(), set(revoked));
+            let released = Arc::new(AtomicBool::new(false));
+            let seen = released.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let handle = std::thread::spawn(move || {
+                let _ = tx.send(());
+                shards.revoke(&revoked, false, Duration::from_secs(10));
+                seen.load(Ordering::SeqCst)
+            });
+            let _ = rx.recv();
+            // Time for the revoke to get to its wait (or, were it not to
+            // wait, to return): no assertion depends on how long it takes.
+            std::thread::sleep(Duration::from_millis(200));
+            Revoker { handle, released }
+        }
+
+        /// Whether the revoke is still waiting.
+        fn waiting(&self) -> bool {
+            !self.handle.is_finished()
+        }
+
+        /// Marks what the revoke waits for as released (call just before
+        /// releasing it); then whether the revoke returned only after that.
+        fn released(self, release: impl FnOnce()) -> bool {
+            self.released.store(true, Ordering::SeqCst);
+            release();
+            self.handle.join().unwrap()
+        }
     }
 
     #[test]
@@ -286,13 +315,12 @@ mod tests {
         assert_eq!(shards.mark_ready(&set(&[1, 2, 3])), set(&[1, 2]));
         let busy = shards.begin(1).unwrap();
         assert!(shards.begin(1).is_none(), "one file per shard at a time");
-        let revoker = revoke_in_background(&shards, &[1]);
-        std::thread::sleep(Duration::from_millis(300));
+        let revoker = Revoker::start(&shards, &[1]);
         assert!(!shards.is_ready(1), "no new file of a revoked shard");
-        drop(busy);
+        assert!(revoker.waiting(), "revoke waits for the busy shard");
         assert!(
-            revoker.join().unwrap() >= Duration::from_millis(300),
-            "revoke waited for the busy shard"
+            revoker.released(|| drop(busy)),
+            "revoke returned only once the shard was idle"
         );
         assert_eq!(shards.ready(), set(&[2]));
     }
@@ -303,14 +331,13 @@ mod tests {
         shards.assign(&set(&[1, 2]));
         let held = shards.hold_for_takeover(&shards.pending());
         assert!(shards.begin(1).is_none());
-        let revoker = revoke_in_background(&shards, &[1]);
-        std::thread::sleep(Duration::from_millis(300));
+        let revoker = Revoker::start(&shards, &[1]);
+        assert!(revoker.waiting(), "revoke waits for the takeover");
         // The takeover ends: the revoked shard is not declared ready.
         assert_eq!(shards.mark_ready(&set(&[1, 2])), set(&[2]));
-        drop(held);
         assert!(
-            revoker.join().unwrap() >= Duration::from_millis(300),
-            "revoke waited for the takeover"
+            revoker.released(|| drop(held)),
+            "revoke returned only after the takeover"
         );
         assert!(shards.begin(2).is_some(), "held shards are released with the takeover");
     }

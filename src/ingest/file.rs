@@ -14,10 +14,11 @@ use super::decide::Progress;
 use super::{now_ms, IngestSettings};
 use crate::backoff::Backoff;
 use crate::encode::record::{record_size, HeaderValues, HEADER_NAMES};
+use crate::encode::DeadLetterTooLarge;
 use crate::encode::{self, DeadLetter, FileContext};
 use crate::failpoint;
 use crate::metrics::METRICS;
-use crate::parse::{self, CdrReader, Decoded, Row};
+use crate::parse::{self, CdrReader, Decoded, FileError, Row};
 
 /// The reader over a staged file, gzip decoded when it starts with the magic.
 type StagedReader = CdrReader<Decoded<BufReader<File>>>;
@@ -25,12 +26,54 @@ use crate::schema::RecordKind;
 use crate::sink::producer::OutRecord;
 use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TransactionalSink};
 
+/// What is wrong with a file's bytes: it can never be ingested as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum BadFile {
+    /// The header, a record or the compressed stream (file, line and why).
+    #[error(transparent)]
+    Parse(#[from] FileError),
+    /// A dead-letter row that fits its topic with no cut.
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterTooLarge),
+    /// The broker refuses a record of the rows from `first_row` and always will.
+    #[error("{file}: the broker refused a record of rows {first_row}..: {source}")]
+    Refused {
+        /// The file.
+        file: String,
+        /// The first row of the refused chunk.
+        first_row: u64,
+        /// The broker's answer.
+        source: SinkError,
+    },
+    /// Fewer rows than were committed from it before.
+    #[error("{file}: has {rows} rows but {committed} were already committed")]
+    Shorter {
+        /// The file.
+        file: String,
+        /// Rows it has now.
+        rows: u64,
+        /// Rows committed before.
+        committed: u64,
+    },
+}
+
 /// Why a file's ingest stopped short.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The file itself is bad (header, gzip, unreadable): record it as failed.
-    #[error("{0}")]
-    File(String),
+    /// The file itself is bad: record it as failed.
+    #[error(transparent)]
+    Bad(Box<BadFile>),
+    /// Our own disk could not read the staged copy (I/O error, permission,
+    /// a name or space problem): the file is not to blame; it backs off and
+    /// is tried again, then parked.
+    #[error("{file}: reading the staged copy: {source}")]
+    Staging {
+        /// The file.
+        file: String,
+        /// The local error.
+        #[source]
+        source: io::Error,
+    },
     /// Kafka said stop: fenced, unauthorized, or the outcome of a commit is
     /// unknown. The service exits non-zero; a restart recovers.
     #[error("fatal: {0}")]
@@ -48,6 +91,12 @@ pub enum IngestError {
     Stopped { rows_done: u64 },
 }
 
+impl From<BadFile> for IngestError {
+    fn from(bad: BadFile) -> Self {
+        IngestError::Bad(Box::new(bad))
+    }
+}
+
 /// A file ready to be produced.
 pub struct Job<'a> {
     pub record: FileRecord,
@@ -60,25 +109,58 @@ pub struct Job<'a> {
     pub handed_off: &'a dyn Fn() -> bool,
 }
 
+/// Whether an I/O error while reading a staged copy says the bytes are bad
+/// (a corrupt or truncated compressed stream) rather than our disk.
+fn is_content_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Sorts an error reading the staged copy of `file`: bad bytes, or our disk.
+fn read_error(file: &str, e: io::Error) -> IngestError {
+    if is_content_error(&e) {
+        BadFile::Parse(FileError::Read {
+            file: file.to_string(),
+            line: 0,
+            source: e,
+        })
+        .into()
+    } else {
+        IngestError::Staging {
+            file: file.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Sorts a parse error of `file`: a read failure may be our disk's.
+fn parse_error(e: FileError) -> IngestError {
+    match e {
+        FileError::Read { file, source, .. } if !is_content_error(&source) => IngestError::Staging { file, source },
+        other => BadFile::Parse(other).into(),
+    }
+}
+
 fn open_reader(job: &Job<'_>, validation: &parse::Validation) -> Result<StagedReader, IngestError> {
-    let file = File::open(job.staged)
-        .map_err(|e| IngestError::File(format!("{}: opening staged copy: {e}", job.record.name)))?;
-    let decoded = parse::decode(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| IngestError::File(format!("{}: {e}", job.record.name)))?;
-    CdrReader::new(job.kind, &job.record.name, decoded, validation).map_err(|e| IngestError::File(e.to_string()))
+    let name = &job.record.name;
+    let file = File::open(job.staged).map_err(|e| read_error(name, e))?;
+    let decoded = parse::decode(BufReader::with_capacity(1 << 20, file)).map_err(|e| read_error(name, e))?;
+    CdrReader::new(job.kind, name, decoded, validation).map_err(parse_error)
 }
 
 /// Opens the reader positioned after `rows_done` rows.
 fn reader_at(job: &Job<'_>, validation: &parse::Validation, rows_done: u64) -> Result<StagedReader, IngestError> {
     let mut reader = open_reader(job, validation)?;
-    let skipped = reader
-        .skip_rows(rows_done)
-        .map_err(|e| IngestError::File(e.to_string()))?;
+    let skipped = reader.skip_rows(rows_done).map_err(parse_error)?;
     if skipped < rows_done {
-        return Err(IngestError::File(format!(
-            "{}: has {skipped} rows but {rows_done} were already committed",
-            job.record.name
-        )));
+        return Err(BadFile::Shorter {
+            file: job.record.name.clone(),
+            rows: skipped,
+            committed: rows_done,
+        }
+        .into());
     }
     Ok(reader)
 }
@@ -86,15 +168,14 @@ fn reader_at(job: &Job<'_>, validation: &parse::Validation, rows_done: u64) -> R
 /// Reads a gzip file through to its end before anything is produced, so a
 /// truncated or corrupt stream fails the file with nothing committed.
 pub fn check_whole_stream(path: &Path, name: &str) -> Result<(), IngestError> {
-    let file = File::open(path).map_err(|e| IngestError::File(format!("{name}: {e}")))?;
-    let mut decoded = parse::decode(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| IngestError::File(format!("{name}: {e}")))?;
+    let file = File::open(path).map_err(|e| read_error(name, e))?;
+    let mut decoded = parse::decode(BufReader::with_capacity(1 << 20, file)).map_err(|e| read_error(name, e))?;
     if !decoded.is_gzip() {
         return Ok(());
     }
     io::copy(&mut decoded, &mut io::sink())
         .map(|_| ())
-        .map_err(|e| IngestError::File(format!("{name}: unreadable compressed stream: {e}")))
+        .map_err(|e| read_error(name, e))
 }
 
 /// Aborts the open transaction, retrying while the broker is unreachable
@@ -130,14 +211,16 @@ enum ChunkEnd {
 
 enum ChunkError {
     Sink(SinkError),
-    File(String),
+    /// The file cannot be read on (bad bytes, or our disk).
+    File(IngestError),
 }
 
 /// What the file's loop does after a chunk failed.
 #[derive(Debug)]
 enum AfterError {
-    /// The file itself cannot be ingested: abort the chunk, fail the file.
-    FailFile(String),
+    /// The file cannot be read on (bad bytes: it fails; our disk: it is
+    /// tried again later): abort the chunk and stop the file.
+    EndFile(IngestError),
     /// The sink is unusable or the commit's outcome unknown: stop the
     /// service, leaving the chunk in doubt for the next start.
     Stop(SinkError),
@@ -149,11 +232,16 @@ enum AfterError {
 /// action its error calls for.
 fn after_chunk_error(err: ChunkError, name: &str, first_row: u64) -> AfterError {
     match err {
-        ChunkError::File(reason) => AfterError::FailFile(reason),
+        ChunkError::File(e) => AfterError::EndFile(e),
         ChunkError::Sink(e) => match e.action() {
-            Action::Refused => AfterError::FailFile(format!(
-                "{name}: the broker refused a record of rows {first_row}..: {e}"
-            )),
+            Action::Refused => AfterError::EndFile(
+                BadFile::Refused {
+                    file: name.to_string(),
+                    first_row,
+                    source: e,
+                }
+                .into(),
+            ),
             Action::Fatal => AfterError::Stop(e),
             Action::AbortAndReplay | Action::Retry => AfterError::Replay(e),
         },
@@ -280,9 +368,7 @@ pub fn produce_file(
                 }
             }
             Err(err) => match after_chunk_error(err, &rec.name, start.rows_done + 1) {
-                AfterError::FailFile(reason) => {
-                    return Err(fail_chunk(producer, settings, ledger, &rec.name, seq, reason));
-                }
+                AfterError::EndFile(e) => return Err(end_chunk(producer, settings, ledger, &rec.name, seq, e)),
                 // Not aborted here: a fenced producer cannot, and the outcome
                 // stays InDoubt in the ledger for recovery to settle.
                 AfterError::Stop(e) => return Err(IngestError::Fatal(e)),
@@ -305,22 +391,22 @@ pub fn produce_file(
     }
 }
 
-/// Aborts the open chunk for a reason that fails the file, and records the
+/// Aborts the open chunk for `why` the file cannot go on, and records the
 /// abort; the error to return (a failed abort or ledger write wins).
-fn fail_chunk(
+fn end_chunk(
     producer: &mut dyn TransactionalSink,
     settings: &IngestSettings,
     ledger: &Ledger,
     name: &str,
     seq: u64,
-    reason: String,
+    why: IngestError,
 ) -> IngestError {
     METRICS.transactions.add("aborted", 1);
     if let Err(e) = abort_with_retries(producer, settings.replay_backoff) {
         return e;
     }
-    match ledger.txn_aborted(name, seq, &reason) {
-        Ok(()) => IngestError::File(reason),
+    match ledger.txn_aborted(name, seq, &why.to_string()) {
+        Ok(()) => why,
         Err(e) => IngestError::Ledger(e),
     }
 }
@@ -386,7 +472,7 @@ fn produce_chunk(
         let row = match reader.next_row() {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(ChunkEnd::EndOfFile),
-            Err(e) => return Err(ChunkError::File(e.to_string())),
+            Err(e) => return Err(ChunkError::File(parse_error(e))),
         };
         let index = match &row {
             Row::Valid(r) => r.index,
@@ -446,7 +532,7 @@ fn produce_chunk(
                             &s.ingestion_ts,
                             &mut s.value,
                         )
-                        .map_err(|e| ChunkError::File(e.to_string()))?;
+                        .map_err(|e| ChunkError::File(BadFile::from(e).into()))?;
                         METRICS.oversized_rows.add(1);
                         progress.invalid += 1;
                         producer.send(OutRecord {
@@ -459,7 +545,7 @@ fn produce_chunk(
             }
             Row::Invalid(r) => {
                 encode::encode_invalid_row(ctx, &r, dlq.topic, dlq_limit, &hv, &s.ingestion_ts, &mut s.value)
-                    .map_err(|e| ChunkError::File(e.to_string()))?;
+                    .map_err(|e| ChunkError::File(BadFile::from(e).into()))?;
                 progress.invalid += 1;
                 producer.send(OutRecord {
                     value: &s.value,

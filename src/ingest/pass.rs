@@ -18,7 +18,7 @@ use crate::encode;
 use crate::metrics::METRICS;
 use crate::schema::RecordKind;
 use crate::sink::checkpoint::CheckpointError;
-use crate::sink::{CheckpointStore, SinkError, TxnProducer};
+use crate::sink::{CheckpointStore, SinkError, TransactionalSink};
 use crate::source::{Fetched, RemoteFile, Source, SourceError};
 
 /// Errors that stop the engine (the caller exits non-zero).
@@ -143,6 +143,9 @@ const FETCH_ATTEMPTS: u32 = 6;
 enum Dependency {
     Source,
     Brokers,
+    /// Our own staging disk: always there to blame, so a failure counts
+    /// against the file (backs off, then parks) but never fails it.
+    Staging,
 }
 
 impl Engine {
@@ -204,7 +207,7 @@ impl Engine {
     /// read-ahead on, it downloads while this one is produced.
     pub fn ingest_one(
         &mut self,
-        producer: &mut TxnProducer,
+        producer: &mut dyn TransactionalSink,
         file: &RemoteFile,
         next: Option<&RemoteFile>,
         handed_off: &dyn Fn() -> bool,
@@ -225,7 +228,7 @@ impl Engine {
 
     fn ingest_claimed(
         &mut self,
-        producer: &mut TxnProducer,
+        producer: &mut dyn TransactionalSink,
         file: &RemoteFile,
         ahead: Option<Fetched>,
         handed_off: &dyn Fn() -> bool,
@@ -252,7 +255,7 @@ impl Engine {
 
     fn fetch_and_ingest(
         &mut self,
-        producer: &mut TxnProducer,
+        producer: &mut dyn TransactionalSink,
         file: &RemoteFile,
         kind: RecordKind,
         existing: Option<FileRecord>,
@@ -279,9 +282,15 @@ impl Engine {
         };
         METRICS.bytes_downloaded.add(fetched.size);
         let sha_hex = encode::hex(&fetched.sha256);
-        if let Err(e) = check_whole_stream(&fetched.path, &file.name) {
-            rec.sha256 = sha_hex;
-            return self.fail(rec, e.to_string());
+        match check_whole_stream(&fetched.path, &file.name) {
+            Ok(()) => {}
+            Err(e @ IngestError::Staging { .. }) => {
+                return self.transient_failure(producer, rec, e.to_string(), Dependency::Staging)
+            }
+            Err(e) => {
+                rec.sha256 = sha_hex;
+                return self.fail(rec, e.to_string());
+            }
         }
         let same_bytes_as = self.same_bytes_elsewhere(&sha_hex, &file.name)?;
         let checkpoint = self.checkpoints().get(&file.name).cloned();
@@ -368,7 +377,7 @@ impl Engine {
     /// `read_ahead`: the bytes came from the read-ahead (for the log).
     fn produce(
         &mut self,
-        producer: &mut TxnProducer,
+        producer: &mut dyn TransactionalSink,
         job: Job<'_>,
         read_ahead: bool,
     ) -> Result<FileOutcome, EngineError> {
@@ -393,9 +402,13 @@ impl Engine {
                     invalid: done.invalid_rows,
                 })
             }
-            Err(IngestError::File(reason)) => {
+            Err(IngestError::Bad(bad)) => {
                 let rec = self.ledger.file(&fallback.name)?.unwrap_or(fallback);
-                self.fail(rec, reason)
+                self.fail(rec, bad.to_string())
+            }
+            Err(e @ IngestError::Staging { .. }) => {
+                let rec = self.ledger.file(&fallback.name)?.unwrap_or(fallback);
+                self.transient_failure(producer, rec, e.to_string(), Dependency::Staging)
             }
             Err(IngestError::Fatal(e)) => Err(EngineError::Sink(e)),
             Err(IngestError::Ledger(e)) => Err(EngineError::Ledger(e)),
@@ -421,7 +434,7 @@ impl Engine {
     /// is counted and the pass ends.
     fn transient_failure(
         &mut self,
-        producer: &TxnProducer,
+        producer: &dyn TransactionalSink,
         mut rec: FileRecord,
         reason: String,
         dependency: Dependency,
@@ -429,6 +442,7 @@ impl Engine {
         let reachable = match dependency {
             Dependency::Source => self.source.list().is_ok(),
             Dependency::Brokers => producer.brokers_reachable(),
+            Dependency::Staging => true,
         };
         if !reachable {
             tracing::warn!(file = %rec.name, reason = %reason, ?dependency, "outage: not counted against the file; the pass ends and the next one tries again");
@@ -529,3 +543,6 @@ impl Engine {
 fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
     FileRecord::seen(&file.name, kind.as_str(), file.size, file.mtime, now_ms())
 }
+
+#[cfg(test)]
+mod tests;

@@ -165,9 +165,10 @@ fn a_refused_record_aborts_the_chunk_and_fails_the_file_naming_its_rows() {
     let f = Fixture::new(&csv(10, 0), 4);
     let mut sink = ScriptedSink::default().fail_with(Op::Send, 7, Action::Refused);
     let err = f.run(&mut sink).unwrap_err();
-    let IngestError::File(reason) = err else {
-        panic!("not a file failure: {err:?}")
+    let IngestError::Bad(bad) = err else {
+        panic!("not a refused file: {err:?}")
     };
+    let reason = bad.to_string();
     assert!(
         reason.starts_with(&format!("{NAME}: the broker refused a record of rows 5..")),
         "{reason}"
@@ -252,10 +253,13 @@ fn a_file_unreadable_mid_chunk_aborts_the_chunk_and_fails_the_file() {
     let f = Fixture::new(&bytes, 100_000);
     let mut sink = ScriptedSink::default();
     let err = f.run(&mut sink).unwrap_err();
-    let IngestError::File(reason) = err else {
-        panic!("not a file failure: {err:?}")
+    let IngestError::Bad(bad) = err else {
+        panic!("not a bad file: {err:?}")
     };
-    assert!(reason.contains(NAME), "{reason}");
+    let BadFile::Parse(parse) = *bad else {
+        panic!("not a parse error: {bad:?}")
+    };
+    assert!(parse.to_string().contains(NAME), "{parse}");
     assert!(sink.committed.is_empty(), "nothing of a half-read chunk is committed");
     assert_eq!(sink.calls(Op::Abort), 1);
     assert_eq!(f.txn_statuses(), [TxnOutcome::Aborted]);
@@ -292,16 +296,65 @@ fn each_action_of_a_chunk_error_is_sorted_into_its_own_course() {
         AfterError::Replay(_)
     ));
     assert!(matches!(
-        after_chunk_error(err(Action::Refused), NAME, 1),
-        AfterError::FailFile(_)
+        after_chunk_error(err(Action::Refused), NAME, 7),
+        AfterError::EndFile(IngestError::Bad(ref b)) if matches!(**b, BadFile::Refused { first_row: 7, .. })
     ));
     assert!(matches!(
         after_chunk_error(err(Action::Fatal), NAME, 1),
         AfterError::Stop(_)
     ));
-    let file = after_chunk_error(ChunkError::File("bad gzip".into()), NAME, 1);
+    let staging = IngestError::Staging {
+        file: NAME.into(),
+        source: io::Error::other("disk"),
+    };
+    let file = after_chunk_error(ChunkError::File(staging), NAME, 1);
     assert!(
-        matches!(file, AfterError::FailFile(ref r) if r == "bad gzip"),
+        matches!(file, AfterError::EndFile(IngestError::Staging { .. })),
         "{file:?}"
+    );
+}
+
+#[test]
+fn a_staged_copy_our_disk_cannot_read_is_a_staging_fault_not_a_bad_file() {
+    let f = Fixture::new(&csv(10, 0), 4);
+    // A directory where the staged file should be: reading it fails with
+    // EISDIR, an error of our disk, whatever the file's bytes are.
+    std::fs::remove_file(&f.staged).unwrap();
+    std::fs::create_dir(&f.staged).unwrap();
+    let mut sink = ScriptedSink::default();
+    let err = f.run(&mut sink).unwrap_err();
+    assert!(matches!(err, IngestError::Staging { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{NAME}: reading the staged copy:")),
+        "{err}"
+    );
+    assert!(sink.log.is_empty(), "nothing was begun");
+    assert!(matches!(
+        check_whole_stream(&f.staged, NAME),
+        Err(IngestError::Staging { .. })
+    ));
+}
+
+#[test]
+fn corrupt_or_truncated_compressed_bytes_are_a_bad_file() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&csv(2_000, 0)).unwrap();
+    let whole = gz.finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    let err = check_whole_stream(&path, NAME).unwrap_err();
+    assert!(
+        matches!(err, IngestError::Bad(ref b) if matches!(**b, BadFile::Parse(_))),
+        "{err:?}"
+    );
+    let mut corrupt = whole.clone();
+    corrupt[20..60].fill(0xff);
+    std::fs::write(&path, &corrupt).unwrap();
+    let err = check_whole_stream(&path, NAME).unwrap_err();
+    assert!(
+        matches!(err, IngestError::Bad(ref b) if matches!(**b, BadFile::Parse(_))),
+        "{err:?}"
     );
 }
