@@ -13,15 +13,16 @@ use chrono::FixedOffset;
 use crate::ingest::park::ParkPolicy;
 use crate::ingest::{AfterIngest, IngestSettings, OnChanged};
 use crate::parse::Validation;
+use crate::secret::{Property, Secret};
 use crate::sink::topics::TopicLayout;
 use crate::sink::KafkaConfig;
 use crate::source::local::LocalSource;
 use crate::source::select::{SelectConfig, DEFAULT_PATTERNS};
-use crate::source::sftp::{HostKeyPolicy, PrivateKey, Secret, SftpConfig, SftpSource};
+use crate::source::sftp::{HostKeyPolicy, PrivateKey, SecretSource, SftpConfig, SftpSource};
 use crate::source::{Source, SourceError};
 
 /// Where files come from and which of them are taken.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Source")]
 // Flag help shows placeholders such as <dir> as they are typed.
 #[allow(rustdoc::invalid_html_tags)]
@@ -40,7 +41,7 @@ pub struct SourceArgs {
     pub sftp_user: String,
     /// SFTP password (prefer --sftp-password-file).
     #[arg(long, env = "SFTP_PASSWORD", hide_env_values = true)]
-    pub sftp_password: Option<String>,
+    pub sftp_password: Option<Secret>,
     /// File holding the SFTP password (e.g. a compose secret).
     #[arg(long, env = "SFTP_PASSWORD_FILE")]
     pub sftp_password_file: Option<PathBuf>,
@@ -78,24 +79,6 @@ pub struct SourceArgs {
     pub marker_suffix: Option<String>,
 }
 
-impl std::fmt::Debug for SourceArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceArgs")
-            .field("local_dir", &self.local_dir)
-            .field(
-                "sftp",
-                &format_args!(
-                    "{}@{}:{}{}",
-                    self.sftp_user, self.sftp_host, self.sftp_port, self.sftp_remote_path
-                ),
-            )
-            .field("sftp_password", &self.sftp_password.as_ref().map(|_| "***"))
-            .field("sftp_key_file", &self.sftp_key_file)
-            .field("patterns", &self.patterns)
-            .finish_non_exhaustive()
-    }
-}
-
 impl SourceArgs {
     pub fn select_config(&self) -> SelectConfig {
         SelectConfig {
@@ -110,13 +93,13 @@ impl SourceArgs {
         let mut c = SftpConfig::new(&self.sftp_host, &self.sftp_user, &self.sftp_remote_path);
         c.port = self.sftp_port;
         c.password = match (&self.sftp_password_file, &self.sftp_password) {
-            (Some(file), _) => Some(Secret::File(file.clone())),
-            (None, Some(p)) => Some(Secret::Value(p.clone())),
+            (Some(file), _) => Some(SecretSource::File(file.clone())),
+            (None, Some(p)) => Some(SecretSource::Value(p.clone())),
             (None, None) => None,
         };
         c.private_key = self.sftp_key_file.as_ref().map(|path| PrivateKey {
             path: path.clone(),
-            passphrase: self.sftp_key_passphrase_file.clone().map(Secret::File),
+            passphrase: self.sftp_key_passphrase_file.clone().map(SecretSource::File),
         });
         c.host_key = if self.sftp_insecure_skip_host_key_check {
             HostKeyPolicy::InsecureSkip
@@ -142,7 +125,7 @@ impl SourceArgs {
 }
 
 /// Kafka / Redpanda connection and producer.
-#[derive(clap::Args, Clone)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Kafka")]
 // Flag help shows placeholders such as <dir> as they are typed.
 #[allow(rustdoc::invalid_html_tags)]
@@ -191,39 +174,8 @@ pub struct KafkaArgs {
     /// librdkafka property passed through, `key=value`; repeatable
     /// (e.g. security.protocol=SASL_SSL). Also KAFKA_CONFIG_<KEY> env vars,
     /// with `_` for `.`: KAFKA_CONFIG_SASL_MECHANISM=SCRAM-SHA-256.
-    #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub kafka_config: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for KafkaArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Pass-through properties may hold SASL passwords or TLS keys.
-        let passthrough: Vec<String> = self
-            .kafka_config
-            .iter()
-            .map(|(k, v)| {
-                if crate::sink::producer::is_secret_key(k) {
-                    format!("{k}=***")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect();
-        f.debug_struct("KafkaArgs")
-            .field("brokers", &self.brokers)
-            .field("topics", &self.topics())
-            .field("transactional_id_prefix", &self.transactional_id_prefix)
-            .field("transactions", &self.transactions)
-            .field("kafka_config", &passthrough)
-            .finish_non_exhaustive()
-    }
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
+    pub kafka_config: Vec<Property>,
 }
 
 impl KafkaArgs {
@@ -232,13 +184,13 @@ impl KafkaArgs {
         cfg.transactional_id_prefix = self.transactional_id_prefix.clone();
         cfg.transactions = self.transactions;
         cfg.transaction_timeout = Duration::from_secs(self.transaction_timeout_seconds);
-        let mut from_env: Vec<(String, String)> = std::env::vars()
+        let mut from_env: Vec<Property> = std::env::vars()
             .filter_map(|(k, v)| {
                 k.strip_prefix("KAFKA_CONFIG_")
-                    .map(|rest| (rest.to_ascii_lowercase().replace('_', "."), v))
+                    .map(|rest| Property::new(rest.to_ascii_lowercase().replace('_', "."), v))
             })
             .collect();
-        from_env.sort();
+        from_env.sort_by(|a, b| a.key.cmp(&b.key));
         // Flags after env vars, so a flag wins.
         cfg.overrides = from_env.into_iter().chain(self.kafka_config.iter().cloned()).collect();
         cfg
@@ -389,7 +341,6 @@ mod tests {
         assert!(parse_offset("2").is_err());
         assert_eq!(parse_after("move:/done").unwrap(), AfterIngest::Move("/done".into()));
         assert!(parse_after("move:").is_err());
-        assert!(parse_key_value("acks").is_err());
     }
 
     #[test]
@@ -413,5 +364,46 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn no_config_struct_prints_a_secret_given_to_it() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        let marks = ["MARK-sasl", "MARK-jaas", "MARK-keypw", "MARK-sftp", "MARK-oauth"];
+        let cli = crate::cli::Cli::try_parse_from([
+            "cdr-to-redpanda",
+            "run",
+            "--kafka-config",
+            "sasl.password=MARK-sasl",
+            "--kafka-config",
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"u\" password=\"MARK-jaas\";",
+            "--kafka-config",
+            "ssl.key.password=MARK-keypw",
+            "--kafka-config",
+            "sasl.oauthbearer.client.secret=MARK-oauth",
+            "--sftp-password",
+            "MARK-sftp",
+            "--sftp-key-file",
+            key.to_str().unwrap(),
+        ])
+        .unwrap();
+        let crate::cli::Command::Run(run) = &cli.command else {
+            panic!("run parses as run")
+        };
+        let shown = [
+            format!("{cli:?}"),
+            format!("{cli:#?}"),
+            format!("{:?}", run.common.kafka.kafka_config()),
+            format!("{:?}", run.common.source.sftp_config().unwrap()),
+            format!("{:?}", run.common.source),
+        ];
+        for text in &shown {
+            for mark in marks {
+                assert!(!text.contains(mark), "{mark} shown in:\n{text}");
+            }
+        }
+        assert!(shown[0].contains("***"), "{}", shown[0]);
     }
 }

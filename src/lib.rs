@@ -14,6 +14,7 @@ pub mod generate;
 pub mod group;
 pub mod ingest;
 pub mod metrics;
+pub mod secret;
 pub mod sink;
 pub mod source;
 

@@ -8,8 +8,9 @@ mod sftp_support;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
+use cdr_to_redpanda::secret::Secret;
 use cdr_to_redpanda::source::select::{SelectConfig, Selector};
-use cdr_to_redpanda::source::sftp::{Fingerprint, HostKeyPolicy, Secret, SftpConfig, SftpSource};
+use cdr_to_redpanda::source::sftp::{Fingerprint, HostKeyPolicy, SecretSource, SftpConfig, SftpSource};
 use cdr_to_redpanda::source::{RemoteFile, Source, SourceError};
 use sftp_support::{new_key, pseudo_random_bytes, sha256_of, ssh_keygen_fingerprint, stack};
 
@@ -74,7 +75,7 @@ fn password_can_come_from_a_file() {
     let pw_file = secrets.path().join("password");
     std::fs::write(&pw_file, format!("{}\n", stack.password)).unwrap();
     let mut config = stack.password_config(&dir);
-    config.password = Some(Secret::File(pw_file));
+    config.password = Some(SecretSource::File(pw_file));
     let mut source = SftpSource::connect(config).unwrap();
     assert_eq!(source.list().unwrap().len(), 1);
 }
@@ -101,7 +102,7 @@ fn wrong_password_is_refused_with_a_clear_message_without_the_password() {
     let dir = stack.test_dir("pw-wrong");
     let mut config = stack.password_config(&dir);
     let wrong = "Wr0ng-P4ssw0rd-do-not-log";
-    config.password = Some(Secret::Value(wrong.into()));
+    config.password = Some(SecretSource::Value(Secret::new(wrong)));
     let msg = refused(SftpSource::connect(config));
     assert!(msg.contains("authentication failed"), "{msg}");
     assert!(msg.contains(&stack.user), "{msg}");

@@ -296,8 +296,8 @@ fn consumer(cfg: &KafkaConfig) -> Result<BaseConsumer<ReadToEndContext>, AuditEr
         // instead of waiting the default 500 ms for more data.
         .set("fetch.wait.max.ms", "50");
     // The operator's --kafka-config still wins over these defaults.
-    for (k, v) in &cfg.overrides {
-        c.set(k, v);
+    for p in &cfg.overrides {
+        c.set(&p.key, &p.value);
     }
     c.create_with_context(ReadToEndContext)
         .map_err(|source| AuditError::Kafka {

@@ -86,8 +86,8 @@ pub fn producer_max(cfg: &KafkaConfig) -> usize {
     cfg.overrides
         .iter()
         .rev()
-        .find(|(k, _)| k == "message.max.bytes")
-        .and_then(|(_, v)| v.parse().ok())
+        .find(|p| p.key == "message.max.bytes")
+        .and_then(|p| p.value.parse().ok())
         .unwrap_or(PRODUCER_DEFAULT_MAX)
 }
 
@@ -121,6 +121,7 @@ pub async fn learn(cfg: &KafkaConfig, topics: &[&str]) -> Result<RecordLimits, K
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Property;
 
     #[test]
     fn the_smaller_of_topic_and_producer_limits_binds() {
@@ -152,7 +153,7 @@ mod tests {
     fn producer_max_comes_from_pass_through_settings() {
         let mut cfg = KafkaConfig::new("127.0.0.1:9092");
         assert_eq!(producer_max(&cfg), PRODUCER_DEFAULT_MAX);
-        cfg.overrides.push(("message.max.bytes".into(), "2000000".into()));
+        cfg.overrides.push(Property::new("message.max.bytes", "2000000"));
         assert_eq!(producer_max(&cfg), 2_000_000);
     }
 }

@@ -4,7 +4,6 @@
 //! message (FutureProducer) costs more than the whole encode stage. Delivery
 //! failures are checked once per transaction, before commit.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::classify::{classify, classify_code, Action};
+use crate::secret::Property;
 
 /// `batch.size` unless a topic accepts less: a chunk spreads over 12+
 /// partitions, and a batch that cannot fill waits out `linger.ms` while the
@@ -23,7 +23,7 @@ use super::classify::{classify, classify_code, Action};
 pub const DEFAULT_BATCH_BYTES: usize = 262_144;
 
 /// How to reach the brokers and how to produce.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port...]`.
     pub brokers: String,
@@ -44,7 +44,7 @@ pub struct KafkaConfig {
     pub batch_bytes: usize,
     /// librdkafka properties passed through verbatim (SASL, TLS, tuning).
     /// Applied last, so they win over the defaults above.
-    pub overrides: Vec<(String, String)>,
+    pub overrides: Vec<Property>,
 }
 
 impl KafkaConfig {
@@ -67,8 +67,8 @@ impl KafkaConfig {
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "cdr-to-redpanda")
             .set_log_level(RDKafkaLogLevel::Warning);
-        for (k, v) in &self.overrides {
-            c.set(k, v);
+        for p in &self.overrides {
+            c.set(&p.key, &p.value);
         }
         c
     }
@@ -106,41 +106,10 @@ impl KafkaConfig {
                 self.transaction_timeout.as_millis().to_string(),
             );
         }
-        for (k, v) in &self.overrides {
-            c.set(k, v);
+        for p in &self.overrides {
+            c.set(&p.key, &p.value);
         }
         c
-    }
-}
-
-/// Property names whose values are secrets: never printed.
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "key.pem", "private"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
-impl fmt::Debug for KafkaConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let overrides: Vec<String> = self
-            .overrides
-            .iter()
-            .map(|(k, v)| {
-                if is_secret_key(k) {
-                    format!("{k}=***")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect();
-        f.debug_struct("KafkaConfig")
-            .field("brokers", &self.brokers)
-            .field("transactional_id_prefix", &self.transactional_id_prefix)
-            .field("transactions", &self.transactions)
-            .field("transaction_timeout", &self.transaction_timeout)
-            .field("overrides", &overrides)
-            .finish()
     }
 }
 

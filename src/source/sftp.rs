@@ -28,6 +28,7 @@ use super::{
     check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError, StageError,
     UnreadableNames, MAX_COLLISION_SUFFIX,
 };
+use crate::secret::Secret;
 
 /// The standard SSH port.
 pub const DEFAULT_PORT: u16 = 22;
@@ -84,22 +85,22 @@ const LIBSSH2_FX_NO_SUCH_PATH: i32 = 10;
 
 /// A password or passphrase, given inline or read from a file at each connect
 /// (so a rotated Docker/Kubernetes secret file is picked up without a
-/// restart). Its Debug output never shows an inline value.
-#[derive(Clone)]
-pub enum Secret {
+/// restart). An inline value is a [`Secret`]: it never prints.
+#[derive(Clone, Debug)]
+pub enum SecretSource {
     /// The secret itself.
-    Value(String),
+    Value(Secret),
     /// A file holding the secret; one trailing newline is ignored.
     File(PathBuf),
 }
 
-impl Secret {
+impl SecretSource {
     /// The secret's value. Failing to read the file is a `Refused` error that
     /// names the file, never its content.
-    pub fn reveal(&self) -> Result<String, SourceError> {
+    pub fn reveal(&self) -> Result<Secret, SourceError> {
         match self {
-            Secret::Value(v) => Ok(v.clone()),
-            Secret::File(path) => {
+            SecretSource::Value(v) => Ok(v.clone()),
+            SecretSource::File(path) => {
                 let mut v = std::fs::read_to_string(path)
                     .map_err(|e| SourceError::Refused(format!("cannot read secret file {}: {e}", path.display())))?;
                 if v.ends_with('\n') {
@@ -108,17 +109,8 @@ impl Secret {
                         v.pop();
                     }
                 }
-                Ok(v)
+                Ok(Secret::new(v))
             }
-        }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Secret::Value(_) => f.write_str("***"),
-            Secret::File(path) => write!(f, "file:{}", path.display()),
         }
     }
 }
@@ -130,7 +122,7 @@ pub struct PrivateKey {
     /// derived from it.
     pub path: PathBuf,
     /// Passphrase of an encrypted key.
-    pub passphrase: Option<Secret>,
+    pub passphrase: Option<SecretSource>,
 }
 
 /// A host key's SHA-256 fingerprint, written `SHA256:<base64 without padding>`
@@ -208,7 +200,7 @@ impl Default for HostKeyPolicy {
 }
 
 /// Where and how to connect. Debug output masks secrets.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SftpConfig {
     /// Server name or address.
     pub host: String,
@@ -217,7 +209,7 @@ pub struct SftpConfig {
     /// Login name.
     pub user: String,
     /// Password authentication; tried after the key if both are set.
-    pub password: Option<Secret>,
+    pub password: Option<SecretSource>,
     /// Public-key authentication; tried first if set.
     pub private_key: Option<PrivateKey>,
     /// How the server's identity is checked.
@@ -305,22 +297,6 @@ impl SftpConfig {
             endpoint: self.endpoint(),
             reason,
         }
-    }
-}
-
-impl fmt::Debug for SftpConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SftpConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &self.password)
-            .field("private_key", &self.private_key)
-            .field("host_key", &self.host_key)
-            .field("remote_dir", &self.remote_dir)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("io_timeout", &self.io_timeout)
-            .finish()
     }
 }
 
@@ -461,7 +437,7 @@ impl SftpSource {
         let cfg = &self.config;
         // Secrets are read before connecting: a missing secret file is a
         // config problem, not a server one.
-        let password = cfg.password.as_ref().map(Secret::reveal).transpose()?;
+        let password = cfg.password.as_ref().map(SecretSource::reveal).transpose()?;
         let passphrase = match &cfg.private_key {
             Some(PrivateKey {
                 passphrase: Some(p), ..
@@ -470,7 +446,12 @@ impl SftpSource {
         };
         let session = self.verified_session()?;
         let cfg = &self.config;
-        authenticate(cfg, &session, password.as_deref(), passphrase.as_deref())?;
+        authenticate(
+            cfg,
+            &session,
+            password.as_ref().map(Secret::expose),
+            passphrase.as_ref().map(Secret::expose),
+        )?;
         session.set_timeout(millis(cfg.io_timeout));
         let sftp = session
             .sftp()
@@ -1071,10 +1052,10 @@ mod tests {
     fn config() -> SftpConfig {
         let mut c = SftpConfig::new("127.0.0.1", "cdr", "/upload");
         c.port = 2222;
-        c.password = Some(Secret::Value("hunter2-secret".into()));
+        c.password = Some(SecretSource::Value(Secret::new("hunter2-secret")));
         c.private_key = Some(PrivateKey {
             path: "/keys/id_ed25519".into(),
-            passphrase: Some(Secret::Value("pass-secret".into())),
+            passphrase: Some(SecretSource::Value(Secret::new("pass-secret"))),
         });
         c
     }
@@ -1086,8 +1067,8 @@ mod tests {
         assert!(!shown.contains("hunter2-secret"), "{shown}");
         assert!(!shown.contains("pass-secret"), "{shown}");
         assert!(shown.contains("***"));
-        c.password = Some(Secret::File("/run/secrets/sftp".into()));
-        assert!(format!("{c:?}").contains("file:/run/secrets/sftp"));
+        c.password = Some(SecretSource::File("/run/secrets/sftp".into()));
+        assert!(format!("{c:?}").contains("File(\"/run/secrets/sftp\")"));
         let source = SftpSource::new(c).unwrap();
         assert!(!format!("{source:?}").contains("pass-secret"));
         assert!(!source.describe().contains("secret"));
@@ -1098,10 +1079,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pw");
         std::fs::write(&path, "s3cret\r\n").unwrap();
-        assert_eq!(Secret::File(path.clone()).reveal().unwrap(), "s3cret");
+        assert_eq!(SecretSource::File(path.clone()).reveal().unwrap().expose(), "s3cret");
         std::fs::write(&path, "s3cret \n\n").unwrap();
-        assert_eq!(Secret::File(path).reveal().unwrap(), "s3cret \n");
-        let missing = Secret::File(dir.path().join("nope")).reveal().unwrap_err();
+        assert_eq!(SecretSource::File(path).reveal().unwrap().expose(), "s3cret \n");
+        let missing = SecretSource::File(dir.path().join("nope")).reveal().unwrap_err();
         assert!(matches!(missing, SourceError::Refused(m) if m.contains("nope")));
     }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cdr_to_redpanda::source::sftp::{HostKeyPolicy, PrivateKey, Secret, SftpConfig};
+use cdr_to_redpanda::secret::Secret;
+use cdr_to_redpanda::source::sftp::{HostKeyPolicy, PrivateKey, SecretSource, SftpConfig};
 use sha2::{Digest, Sha256};
 
 /// The stack's sshd, as `scripts/stack.sh env` exports it.
@@ -97,7 +98,7 @@ impl Stack {
     pub fn password_config(&self, dir: &TestDir) -> SftpConfig {
         let mut c = SftpConfig::new(&self.host, &self.user, &dir.remote);
         c.port = self.port;
-        c.password = Some(Secret::Value(self.password.clone()));
+        c.password = Some(SecretSource::Value(Secret::new(self.password.clone())));
         c.host_key = HostKeyPolicy::KnownHosts(self.known_hosts.clone());
         c
     }
