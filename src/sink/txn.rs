@@ -1,6 +1,6 @@
 //! The seam between the engine and Kafka: what the engine asks of a
 //! transactional sink. The rdkafka producer ([`TxnProducer`]) implements it;
-//! the engine's unit tests drive a scripted fake ([`fake::ScriptedSink`]).
+//! the engine's unit tests drive a scripted fake (`fake::ScriptedSink`, compiled for tests).
 
 use super::producer::{OutRecord, SinkError, TxnProducer};
 
