@@ -14,7 +14,7 @@ use crate::cli::{IngestCommand, RunCommand};
 use crate::group::topic::ensure_assignment_topic;
 use crate::group::Group;
 use crate::ingest::decide::needs_fetch;
-use crate::ingest::pass::PassSummary;
+use crate::ingest::engine::PassSummary;
 use crate::ingest::workers::Workers;
 use crate::ingest::{now_ms, park, OnChanged, Shutdown};
 use crate::metrics::{server, HEALTH, METRICS};

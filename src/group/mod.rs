@@ -19,11 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use cdr_state::{Ledger, LedgerError};
+use cdr_state::LedgerError;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::ingest::recover::settle_in_doubt_of;
 use crate::metrics::METRICS;
 use crate::sink::checkpoint::CheckpointError;
 use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
@@ -204,13 +203,19 @@ impl Group {
     /// which fences the previous owner (alive or not) and has the broker
     /// abort what it left open; (2) the checkpoint topic read again with
     /// read_committed, now final for these shards' files, and merged into
-    /// `checkpoints`; (3) this ledger's in-doubt transactions of those files
-    /// settled from it; (4) the shards marked ready. Reading before fencing
+    /// `checkpoints`; (3) `settle` called with the merged checkpoints and
+    /// which files belong to the shards taken over, for the caller to settle
+    /// its in-doubt transactions of those files (the ingest's recovery: the
+    /// group does not know it); (4) the shards marked ready. Reading before fencing
     /// could miss a commit of the old owner still on its way. A revoke of
     /// one of them meanwhile waits for the takeover to end, so the shard's
     /// next owner initialises after this instance and fences it, never the
     /// other way round.
-    pub fn take_over(&self, ledger: &Ledger, checkpoints: &Mutex<CheckpointStore>) -> Result<(), GroupError> {
+    pub fn take_over(
+        &self,
+        checkpoints: &Mutex<CheckpointStore>,
+        settle: impl FnOnce(&CheckpointStore, &dyn Fn(&str) -> bool) -> Result<usize, LedgerError>,
+    ) -> Result<(), GroupError> {
         let assigned = self.shards.assigned();
         let released: Vec<u32> = {
             let mut producers = self.producers();
@@ -243,7 +248,7 @@ impl Group {
             }
             store.clone()
         };
-        let settled = settle_in_doubt_of(ledger, &store, |name| pending.contains(&self.shard_of(name)))?;
+        let settled = settle(&store, &|name| pending.contains(&self.shard_of(name)))?;
         let ready = self.shards.mark_ready(&pending);
         METRICS.group_shards_owned.set(self.shards.ready().len() as f64);
         tracing::info!(

@@ -3,17 +3,18 @@
 //!
 //! - `ahead`: the next file downloads while this one is produced.
 //! - `decide`: ledger + checkpoints + listing -> skip, resume, conflict, ...
+//! - `engine`: one worker slot taking one file at a time: fetch, decide,
+//!   produce, and sort the outcome by blast radius.
 //! - `file`: one staged file through parse -> encode -> chunked transactions.
 //! - `park`: back-off and parking of files that keep failing; `retry` requests.
-//! - `pass`: one pass over the source directory, in name order.
 //! - `recover`: settles transactions a crash left in doubt.
 //! - `workers`: N worker slots sharing the ledger, name order kept per kind.
 
 pub mod ahead;
 pub mod decide;
+pub mod engine;
 pub mod file;
 pub mod park;
-pub mod pass;
 pub mod recover;
 pub mod workers;
 

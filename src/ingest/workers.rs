@@ -28,8 +28,8 @@ use std::time::Duration;
 use cdr_state::Ledger;
 
 use super::ahead::ReadAhead;
-use super::pass::{Engine, EngineError, FileOutcome, PassSummary};
-use super::recover::settle_in_doubt;
+use super::engine::{Engine, EngineError, FileOutcome, PassSummary};
+use super::recover::{settle_in_doubt, settle_in_doubt_of};
 use super::IngestSettings;
 use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
@@ -126,7 +126,9 @@ impl Workers {
     /// passes only, so no slot is busy with a shard being taken over.
     pub fn take_over_shards(&self) -> Result<(), GroupError> {
         match &self.group {
-            Some(g) => g.take_over(&self.ledger, &self.checkpoints),
+            Some(g) => g.take_over(&self.checkpoints, |store, mine| {
+                settle_in_doubt_of(&self.ledger, store, mine)
+            }),
             None => Ok(()),
         }
     }
