@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! The pure stages of cdr-to-redpanda: what a CDR file holds and how a row
 //! becomes a Kafka record, with no I/O and no C dependency, so the service,
 //! the fuzz targets and the benchmarks all run exactly this code.

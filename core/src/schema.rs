@@ -5,7 +5,9 @@ use std::fmt;
 /// Which kind of CDR a file holds; decided by the file name's prefix only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordKind {
+    /// Data sessions: `cdr_data_*` files, the `cdr-data` topic.
     Data,
+    /// Voice calls: `cdr_voice_*` files, the `cdr-voice` topic.
     Voice,
 }
 
@@ -32,6 +34,7 @@ pub const VOICE_COLUMNS: [&str; 6] = [
 ];
 
 impl RecordKind {
+    /// Every kind, in a fixed order.
     pub const ALL: [RecordKind; 2] = [RecordKind::Data, RecordKind::Voice];
 
     /// The value of `_record_type` in every message.
@@ -50,6 +53,7 @@ impl RecordKind {
         }
     }
 
+    /// The kind's required columns, in the order the JSON value lists them.
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             RecordKind::Data => &DATA_COLUMNS,

@@ -72,6 +72,7 @@ pub struct FileContext {
 }
 
 impl FileContext {
+    /// The context of file `file_name` of `kind`, whose bytes hash to `sha256`.
     pub fn new(file_name: &str, kind: RecordKind, sha256: &[u8; 32]) -> Self {
         let sha256_hex = hex(sha256);
         let mut key_head = [b'-'; 17];
@@ -99,6 +100,7 @@ impl FileContext {
         &self.file_name
     }
 
+    /// The file's record kind.
     pub fn kind(&self) -> RecordKind {
         self.kind
     }
@@ -195,7 +197,9 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A row bound for the dead-letter topic, with what is known of it.
 #[derive(Debug, Clone, Copy)]
 pub struct DeadLetter<'a> {
+    /// `_row`: the row's index from 1, as in its key.
     pub index: u64,
+    /// `_line`: the physical line the row starts on.
     pub line: u64,
     /// `_error`: field and reason.
     pub error: &'a str,

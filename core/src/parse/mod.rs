@@ -84,7 +84,10 @@ impl Default for Validation {
 /// it lives until the next call on the reader.
 #[derive(Debug)]
 pub enum Row<'r> {
+    /// Every field passed its rule: bound for the kind's topic.
     Valid(ValidRow<'r>),
+    /// A field broke its rule, or the field count is off: bound for the
+    /// dead-letter topic with the reason.
     Invalid(InvalidRow<'r>),
 }
 
@@ -219,15 +222,28 @@ pub struct InvalidRow<'r> {
 /// Why a row is invalid. The message names the column, the rule and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RowError {
+    /// The record has another number of fields than the header.
     #[error("expected {expected} fields as in the header, found {found}")]
-    FieldCount { expected: usize, found: usize },
+    FieldCount {
+        /// Fields in the header.
+        expected: usize,
+        /// Fields in the record.
+        found: usize,
+    },
+    /// A field is not valid UTF-8.
     #[error("field {column:?}: invalid UTF-8")]
-    InvalidUtf8 { column: String },
+    InvalidUtf8 {
+        /// The field's column.
+        column: String,
+    },
+    /// A field's value breaks its column's rule.
     #[error("field {column:?}: {reason}, found {value_excerpt:?}")]
     Field {
+        /// The field's column.
         column: &'static str,
         /// The value, cut to [`RowError::EXCERPT_CHARS`] characters (then `…`).
         value_excerpt: String,
+        /// The rule, as what was expected.
         reason: Cow<'static, str>,
     },
 }
@@ -262,22 +278,51 @@ impl RowError {
 /// A failure of the file as a whole: nothing of it may be committed.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
+    /// Not even a header line.
     #[error("{file}: empty file, no header line")]
-    Empty { file: String },
+    Empty {
+        /// The file.
+        file: String,
+    },
+    /// The header lacks columns the kind requires.
     #[error("{file} line {line}: header lacks required column(s) {}", columns.join(", "))]
     MissingColumn {
+        /// The file.
         file: String,
+        /// The header's line.
         line: u64,
+        /// The columns missing.
         columns: Vec<String>,
     },
+    /// The header names a column twice.
     #[error("{file} line {line}: header has column {column:?} more than once")]
-    DuplicateColumn { file: String, line: u64, column: String },
+    DuplicateColumn {
+        /// The file.
+        file: String,
+        /// The header's line.
+        line: u64,
+        /// The column named twice.
+        column: String,
+    },
+    /// A record longer than any CDR row (an unbalanced quote swallowing lines).
     #[error("{file} line {line}: a record exceeds {limit} bytes (unbalanced quote?)")]
-    RecordTooLong { file: String, line: u64, limit: usize },
+    RecordTooLong {
+        /// The file.
+        file: String,
+        /// The line the record starts on.
+        line: u64,
+        /// The bound it exceeds.
+        limit: usize,
+    },
+    /// The bytes could not be read (a corrupt or truncated compressed stream,
+    /// or the disk).
     #[error("{file} line {line}: read failed: {source}")]
     Read {
+        /// The file.
         file: String,
+        /// The line reached.
         line: u64,
+        /// The read's error.
         #[source]
         source: io::Error,
     },
