@@ -1,4 +1,3 @@
-#![deny(missing_docs)]
 //! The pure stages of cdr-to-redpanda: what a CDR file holds and how a row
 //! becomes a Kafka record, with no I/O and no C dependency, so the service,
 //! the fuzz targets and the benchmarks all run exactly this code.
@@ -8,6 +7,8 @@
 //!   field), gzip sniffed and decoded;
 //! - [`encode`]: values, keys and dead-letter records, byte for byte as the
 //!   contract says.
+
+#![deny(missing_docs)]
 
 pub mod encode;
 pub mod parse;
