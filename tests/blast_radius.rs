@@ -402,3 +402,41 @@ fn the_daemon_keeps_serving_past_poison_files_and_retry_releases_a_parked_one() 
     assert!(d.wait_exit(Duration::from_secs(20)).success(), "{}", d.log_text());
     assert_exactly_once(&topics, &local);
 }
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn once_exits_one_on_every_pass_while_a_file_is_failed_backing_off_or_in_conflict() {
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("exit-status"));
+    let ledger = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = (1..=20).map(data_row).collect();
+    let once = |expect: i32, stuck: &str| {
+        let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &[])
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(expect), "{text}");
+        assert!(text.contains(&format!("stuck: {stuck}")), "{text}");
+    };
+    write_remote(&local, "cdr_data_20240101_000001.csv", &csv(DATA_HEADER, &rows));
+    once(0, "failed 0, parked 0, backing off 0, conflicts 0");
+
+    // A broken file fails, and is still failed on the next pass.
+    let mut broken = gzip(&csv(DATA_HEADER, &rows));
+    broken.truncate(broken.len() / 2);
+    write_remote(&local, "cdr_data_20240101_000002.csv.gz", &broken);
+    once(1, "failed 1, parked 0, backing off 0, conflicts 0");
+    once(1, "failed 1, parked 0, backing off 0, conflicts 0");
+
+    // A file the SFTP user cannot read backs off, and still does on the next pass.
+    let unreadable = "cdr_data_20240101_000003.csv";
+    write_remote(&local, unreadable, &csv(DATA_HEADER, &rows[..5]));
+    std::fs::set_permissions(local.join(unreadable), std::fs::Permissions::from_mode(0o000)).unwrap();
+    once(1, "failed 1, parked 0, backing off 1, conflicts 0");
+    once(1, "failed 1, parked 0, backing off 1, conflicts 0");
+
+    // The committed file changes: a conflict, on this pass and the next.
+    write_remote(&local, "cdr_data_20240101_000001.csv", &csv(DATA_HEADER, &rows[..10]));
+    once(1, "failed 1, parked 0, backing off 1, conflicts 1");
+    once(1, "failed 1, parked 0, backing off 1, conflicts 1");
+}

@@ -15,6 +15,7 @@ use crate::group::topic::ensure_assignment_topic;
 use crate::group::Group;
 use crate::ingest::decide::needs_fetch;
 use crate::ingest::engine::PassSummary;
+use crate::ingest::park::Stuck;
 use crate::ingest::workers::Workers;
 use crate::ingest::{now_ms, park, OnChanged, Shutdown};
 use crate::metrics::{server, HEALTH, METRICS};
@@ -130,20 +131,30 @@ pub fn once(args: &IngestCommand) -> anyhow::Result<ExitCode> {
     // Files too young or still changing are left for the next run.
     let ready = selector.ready(&list(workers.source_mut())?, now_ms());
     let started = Instant::now();
+    let names: Vec<String> = ready.iter().map(|f| f.name.clone()).collect();
     let summary = workers.pass(ready)?;
     log_summary(&summary, started.elapsed());
+    // What this pass or an earlier one left stuck, as the ledger has it now.
+    let stuck = Stuck::of(workers.ledger(), names.iter().map(String::as_str), now_ms())?;
     println!(
-        "committed {} file(s), {} row(s) ({} invalid); skipped {}, failed {}, retrying {}, parked {}, conflicts {}, duplicates {}, deferred {}",
-        summary.committed, summary.rows, summary.invalid_rows, summary.skipped, summary.failed,
-        summary.retrying, summary.parked, summary.conflicts, summary.duplicates, summary.deferred
+        "committed {} file(s), {} row(s) ({} invalid); skipped {}, duplicates {}, deferred {}; \
+         stuck: failed {}, parked {}, backing off {}, conflicts {}",
+        summary.committed,
+        summary.rows,
+        summary.invalid_rows,
+        summary.skipped,
+        summary.duplicates,
+        summary.deferred,
+        stuck.failed,
+        stuck.parked,
+        stuck.backing_off,
+        stuck.conflicts
     );
-    Ok(
-        if summary.failed + summary.retrying + summary.parked + summary.deferred > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(if stuck.total() + summary.deferred > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// How often the daemon asks the cluster again for the topics' record limits.

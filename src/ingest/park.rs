@@ -86,6 +86,47 @@ pub fn fresh_start(rec: &mut FileRecord) {
     }
 }
 
+/// Files that need an operator or a later pass, as the ledger has them:
+/// what makes `once` exit 1 whether this pass or an earlier one left them so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stuck {
+    /// Failed: the bytes cannot be ingested as they are.
+    pub failed: u64,
+    /// Parked after repeated transient failures.
+    pub parked: u64,
+    /// Waiting out a back-off before their next attempt.
+    pub backing_off: u64,
+    /// Changed after they were ingested, and refused.
+    pub conflicts: u64,
+}
+
+impl Stuck {
+    /// Counts the ledger's records of the files `names` at `now_ms`.
+    pub fn of<'a>(
+        ledger: &Ledger,
+        names: impl IntoIterator<Item = &'a str>,
+        now_ms: i64,
+    ) -> Result<Stuck, LedgerError> {
+        let mut stuck = Stuck::default();
+        for name in names {
+            let Some(rec) = ledger.file(name)? else { continue };
+            match rec.status {
+                FileStatus::Failed => stuck.failed += 1,
+                FileStatus::Parked => stuck.parked += 1,
+                FileStatus::Conflict => stuck.conflicts += 1,
+                _ if rec.next_attempt_ms.is_some_and(|at| at > now_ms) => stuck.backing_off += 1,
+                _ => {}
+            }
+        }
+        Ok(stuck)
+    }
+
+    /// How many files are stuck in all.
+    pub fn total(&self) -> u64 {
+        self.failed + self.parked + self.backing_off + self.conflicts
+    }
+}
+
 /// The folder of pending requests inside a ledger directory.
 pub const REQUESTS_DIR: &str = "retry-requests";
 
