@@ -440,3 +440,29 @@ fn once_exits_one_on_every_pass_while_a_file_is_failed_backing_off_or_in_conflic
     once(1, "failed 1, parked 0, backing off 1, conflicts 1");
     once(1, "failed 1, parked 0, backing off 1, conflicts 1");
 }
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn legal_names_land_whatever_their_length_or_dots() {
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("names"));
+    let ledger = tempfile::tempdir().unwrap();
+    let longest = format!("cdr_data_{}.csv", "7".repeat(255 - 13));
+    assert_eq!(longest.len(), 255, "the longest name a Linux file system holds");
+    let names = [longest.as_str(), "cdr_data_20240910..csv"];
+    let mut expected = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let rows: Vec<String> = (1..=10).map(|r| data_row(100 * i as u64 + r)).collect();
+        let bytes = csv(DATA_HEADER, &rows);
+        expected.extend(keys_of(&bytes, &bytes));
+        write_remote(&local, name, &bytes);
+    }
+    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &[])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("committed 2 file(s)"), "{text}");
+    let landed: BTreeSet<String> = landed_once(&topics).into_keys().collect();
+    assert_eq!(landed, expected);
+}

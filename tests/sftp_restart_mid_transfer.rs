@@ -48,7 +48,7 @@ fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     std::fs::rename(&tmp, local.join(name)).unwrap();
 
     let ledger = tempfile::tempdir().unwrap();
-    let staging = ledger.path().join("staging").join(format!("{name}.staging"));
+    let staging = cdr_to_redpanda::ingest::staging_path(&ledger.path().join("staging"), name, "staging");
     let mut cmd = bin();
     cmd.arg("once");
     topics.apply(&mut cmd, ledger.path());

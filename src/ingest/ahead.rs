@@ -52,7 +52,7 @@ impl ReadAhead {
         };
         // Not the slot's own staging name: another slot may take this file
         // after all and fetch it at the same moment.
-        let path = self.staging_dir.join(format!("{}.ahead-{}", file.name, self.slot));
+        let path = super::staging_path(&self.staging_dir, &file.name, &format!("ahead-{}", self.slot));
         let (f, p) = (file.clone(), path.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("ahead-{}", self.slot))
@@ -168,7 +168,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&got.path).unwrap(), "two\n");
         assert_eq!(got.size, 4);
         assert_eq!(got.sha256, <sha2::Sha256 as sha2::Digest>::digest(b"two\n").as_slice());
-        assert_eq!(staged(&dir), vec!["b.csv.ahead-3"]);
+        let expected = crate::ingest::staging_path(std::path::Path::new(""), "b.csv", "ahead-3");
+        assert_eq!(staged(&dir), vec![expected.to_string_lossy().into_owned()]);
         // Its session is back: the next read-ahead runs too.
         ahead.start(&files[0]);
         assert!(ahead.claim(&files[0]).is_some());

@@ -12,7 +12,7 @@ use super::ahead::ReadAhead;
 use super::decide::{needs_fetch, plan, Facts, Plan};
 use super::file::{check_whole_stream, produce_file, IngestError, Job};
 use super::park::{self, Verdict};
-use super::{now_ms, AfterIngest, IngestSettings};
+use super::{now_ms, staging_path, AfterIngest, IngestSettings};
 use crate::backoff::backoff;
 use crate::encode;
 use crate::metrics::METRICS;
@@ -250,7 +250,7 @@ impl Engine {
 
     /// Where this slot fetches `file` to.
     fn staged_path(&self, file: &RemoteFile) -> PathBuf {
-        self.settings.staging_dir.join(format!("{}.staging", file.name))
+        staging_path(&self.settings.staging_dir, &file.name, "staging")
     }
 
     fn fetch_and_ingest(
@@ -276,6 +276,9 @@ impl Engine {
                 return self.fail(rec, format!("changed while being read ({what}); retried once stable"));
             }
             Err(SourceError::Gone { .. }) => return Ok(FileOutcome::Skipped),
+            Err(e @ SourceError::Staging { .. }) => {
+                return self.transient_failure(producer, rec, e.to_string(), Dependency::Staging)
+            }
             Err(e) => {
                 return self.transient_failure(producer, rec, format!("download failed: {e}"), Dependency::Source)
             }

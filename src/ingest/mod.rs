@@ -18,7 +18,7 @@ pub mod park;
 pub mod recover;
 pub mod workers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,7 +119,48 @@ impl IngestSettings {
     }
 }
 
+/// Where a copy of the file `name` is staged (`what`: `staging` for a slot's
+/// own copy, `ahead-N` for slot N's read-ahead). Named by a hash of the name,
+/// not the name: any name the server can list (up to 255 bytes, any bytes)
+/// gives a short, plain staging name, so no legal file can fail on our disk
+/// for its name.
+pub fn staging_path(dir: &Path, name: &str, what: &str) -> PathBuf {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(name.as_bytes());
+    dir.join(format!("{}.{what}", &crate::encode::hex(&digest)[..32]))
+}
+
 /// Milliseconds since the Unix epoch, for ledger timestamps.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_listable_name_gets_a_short_plain_staging_name_of_its_own() {
+        let dir = Path::new("/staging");
+        let longest = format!("cdr_data_{}.csv", "x".repeat(255 - 13));
+        assert_eq!(longest.len(), 255);
+        for name in [longest.as_str(), "cdr_data_20240910..csv", "cdr_data_\u{1F4DE}\n.csv"] {
+            let path = staging_path(dir, name, "ahead-12");
+            let file = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(path.parent(), Some(dir));
+            assert!(file.len() <= 41 && file.ends_with(".ahead-12"), "{file}");
+            assert!(
+                file.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'),
+                "{file}"
+            );
+        }
+        assert_ne!(
+            staging_path(dir, "a.csv", "staging"),
+            staging_path(dir, "b.csv", "staging")
+        );
+        assert_ne!(
+            staging_path(dir, "a.csv", "staging"),
+            staging_path(dir, "a.csv", "ahead-0")
+        );
+    }
 }

@@ -117,8 +117,8 @@ impl Source for LocalSource {
         let mut src = File::open(&path).map_err(|e| gone_or_io(e, "open"))?;
         let (copied, sha256) = stage(&mut src, staging, READ_BUFFER).map_err(|e| match e {
             StageError::Read(e) => gone_or_io(e, "read"),
-            StageError::Write(e) => SourceError::Io {
-                context: format!("writing staging file {}", staging.display()),
+            StageError::Write(e) => SourceError::Staging {
+                path: staging.to_path_buf(),
                 source: e,
             },
         })?;

@@ -80,8 +80,16 @@ pub enum SourceError {
     /// The file vanished between listing and reading.
     #[error("file {name} no longer exists")]
     Gone { name: String },
+    /// Our own staging disk could not take the copy (space, permission, a
+    /// name it refuses): no reconnect helps, and the file is not to blame.
+    #[error("writing staging file {}: {source}", path.display())]
+    Staging {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// An I/O failure that is neither the connection nor the file changing:
-    /// the staging disk, the local source directory, a server-side error.
+    /// the local source directory, a server-side error.
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -97,11 +105,13 @@ impl SourceError {
     }
 }
 
-/// True for a bare file name that stays inside its directory: not empty, no
-/// path separator of either platform, no `..`, no NUL. Names from a server are
-/// untrusted; one that fails this is never fetched, moved or deleted.
+/// True for a bare file name that stays inside its directory: not empty, not
+/// `.` or `..`, no path separator of either platform, no NUL. Names from a
+/// server are untrusted; one that fails this is never fetched, moved or
+/// deleted. Dots inside a name (`cdr_data_1..csv`) are ordinary characters:
+/// without a separator a name is one path component.
 pub fn is_plain_name(name: &str) -> bool {
-    !(name.is_empty() || name.contains(['/', '\\', '\0']) || name.contains(".."))
+    !(name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
 }
 
 /// Refuses to act on a name that could reach outside the source directory.
@@ -226,7 +236,9 @@ mod tests {
     #[test]
     fn plain_names_only() {
         assert!(is_plain_name("cdr_data_1.csv"));
-        for bad in ["", "a/b", "a\\b", "..", "a..b", "../x", "a\0b"] {
+        assert!(is_plain_name("cdr_data_20240910..csv"));
+        assert!(is_plain_name("a..b"));
+        for bad in ["", ".", "a/b", "a\\b", "..", "../x", "a\0b"] {
             assert!(!is_plain_name(bad), "{bad:?}");
             assert!(matches!(check_name(bad), Err(SourceError::Refused(_))));
         }

@@ -876,8 +876,8 @@ fn fetch_once(sftp: &Sftp, cfg: &SftpConfig, file: &RemoteFile, staging: &Path) 
         // read mid-transfer is almost always the connection, and reconnecting
         // then refetching is right in the rare other cases too.
         StageError::Read(e) => cfg.connection_error(format!("reading {}: {e}", path.display())),
-        StageError::Write(e) => SourceError::Io {
-            context: format!("writing staging file {}", staging.display()),
+        StageError::Write(e) => SourceError::Staging {
+            path: staging.to_path_buf(),
             source: e,
         },
     })?;
