@@ -20,22 +20,32 @@ fn main() -> ExitCode {
     };
     let cli = Cli::parse_from(&argv);
     init_logging(cli.log_format);
-    let result = match cli.command {
-        Command::Once(args) => commands::ingest::once(&args),
-        Command::Run(args) => commands::ingest::run(&args),
-        Command::Generate(args) => commands::generate::generate(&args),
-        Command::Status(args) => commands::status::status(&args),
-        Command::Retry(args) => commands::retry::retry(&args),
-        Command::CheckConfig(args) => commands::check_config::check_config(&args, &argv, &from_file),
-        Command::Healthcheck(args) => commands::healthcheck::healthcheck(&args),
-        Command::Audit(args) => commands::audit::audit(&args),
-    };
+    // A panic is a bug, but still a service error: exit 2 like any other (a
+    // restart policy treats it so), after the panic's own message.
+    let result = std::panic::catch_unwind(|| dispatch(cli.command, &argv, &from_file)).unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "internal error (the panic above is a bug): the ledger and the checkpoint topic recover at the next start"
+        ))
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn dispatch(command: Command, argv: &[OsString], from_file: &config::file::Applied) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Once(args) => commands::ingest::once(&args),
+        Command::Run(args) => commands::ingest::run(&args),
+        Command::Generate(args) => commands::generate::generate(&args),
+        Command::Status(args) => commands::status::status(&args),
+        Command::Retry(args) => commands::retry::retry(&args),
+        Command::CheckConfig(args) => commands::check_config::check_config(&args, argv, from_file),
+        Command::Healthcheck(args) => commands::healthcheck::healthcheck(&args),
+        Command::Audit(args) => commands::audit::audit(&args),
     }
 }
 

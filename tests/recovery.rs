@@ -193,3 +193,88 @@ fn rows_dated_beyond_what_the_broker_accepts_go_to_the_dead_letter_topic() {
     let v: serde_json::Value = serde_json::from_slice(&dlq[0].value).unwrap();
     assert!(v["_error"].as_str().unwrap().contains("start_time"), "{v}");
 }
+
+/// Overwrites 2 KiB every 8 KiB from offset 8192, as a failing disk might.
+fn damage_pages(ledger_file: &Path) {
+    let mut bytes = std::fs::read(ledger_file).unwrap();
+    let mut at = 8192;
+    while at < bytes.len() {
+        let end = (at + 2048).min(bytes.len());
+        bytes[at..end].fill(0xAB);
+        at += 8192;
+    }
+    std::fs::write(ledger_file, bytes).unwrap();
+}
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn a_damaged_ledger_never_crashes_a_command_and_is_healed_with_every_row_still_once() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    generate_files(
+        dir.path(),
+        &["--files", "20", "--rows", "200", "--seed", "8", "--bad-rate", "0.02"],
+    );
+    let first = once(&topics, dir.path(), ledger.path(), &[]);
+    assert!(first.status.success(), "{}", output_text(&first));
+    let ledger_file = ledger.path().join("ledger.redb");
+    damage_pages(&ledger_file);
+
+    // The readers say it is damaged and what a writer does; no panic.
+    for args in [&["status"][..], &["audit"][..]] {
+        let mut cmd = bin();
+        cmd.args(args);
+        topics.apply(&mut cmd, ledger.path());
+        let out = cmd.env("CDR_LOCAL_DIR", dir.path()).output().unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains("is damaged") && text.contains("moves a damaged ledger aside"),
+            "{text}"
+        );
+        assert!(!text.contains("panicked"), "{text}");
+    }
+
+    // A writer moves it aside, rebuilds from the checkpoint topic and ingests
+    // the new files only.
+    generate_files(
+        dir.path(),
+        &[
+            "--files",
+            "1",
+            "--rows",
+            "100",
+            "--seed",
+            "9",
+            "--start",
+            "2025-01-01T00:00:00",
+        ],
+    );
+    let healed = once(&topics, dir.path(), ledger.path(), &[]);
+    let text = output_text(&healed);
+    assert_eq!(healed.status.code(), Some(0), "{text}");
+    assert!(text.contains("the ledger was damaged: moved aside"), "{text}");
+    assert!(
+        text.contains("committed 2 file(s)"),
+        "only the new files are ingested: {text}"
+    );
+    let kept: Vec<_> = std::fs::read_dir(ledger.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ledger.redb.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged file is kept for inspection");
+    let mut all = Vec::new();
+    for t in [&topics.data, &topics.voice, &topics.dlq] {
+        all.extend(keys(t));
+    }
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "every row exactly once");
+    assert_eq!(unique.len(), expected_keys(dir.path()).len());
+    let mut audit = bin();
+    audit.arg("audit");
+    topics.apply(&mut audit, ledger.path());
+    let out = audit.env("CDR_LOCAL_DIR", dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+}

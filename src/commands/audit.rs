@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cdr_state::Ledger;
 
 use crate::audit::scan::TopicSet;
 use crate::audit::scope::Scope;
@@ -21,7 +20,7 @@ pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
     let ledger = if args.group.is_some() && !dir.exists() {
         None
     } else {
-        Some(Ledger::open_read_only(dir).with_context(|| format!("opening the ledger in {}", dir.display()))?)
+        Some(super::read_ledger(dir)?)
     };
     let mut source = if args.rehash {
         Some(args.source.build().context("configuring the source for --rehash")?)

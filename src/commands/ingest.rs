@@ -36,7 +36,7 @@ fn start_workers(
     limits: &RecordLimits,
     group: Option<Group>,
 ) -> anyhow::Result<Workers> {
-    let ledger = Ledger::open(&args.ledger.ledger_dir)
+    let ledger = super::open_ledger(&args.ledger.ledger_dir)
         .with_context(|| format!("opening the ledger in {}", args.ledger.ledger_dir.display()))?;
     apply_retry_requests(args, &ledger)?;
     let mut settings = args.ingest.settings(&args.kafka, &args.ledger);

@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cdr_state::Ledger;
 
 use crate::cli::RetryCommand;
 use crate::ingest::park::{apply_pending, submit, RetryRequest};
@@ -12,7 +11,7 @@ use crate::ingest::park::{apply_pending, submit, RetryRequest};
 pub fn retry(args: &RetryCommand) -> anyhow::Result<ExitCode> {
     let dir = &args.ledger.ledger_dir;
     submit(dir, &RetryRequest::new(args.files.clone(), args.all_parked)).context("queueing the retry request")?;
-    match Ledger::open(dir) {
+    match super::open_ledger(dir) {
         Ok(ledger) => {
             let released = apply_pending(dir, &ledger).context("applying retry requests")?;
             for rec in &released {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cdr_state::{FileRecord, FileStatus, Ledger, LedgerReader};
+use cdr_state::{FileRecord, FileStatus, LedgerReader};
 use serde::Serialize;
 
 use crate::cli::StatusCommand;
@@ -68,7 +68,7 @@ pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
     let reader = if args.group.is_some() && !dir.exists() {
         None
     } else {
-        Some(Ledger::open_read_only(dir).with_context(|| format!("opening the ledger in {}", dir.display()))?)
+        Some(super::read_ledger(dir)?)
     };
     let files = reader.as_ref().map(|r| r.files()).transpose()?.unwrap_or_default();
     let instance = reader

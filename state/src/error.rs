@@ -34,6 +34,24 @@ pub enum LedgerError {
         #[source]
         source: redb::DatabaseError,
     },
+    /// A read-only open found the ledger damaged (a writer's open moves it
+    /// aside: see `Ledger::open_healing`).
+    #[error("the ledger {} is damaged: {damage}", path.display())]
+    Damaged {
+        /// The ledger file.
+        path: PathBuf,
+        /// What is wrong with it.
+        damage: String,
+    },
+    /// A damaged ledger could not be moved aside.
+    #[error("cannot move the damaged ledger {} aside", path.display())]
+    MoveAside {
+        /// The ledger file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A read-only open found a ledger left by a crashed writer, which must be
     /// repaired before it can be read, and could not copy it to repair the copy.
     #[error("cannot copy the ledger {} to read it", path.display())]
@@ -126,6 +144,31 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// True when the ledger file itself is damaged: redb reports corruption,
+    /// or a stored value does not decode. Not for errors of the disk, of
+    /// another process holding it, or of a newer schema.
+    pub fn is_damage(&self) -> bool {
+        use redb::{DatabaseError, StorageError, TableError, TransactionError};
+        // A header that is not redb's reads as InvalidData ("magic number
+        // mismatch"): the file's bytes, not the disk.
+        let storage = |e: &StorageError| match e {
+            StorageError::Corrupted(_) => true,
+            StorageError::Io(io) => io.kind() == io::ErrorKind::InvalidData,
+            _ => false,
+        };
+        match self {
+            LedgerError::Open {
+                source: DatabaseError::Storage(e),
+                ..
+            }
+            | LedgerError::Storage(e)
+            | LedgerError::Transaction(TransactionError::Storage(e))
+            | LedgerError::Table(TableError::Storage(e)) => storage(e),
+            LedgerError::Corrupt { .. } => true,
+            _ => false,
+        }
+    }
+
     /// True when the ledger could not be opened because another process (a
     /// running daemon) holds its one writer handle.
     pub fn is_held_by_another_writer(&self) -> bool {

@@ -33,8 +33,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
     ConcurrencyMode, Database, DatabaseError, MultimapTableDefinition, ReadOnlyDatabase, ReadOnlyMultimapTable,
-    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, StorageError, TableDefinition, TableError,
-    WriteTransaction,
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableMultimapTable, ReadableTable, StorageError,
+    TableDefinition, TableError, WriteTransaction,
 };
 
 use crate::codec::{decode, encode};
@@ -97,6 +97,77 @@ impl fmt::Debug for Ledger {
     }
 }
 
+/// What [`Ledger::open_healing`] did with a damaged ledger.
+#[derive(Debug, Clone)]
+pub struct Healed {
+    /// Where the damaged file now is, kept for inspection.
+    pub moved_to: PathBuf,
+    /// What was found wrong with it.
+    pub damage: String,
+}
+
+/// An attempt on a ledger that may be damaged: damaged, or failed otherwise.
+enum Checked {
+    Damaged(String),
+    Failed(LedgerError),
+}
+
+/// Runs `f`, sorting its failure: redb's corruption reports, undecodable
+/// values and redb panics (its own assertion that a page is sound) are
+/// damage; anything else is the error it is.
+fn checked<T>(f: impl FnOnce() -> Result<T, LedgerError>) -> Result<T, Checked> {
+    match quietly(f) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_damage() => Err(Checked::Damaged(error_chain(&e))),
+        Ok(Err(e)) => Err(Checked::Failed(e)),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            Err(Checked::Damaged(format!("redb failed reading it: {what}")))
+        }
+    }
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic without the panic hook's report (message and
+/// backtrace) on this thread: a panic of redb on a damaged page is an
+/// expected finding here, reported as damage. Other threads' panics are
+/// reported as ever.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let previous: std::sync::Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        std::sync::Arc::from(std::panic::take_hook());
+    let report = previous.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if !QUIET.with(|q| q.get()) {
+            report(info);
+        }
+    }));
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    drop(std::panic::take_hook());
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    result
+}
+
+/// An error and its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 impl Ledger {
     /// Opens or creates `<dir>/ledger.redb` (creating `dir`), repairing it if
     /// the last writer crashed. A ledger of a newer schema version is refused
@@ -120,6 +191,51 @@ impl Ledger {
         let ledger = Ledger { db, path };
         ledger.prepare_schema()?;
         Ok(ledger)
+    }
+
+    /// Opens the ledger like [`Ledger::open`], after reading every record it
+    /// holds and checking every page. A damaged ledger (redb finds it
+    /// corrupted, a value does not decode, or redb panics reading it) is moved
+    /// aside to `ledger.redb.damaged-<unix ms>`, kept for inspection, and a new
+    /// empty ledger is opened in its place: what it knew is rebuilt by the
+    /// caller from the checkpoint topic, as for a lost ledger. Errors that
+    /// are not damage (another process holds the ledger, the disk, a newer
+    /// schema) are returned as they are.
+    //
+    // Failure contract: the damaged file is renamed before the new one is
+    // created; a crash between the two leaves no ledger, which the next open
+    // creates (and which the checkpoint topic rebuilds, as ever).
+    pub fn open_healing(dir: &Path) -> Result<(Ledger, Option<Healed>), LedgerError> {
+        let damage = match checked(|| {
+            let mut ledger = Ledger::open(dir)?;
+            ledger.verify()?;
+            Ok(ledger)
+        }) {
+            Ok(ledger) => return Ok((ledger, None)),
+            Err(Checked::Damaged(damage)) => damage,
+            Err(Checked::Failed(e)) => return Err(e),
+        };
+        let path = dir.join(LEDGER_FILE_NAME);
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let moved_to = dir.join(format!("{LEDGER_FILE_NAME}.damaged-{at}"));
+        std::fs::rename(&path, &moved_to).map_err(|source| LedgerError::MoveAside {
+            path: path.clone(),
+            source,
+        })?;
+        let ledger = Ledger::open(dir)?;
+        Ok((ledger, Some(Healed { moved_to, damage })))
+    }
+
+    /// Reads every value of every table and has redb check every page.
+    fn verify(&mut self) -> Result<(), LedgerError> {
+        read_everything(&self.db.begin_read()?)?;
+        self.db.check_integrity().map_err(|source| LedgerError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(())
     }
 
     /// Opens the ledger in `dir` for reading, beside a running writer (the
@@ -440,7 +556,22 @@ impl fmt::Debug for LedgerReader {
 }
 
 impl LedgerReader {
+    /// Opens and reads every record once: a damaged ledger is
+    /// [`LedgerError::Damaged`] here, never a panic in a later read.
     fn open(dir: &Path) -> Result<LedgerReader, LedgerError> {
+        let path = dir.join(LEDGER_FILE_NAME);
+        match checked(|| {
+            let reader = LedgerReader::open_unchecked(dir)?;
+            read_everything(&reader.begin_read()?)?;
+            Ok(reader)
+        }) {
+            Ok(reader) => Ok(reader),
+            Err(Checked::Damaged(damage)) => Err(LedgerError::Damaged { path, damage }),
+            Err(Checked::Failed(e)) => Err(e),
+        }
+    }
+
+    fn open_unchecked(dir: &Path) -> Result<LedgerReader, LedgerError> {
         let path = dir.join(LEDGER_FILE_NAME);
         let db = match builder().open_read_only(&path) {
             Ok(db) => ReaderDb::Live(db),
@@ -632,6 +763,32 @@ fn read_file_by_sha256(r: &ReadTransaction, sha256_hex: &str) -> Result<Option<F
             },
         }),
     }
+}
+
+/// Reads and decodes every value of every table: each page a read can reach.
+fn read_everything(r: &ReadTransaction) -> Result<(), LedgerError> {
+    read_files(r)?;
+    read_in_doubt(r)?;
+    if let Some(txns) = ro_table(r, TXNS)? {
+        for entry in txns.iter()? {
+            let (key, value) = entry?;
+            let (name, seq) = key.value();
+            decode::<TxnRecord>(|| txn_what(name, seq), value.value())?;
+        }
+    }
+    if let Some(index) = ro_multimap(r, SHA256_INDEX)? {
+        for entry in index.iter()? {
+            for name in entry?.1 {
+                name?;
+            }
+        }
+    }
+    if let Some(members) = ro_table(r, GROUP_MEMBERS)? {
+        for entry in members.iter()? {
+            entry?;
+        }
+    }
+    Ok(())
 }
 
 fn read_files(r: &ReadTransaction) -> Result<Vec<FileRecord>, LedgerError> {

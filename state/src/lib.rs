@@ -26,5 +26,5 @@ mod ledger;
 mod record;
 
 pub use error::LedgerError;
-pub use ledger::{Ledger, LedgerReader, LEDGER_FILE_NAME, SCHEMA_VERSION};
+pub use ledger::{Healed, Ledger, LedgerReader, LEDGER_FILE_NAME, SCHEMA_VERSION};
 pub use record::{FileRecord, FileStatus, TxnOutcome, TxnRecord};

@@ -797,3 +797,88 @@ fn read_only_open_after_a_writer_crash_reads_a_repaired_snapshot() {
     // Once a writer has repaired it, readers read the live file again.
     assert!(Ledger::open_read_only(dir.path()).unwrap().follows_writer());
 }
+
+/// A ledger of `files` committed files with a transaction each.
+fn filled_ledger(dir: &Path, files: usize) {
+    let ledger = Ledger::open(dir).unwrap();
+    for i in 0..files {
+        let name = format!("cdr_data_20240101_{i:06}.csv");
+        let r = rec(&name, &format!("{i:064x}"), FileStatus::InProgress);
+        ledger.put_file(&r).unwrap();
+        ledger.txn_intent(&r, 1, 1).unwrap();
+        ledger.txn_committed(&r, 1, 100).unwrap();
+    }
+}
+
+/// Overwrites `len` bytes every `every` bytes from `from`, as a failing disk might.
+fn damage(path: &Path, from: usize, len: usize, every: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut at = from;
+    while at < bytes.len() {
+        let end = (at + len).min(bytes.len());
+        bytes[at..end].fill(0xAB);
+        at += every;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn damaged_copies(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{LEDGER_FILE_NAME}.damaged-")))
+        .collect()
+}
+
+#[test]
+fn a_ledger_with_damaged_pages_is_moved_aside_and_a_new_one_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_ledger(dir.path(), 300);
+    let path = dir.path().join(LEDGER_FILE_NAME);
+    let original = std::fs::read(&path).unwrap();
+    damage(&path, 8192, 2048, 8192);
+    let (ledger, healed) = Ledger::open_healing(dir.path()).unwrap();
+    let healed = healed.expect("the damage is found");
+    assert!(!healed.damage.is_empty());
+    assert!(ledger.files().unwrap().is_empty(), "a new, empty ledger");
+    assert_eq!(damaged_copies(dir.path()).len(), 1);
+    let kept = std::fs::read(&healed.moved_to).unwrap();
+    assert_eq!(kept.len(), original.len(), "the damaged file is kept as it was");
+    drop(ledger);
+    // The new ledger is sound: opened again, nothing to heal.
+    let (_, again) = Ledger::open_healing(dir.path()).unwrap();
+    assert!(again.is_none());
+}
+
+#[test]
+fn a_ledger_whose_header_is_overwritten_is_moved_aside_too() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_ledger(dir.path(), 10);
+    damage(&dir.path().join(LEDGER_FILE_NAME), 0, 512, usize::MAX);
+    let (ledger, healed) = Ledger::open_healing(dir.path()).unwrap();
+    assert!(healed.is_some());
+    assert!(ledger.files().unwrap().is_empty());
+}
+
+#[test]
+fn a_sound_ledger_opens_as_it_is_and_one_held_by_another_writer_is_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_ledger(dir.path(), 20);
+    let (ledger, healed) = Ledger::open_healing(dir.path()).unwrap();
+    assert!(healed.is_none());
+    assert_eq!(ledger.files().unwrap().len(), 20);
+    let second = Ledger::open_healing(dir.path()).unwrap_err();
+    assert!(second.is_held_by_another_writer(), "{second}");
+    assert!(damaged_copies(dir.path()).is_empty());
+}
+
+#[test]
+fn a_read_only_open_of_a_damaged_ledger_says_so_and_leaves_it_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    filled_ledger(dir.path(), 300);
+    damage(&dir.path().join(LEDGER_FILE_NAME), 8192, 2048, 8192);
+    let err = Ledger::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(err, LedgerError::Damaged { .. }), "{err:?}");
+    assert!(err.to_string().contains("is damaged"), "{err}");
+    assert!(damaged_copies(dir.path()).is_empty(), "a reader moves nothing");
+}
