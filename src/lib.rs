@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod escape;
 pub mod failpoint;
 pub mod generate;
 pub mod group;

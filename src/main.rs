@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use cdr_to_redpanda::cli::{Cli, Command, LogFormat};
+use cdr_to_redpanda::escape::EscapingWriter;
 use cdr_to_redpanda::{commands, config};
 use clap::{CommandFactory, Parser};
 
@@ -53,12 +54,14 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
     // Colours only on a terminal: log files and container logs get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // A value's control characters (a file name's newline) are escaped,
+        // so no value can forge a line.
+        LogFormat::Text => builder
+            .with_writer(move || EscapingWriter::new(std::io::stderr(), ansi))
+            .init(),
+        LogFormat::Json => builder.with_writer(std::io::stderr).json().init(),
     }
 }

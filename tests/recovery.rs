@@ -278,3 +278,42 @@ fn a_damaged_ledger_never_crashes_a_command_and_is_healed_with_every_row_still_o
     let out = audit.env("CDR_LOCAL_DIR", dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn a_file_name_with_a_newline_cannot_forge_a_log_or_status_line() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    generate_files(dir.path(), &["--files", "1", "--rows", "10", "--kinds", "data"]);
+    let generated = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let forged = "cdr_data_1\n2026-12-04T18:00:00.000000Z ERROR cdr_to_redpanda: FORGED LINE\r.csv";
+    std::fs::rename(&generated, dir.path().join(forged)).unwrap();
+    let out = once(&topics, dir.path(), ledger.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(stderr.contains("ingest committed"), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| !l.starts_with("2026-12-04T18:00:00.000000Z ERROR")),
+        "a forged line: {stderr}"
+    );
+    assert!(
+        stderr.contains("cdr_data_1\\n2026-12-04T18:00:00.000000Z ERROR cdr_to_redpanda: FORGED LINE\\r.csv"),
+        "{stderr}"
+    );
+    let status = bin()
+        .arg("status")
+        .env("CDR_LEDGER_DIR", ledger.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table
+            .lines()
+            .all(|l| !l.contains("FORGED") || l.contains("cdr_data_1\\n")),
+        "{table}"
+    );
+    assert!(!table.contains('\r'), "{table}");
+}

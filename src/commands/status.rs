@@ -15,6 +15,7 @@ use cdr_state::{FileRecord, FileStatus, LedgerReader};
 use serde::Serialize;
 
 use crate::cli::StatusCommand;
+use crate::escape::escape_controls as shown;
 use crate::group::topic::partition_count;
 use crate::group::view::{self, GroupView};
 use crate::ingest::now_ms;
@@ -239,7 +240,7 @@ fn write_group(g: &GroupView, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "\nfiles waiting per shard:")?;
         writeln!(out, "  {:>5} {:<36} {:>7}  first waiting", "shard", "owner", "files")?;
         for l in &g.lagging_shards {
-            let first = l.lag.first_waiting.as_deref().unwrap_or("");
+            let first = shown(l.lag.first_waiting.as_deref().unwrap_or(""));
             writeln!(
                 out,
                 "  {:>5} {:<36} {:>7}  {first}",
@@ -289,7 +290,10 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
         Some(w) => writeln!(
             out,
             "oldest waiting: {} ({}, {} rows done), seen {:.0} s ago",
-            w.name, w.status, w.rows_done, w.waiting_seconds
+            shown(w.name),
+            w.status,
+            w.rows_done,
+            w.waiting_seconds
         )?,
         None => writeln!(out, "oldest waiting: none")?,
     }
@@ -297,7 +301,7 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "\nin progress:")?;
         writeln!(out, "  {:<40} {:>10}", "file", "rows done")?;
         for f in &r.in_progress {
-            writeln!(out, "  {:<40} {:>10}", f.name, f.rows_done)?;
+            writeln!(out, "  {:<40} {:>10}", shown(&f.name), f.rows_done)?;
         }
     }
     if !r.recent.is_empty() {
@@ -305,7 +309,14 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(out, "  {:<40} {:>10} {:>8} {:>9}", "file", "rows", "invalid", "seconds")?;
         for f in &r.recent {
             let secs = f.seconds.map_or("-".into(), |s| format!("{s:.2}"));
-            writeln!(out, "  {:<40} {:>10} {:>8} {:>9}", f.name, f.rows, f.invalid_rows, secs)?;
+            writeln!(
+                out,
+                "  {:<40} {:>10} {:>8} {:>9}",
+                shown(f.name),
+                f.rows,
+                f.invalid_rows,
+                secs
+            )?;
         }
     }
     if !r.problems.is_empty() {
@@ -320,10 +331,10 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
             writeln!(
                 out,
                 "  {:<40} {:<11} {:>8} {}",
-                f.name,
+                shown(&f.name),
                 status,
                 f.attempts,
-                f.error.as_deref().unwrap_or("")
+                shown(f.error.as_deref().unwrap_or(""))
             )?;
         }
         if r.problems
