@@ -4,6 +4,7 @@
 //! `file`: the optional TOML file beneath the environment.
 
 pub mod file;
+pub mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;

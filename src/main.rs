@@ -5,9 +5,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use cdr_to_redpanda::cli::{Cli, Command, LogFormat};
+use cdr_to_redpanda::config::validate;
 use cdr_to_redpanda::escape::EscapingWriter;
 use cdr_to_redpanda::{commands, config};
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
@@ -19,7 +20,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = Cli::parse_from(&argv);
+    let command = Cli::command();
+    let matches = match command.clone().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) => {
+            let note = validate::origin_note(&e, &command, &argv, &from_file);
+            let _ = e.print();
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let problems = validate::problems(&command, &matches, &from_file);
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.log_format);
     // A panic is a bug, but still a service error: exit 2 like any other (a
     // restart policy treats it so), after the panic's own message.

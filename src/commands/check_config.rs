@@ -5,10 +5,10 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, RunCommand};
+use crate::config::validate::Origin;
 use crate::sink::probe::BrokerProbe;
 
 /// Settings whose values are secrets: printed as `***`.
@@ -32,14 +32,7 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
             continue;
         }
         let id = arg.get_id().as_str();
-        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-        let source = match sub.value_source(id) {
-            Some(ValueSource::CommandLine) => "flag",
-            Some(ValueSource::EnvVariable) if env.as_ref().is_some_and(|e| from_file.contains(e)) => "file",
-            Some(ValueSource::EnvVariable) => "env",
-            Some(ValueSource::DefaultValue) => "default",
-            _ => "unset",
-        };
+        let source = Origin::of(arg, sub, from_file).word();
         let value = match sub.get_raw(id) {
             Some(_) if is_secret_arg(arg) => "***".to_string(),
             Some(raw) => raw
