@@ -16,6 +16,7 @@ pub mod group;
 pub mod ingest;
 pub mod metrics;
 pub mod secret;
+pub mod service;
 pub mod sink;
 pub mod source;
 

@@ -13,21 +13,6 @@ use std::path::Path;
 use anyhow::Context;
 use cdr_state::{Ledger, LedgerError, LedgerReader};
 
-/// Opens the ledger for writing. A damaged one is moved aside, loudly, and a
-/// new one opened: the checkpoint topic rebuilds what it knew, so nothing is
-/// lost and the service does not crash-loop on a file it cannot read.
-fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
-    let (ledger, healed) = Ledger::open_healing(dir)?;
-    if let Some(h) = healed {
-        tracing::warn!(
-            damage = %h.damage, moved_to = %h.moved_to.display(),
-            "the ledger was damaged: moved aside and replaced by a new one; \
-             what it knew is rebuilt from the checkpoint topic (nothing is ingested twice)"
-        );
-    }
-    Ok(ledger)
-}
-
 /// Opens the ledger for reading beside a writer; a damaged one is an error
 /// that says what a writer does about it.
 fn read_ledger(dir: &Path) -> anyhow::Result<LedgerReader> {

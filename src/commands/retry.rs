@@ -11,7 +11,7 @@ use crate::ingest::park::{apply_pending, submit, RetryRequest};
 pub fn retry(args: &RetryCommand) -> anyhow::Result<ExitCode> {
     let dir = &args.ledger.ledger_dir;
     submit(dir, &RetryRequest::new(args.files.clone(), args.all_parked)).context("queueing the retry request")?;
-    match super::open_ledger(dir) {
+    match crate::service::open_ledger(dir) {
         Ok(ledger) => {
             let released = apply_pending(dir, &ledger).context("applying retry requests")?;
             for rec in &released {

@@ -5,7 +5,7 @@
 //! - ready (`/readyz`): startup is done (brokers reached, every slot's
 //!   producer initialised, checkpoints read, in-doubt transactions settled)
 //!   AND the most recent source listing succeeded AND the most recent broker
-//!   probe (a metadata request every few seconds, see `commands::ingest`)
+//!   probe (a metadata request every few seconds, see `service`)
 //!   succeeded. Each flag is rewritten by every attempt, so readiness follows
 //!   an outage within one probe or poll interval, both ways.
 

@@ -1,0 +1,362 @@
+//! The service: the configured source, ledger and Kafka wired into the
+//! engine and driven, once (`once`) or as a daemon (`run`). The commands
+//! only parse, call here and turn the outcome into output and an exit code.
+//!
+//! - `wait`: sleeps and retries that a shutdown cuts short;
+//! - `gauges`: the brokers' reachability for `/readyz`, files waiting;
+//! - `signals`: SIGTERM/SIGINT, with the shutdown deadline.
+
+mod gauges;
+mod signals;
+mod wait;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cdr_state::{Ledger, LedgerError};
+
+use crate::backoff::backoff;
+use crate::cli::{IngestCommand, RunCommand};
+use crate::group::topic::ensure_assignment_topic;
+use crate::group::{Group, GroupError};
+use crate::ingest::engine::{EngineError, PassSummary};
+use crate::ingest::park::{self, RequestError, Stuck};
+use crate::ingest::workers::Workers;
+use crate::ingest::{now_ms, Shutdown};
+use crate::metrics::server::{self, ServerError};
+use crate::metrics::HEALTH;
+use crate::sink::limits::{self, RecordLimits};
+use crate::sink::topics::{ensure_topics, TopicError};
+use crate::source::select::Selector;
+use crate::source::{RemoteFile, Source, SourceError};
+use gauges::{spawn_broker_probe, update_waiting};
+use signals::watch_signals;
+use wait::{sleep_unless_stopped, wait_for};
+
+/// Why the service stopped short; each says what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The ledger could not be opened.
+    #[error("opening the ledger in {}", dir.display())]
+    OpenLedger {
+        /// The ledger directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: LedgerError,
+    },
+    /// The ledger refused a write: the service cannot keep its record.
+    #[error("writing the ledger")]
+    Ledger(#[from] LedgerError),
+    /// A `retry` request could not be applied.
+    #[error("applying retry requests")]
+    RetryRequests(#[from] RequestError),
+    /// The source settings do not make a source.
+    #[error("configuring the source")]
+    SourceConfig(#[source] SourceError),
+    /// The source could not be listed.
+    #[error("listing the source")]
+    Listing(#[source] SourceError),
+    /// The topics could not be created or their limits learned.
+    #[error("preparing topics")]
+    Topics(#[from] TopicError),
+    /// Joining the group or following its assignment failed.
+    #[error("following the group's assignment")]
+    Group(#[from] GroupError),
+    /// The engine stopped (fenced, the ledger, a fatal Kafka error).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Metrics(#[from] ServerError),
+    /// The broker probe could not be created.
+    #[error("creating the broker probe")]
+    Probe(#[source] rdkafka::error::KafkaError),
+    /// A helper thread or runtime could not start.
+    #[error("starting a helper thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Opens the ledger for writing. A damaged one is moved aside, loudly, and a
+/// new one opened: the checkpoint topic rebuilds what it knew, so nothing is
+/// lost and the service does not crash-loop on a file it cannot read.
+pub fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
+    let (ledger, healed) = Ledger::open_healing(dir)?;
+    if let Some(h) = healed {
+        tracing::warn!(
+            damage = %h.damage, moved_to = %h.moved_to.display(),
+            "the ledger was damaged: moved aside and replaced by a new one; \
+             what it knew is rebuilt from the checkpoint topic (nothing is ingested twice)"
+        );
+    }
+    Ok(ledger)
+}
+
+/// Opens the ledger, applies pending `retry` requests, and starts `slots`
+/// worker slots, each with its own source.
+fn start_workers(
+    args: &IngestCommand,
+    slots: u32,
+    shutdown: &Shutdown,
+    limits: &RecordLimits,
+    group: Option<Group>,
+) -> Result<Workers, ServiceError> {
+    let dir = &args.ledger.ledger_dir;
+    let ledger = open_ledger(dir).map_err(|source| ServiceError::OpenLedger {
+        dir: dir.clone(),
+        source,
+    })?;
+    park::apply_pending(dir, &ledger)?;
+    let mut settings = args.ingest.settings(&args.kafka, &args.ledger);
+    let build = |n: u32| {
+        (0..n)
+            .map(|_| args.source.build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServiceError::SourceConfig)
+    };
+    let sources = build(slots)?;
+    // Sessions open on first use: the read-ahead ones at the first file.
+    let ahead = build(if settings.read_ahead { slots } else { 0 })?;
+    tracing::info!(source = %sources[0].describe(), slots, read_ahead = settings.read_ahead, "source configured");
+    settings.shutdown = shutdown.clone();
+    settings.limits = limits.clone();
+    let mut kafka = args.kafka.kafka_config();
+    kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
+    Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)
+}
+
+/// The admin client is async; its requests are driven on a small runtime.
+fn admin_runtime() -> Result<tokio::runtime::Runtime, ServiceError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServiceError::Thread)
+}
+
+/// Creates missing topics, then learns how large a record each accepts.
+fn prepare_topics(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<RecordLimits, TopicError> {
+    let created = rt.block_on(ensure_topics(&args.kafka.kafka_config(), &args.kafka.topics()))?;
+    if !created.is_empty() {
+        tracing::info!(topics = ?created, "topics created");
+    }
+    learn_limits(rt, args)
+}
+
+fn learn_limits(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<RecordLimits, TopicError> {
+    let t = args.kafka.topics();
+    let topics = [t.data.as_str(), t.voice.as_str(), t.dlq.as_str()];
+    let limits = rt.block_on(limits::learn(&args.kafka.kafka_config(), &topics))?;
+    tracing::debug!(?limits, "record size limits");
+    Ok(limits)
+}
+
+/// Lists the source, retrying transient failures a few times.
+fn list(source: &mut dyn Source) -> Result<Vec<RemoteFile>, SourceError> {
+    let mut attempt = 0;
+    loop {
+        match source.list() {
+            Err(e) if e.is_transient() && attempt < 5 => {
+                tracing::warn!(error = %e, attempt, "listing failed; retrying");
+                std::thread::sleep(backoff(attempt));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn log_summary(s: &PassSummary, took: Duration) {
+    tracing::info!(
+        committed = s.committed,
+        skipped = s.skipped,
+        failed = s.failed,
+        retrying = s.retrying,
+        parked = s.parked,
+        conflicts = s.conflicts,
+        duplicates = s.duplicates,
+        deferred = s.deferred,
+        interrupted = s.interrupted,
+        rows = s.rows,
+        invalid_rows = s.invalid_rows,
+        seconds = format_args!("{:.2}", took.as_secs_f64()),
+        "pass finished"
+    );
+}
+
+/// What one pass did, and what the ledger says is stuck after it.
+#[derive(Debug, Clone)]
+pub struct OnceOutcome {
+    /// The pass's own counts.
+    pub summary: PassSummary,
+    /// The files it took that this pass or an earlier one left failed,
+    /// parked, backing off or in conflict.
+    pub stuck: Stuck,
+}
+
+impl OnceOutcome {
+    /// Whether anything needs an operator or another pass.
+    pub fn needs_attention(&self) -> bool {
+        self.stuck.total() + self.summary.deferred > 0
+    }
+}
+
+/// One pass: two listings a settle interval apart, so only files that stood
+/// still in between are taken.
+pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
+    let limits = prepare_topics(&admin_runtime()?, args)?;
+    let mut workers = start_workers(args, 1, &Shutdown::default(), &limits, None)?;
+    let mut selector = Selector::new(args.source.select_config());
+    let first = list(workers.source_mut()).map_err(ServiceError::Listing)?;
+    selector.ready(&first, now_ms());
+    std::thread::sleep(selector.config().settle);
+    // Files too young or still changing are left for the next run.
+    let ready = selector.ready(&list(workers.source_mut()).map_err(ServiceError::Listing)?, now_ms());
+    let started = Instant::now();
+    let names: Vec<String> = ready.iter().map(|f| f.name.clone()).collect();
+    let summary = workers.pass(ready)?;
+    log_summary(&summary, started.elapsed());
+    // What this pass or an earlier one left stuck, as the ledger has it now.
+    let stuck = Stuck::of(workers.ledger(), names.iter().map(String::as_str), now_ms())?;
+    Ok(OnceOutcome { summary, stuck })
+}
+
+/// How often the daemon asks the cluster again for the topics' record limits.
+const LIMITS_REFRESH: Duration = Duration::from_secs(60);
+
+/// The daemon. The first SIGTERM/SIGINT stops taking new files and ends
+/// the current chunk early; it commits, the file stays in progress, and the
+/// process exits 0 (or 1 if that takes longer than the shutdown deadline). A
+/// second signal exits at once (still safe: the ledger and the broker
+/// recover on the next start).
+pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
+    let shutdown = Shutdown::default();
+    watch_signals(shutdown.clone(), Duration::from_secs(args.shutdown_timeout_seconds))?;
+    if let Some(addr) = &args.metrics_addr {
+        server::serve(addr)?;
+    }
+    if args.workers > 2 && args.group.group.is_none() {
+        tracing::warn!(
+            workers = args.workers,
+            "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle"
+        );
+    }
+    let common = &args.common;
+    let kafka = common.kafka.kafka_config();
+    // Brokers first (the topics must exist before anything is produced),
+    // then the source; both waited for, so the order of container starts
+    // does not matter. Permanent errors (too few brokers, refused login)
+    // stop here with their reason.
+    let rt = admin_runtime()?;
+    let mut limits = RecordLimits::default();
+    let reached = wait_for(
+        "brokers",
+        &shutdown,
+        || prepare_topics(&rt, common).map(|l| limits = l),
+        |e| matches!(e, TopicError::Kafka(_)),
+    )?;
+    if !reached {
+        stopped();
+        return Ok(());
+    }
+    HEALTH.set_brokers_ok(true);
+    let mut probe_source = common.source.build().map_err(ServiceError::SourceConfig)?;
+    let reached = wait_for(
+        "the source",
+        &shutdown,
+        || probe_source.list().map(|_| ()),
+        SourceError::is_transient,
+    )
+    .map_err(ServiceError::Listing)?;
+    drop(probe_source);
+    if !reached {
+        stopped();
+        return Ok(());
+    }
+    HEALTH.set_source_ok(true);
+    let group = match &args.group.group {
+        Some(name) => Some(join_group(&rt, args, name)?),
+        None => None,
+    };
+    let mut workers = start_workers(common, args.workers, &shutdown, &limits, group)?;
+    if let Some(g) = workers.group() {
+        // So that `status --group` on this ledger knows which member it is.
+        workers.ledger().set_group_member(g.name(), g.member_name())?;
+    }
+    spawn_broker_probe(&kafka, &common.kafka.checkpoint_topic)?;
+    HEALTH.set_started();
+    tracing::info!("running");
+    let mut selector = Selector::new(common.source.select_config());
+    let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
+    let mut limits_learned = Instant::now();
+    while !shutdown.requested() {
+        park::apply_pending(&common.ledger.ledger_dir, workers.ledger())?;
+        match workers.take_over_shards() {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "taking shards over failed; tried again at the next poll");
+            }
+            other => other?,
+        }
+        match list(workers.source_mut()) {
+            Ok(listing) => {
+                HEALTH.set_source_ok(true);
+                update_waiting(&listing, workers.ledger(), common.ingest.on_changed, workers.group());
+                let ready = selector.ready(&listing, now_ms());
+                if !ready.is_empty() {
+                    // A topic's limit may have changed since it was learned.
+                    // Asked only while the brokers answer the probe, so an
+                    // outage does not stall the loop; failing, the last
+                    // answer stands.
+                    if HEALTH.brokers_ok() && limits_learned.elapsed() >= LIMITS_REFRESH {
+                        match learn_limits(&rt, common) {
+                            Ok(l) => workers.set_limits(&l),
+                            Err(e) => tracing::warn!(error = %e, "could not refresh record size limits"),
+                        }
+                        limits_learned = Instant::now();
+                    }
+                    let started = Instant::now();
+                    let summary = workers.pass(ready)?;
+                    if summary.committed
+                        + summary.failed
+                        + summary.retrying
+                        + summary.parked
+                        + summary.deferred
+                        + summary.interrupted
+                        > 0
+                    {
+                        log_summary(&summary, started.elapsed());
+                    }
+                }
+            }
+            Err(e) => {
+                HEALTH.set_source_ok(false);
+                tracing::warn!(error = %e, "source unavailable; will retry");
+            }
+        }
+        sleep_unless_stopped(interval, &shutdown);
+    }
+    stopped();
+    Ok(())
+}
+
+/// Creates the assignment topic if needed and joins the group.
+fn join_group(rt: &tokio::runtime::Runtime, args: &RunCommand, name: &str) -> Result<Group, ServiceError> {
+    let common = &args.common;
+    let kafka = common.kafka.kafka_config();
+    let shards = rt.block_on(ensure_assignment_topic(
+        &kafka,
+        &args.group.group_topic,
+        args.group.group_shards,
+        common.kafka.replication_factor,
+    ))?;
+    Ok(Group::join(
+        &kafka,
+        &args.group,
+        name,
+        shards,
+        &common.kafka.checkpoint_topic,
+    )?)
+}
+
+fn stopped() {
+    tracing::info!("stopped on signal");
+}
