@@ -113,15 +113,21 @@ fn a_file_removed_after_listing_is_gone() {
 }
 
 #[test]
-fn staging_write_failure_is_an_io_error_naming_the_staging_file() {
+fn staging_write_failure_is_a_staging_error_naming_the_staging_file_and_no_connection_fault() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "cdr_data_1.csv", b"a");
     let mut source = LocalSource::new(dir.path());
     let file = listed(&mut source, "cdr_data_1.csv");
     let staging = dir.path().join("no-such-dir/staged");
     match source.fetch(&file, &staging) {
-        Err(SourceError::Io { context, .. }) => assert!(context.contains("staging"), "{context}"),
-        other => panic!("expected Io, got {other:?}"),
+        Err(e @ SourceError::Staging { .. }) => {
+            assert!(
+                e.to_string().contains("writing staging file") && e.to_string().contains("no-such-dir"),
+                "{e}"
+            );
+            assert!(!e.is_transient(), "no reconnect can help our own disk");
+        }
+        other => panic!("expected Staging, got {other:?}"),
     }
 }
 
