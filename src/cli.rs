@@ -140,7 +140,7 @@ pub struct StatusCommand {
     #[arg(
         long,
         env = "CDR_GROUP_TOPIC",
-        default_value = "cdr-ingest-shards",
+        default_value = crate::group::DEFAULT_GROUP_TOPIC,
         help_heading = "Group"
     )]
     pub group_topic: String,

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 
+use crate::ingest;
 use crate::ingest::park::ParkPolicy;
 use crate::ingest::{AfterIngest, IngestSettings, OnChanged};
 use crate::parse::Validation;
 use crate::secret::{Property, Secret};
-use crate::sink::topics::TopicLayout;
-use crate::sink::KafkaConfig;
+use crate::sink::topics::{self, TopicLayout};
+use crate::sink::{producer, KafkaConfig};
 use crate::source::local::LocalSource;
-use crate::source::select::{SelectConfig, DEFAULT_PATTERNS};
-use crate::source::sftp::{HostKeyPolicy, PrivateKey, SecretSource, SftpConfig, SftpSource};
+use crate::source::select::{self, SelectConfig, DEFAULT_PATTERNS};
+use crate::source::sftp::{self, HostKeyPolicy, PrivateKey, SecretSource, SftpConfig, SftpSource};
 use crate::source::{Source, SourceError};
 
 /// Where files come from and which of them are taken.
@@ -35,7 +36,7 @@ pub struct SourceArgs {
     #[arg(long, env = "SFTP_HOST", default_value = "sftp")]
     pub sftp_host: String,
     /// SFTP port.
-    #[arg(long, env = "SFTP_PORT", default_value_t = 22)]
+    #[arg(long, env = "SFTP_PORT", default_value_t = sftp::DEFAULT_PORT)]
     pub sftp_port: u16,
     /// SFTP user name.
     #[arg(long, env = "SFTP_USER", default_value = "cdr_data")]
@@ -70,10 +71,10 @@ pub struct SourceArgs {
     #[arg(long, env = "CDR_FILE_PATTERNS", value_delimiter = ',', default_values_t = DEFAULT_PATTERNS.map(String::from))]
     pub patterns: Vec<String>,
     /// Seconds a file's size and mtime must stay unchanged before it is taken.
-    #[arg(long, env = "CDR_SETTLE_SECONDS", default_value_t = 5)]
+    #[arg(long, env = "CDR_SETTLE_SECONDS", default_value_t = select::DEFAULT_SETTLE.as_secs())]
     pub settle_seconds: u64,
     /// Minimum age of a file's mtime, seconds.
-    #[arg(long, env = "CDR_MIN_AGE_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "CDR_MIN_AGE_SECONDS", default_value_t = select::DEFAULT_MIN_AGE.as_secs())]
     pub min_age_seconds: u64,
     /// Take a file only when `<name><suffix>` exists too (e.g. .done).
     #[arg(long, env = "CDR_MARKER_SUFFIX")]
@@ -139,38 +140,38 @@ pub struct KafkaArgs {
     )]
     pub brokers: String,
     /// Topic for data CDRs.
-    #[arg(long, env = "CDR_DATA_TOPIC", default_value = "cdr-data")]
+    #[arg(long, env = "CDR_DATA_TOPIC", default_value = topics::DEFAULT_DATA_TOPIC)]
     pub data_topic: String,
     /// Topic for voice CDRs.
-    #[arg(long, env = "CDR_VOICE_TOPIC", default_value = "cdr-voice")]
+    #[arg(long, env = "CDR_VOICE_TOPIC", default_value = topics::DEFAULT_VOICE_TOPIC)]
     pub voice_topic: String,
     /// Dead-letter topic for invalid rows.
-    #[arg(long, env = "CDR_DLQ_TOPIC", default_value = "cdr-dlq")]
+    #[arg(long, env = "CDR_DLQ_TOPIC", default_value = topics::DEFAULT_DLQ_TOPIC)]
     pub dlq_topic: String,
     /// Compacted topic holding each file's committed progress.
-    #[arg(long, env = "CDR_CHECKPOINT_TOPIC", default_value = "cdr-ingest-checkpoints")]
+    #[arg(long, env = "CDR_CHECKPOINT_TOPIC", default_value = topics::DEFAULT_CHECKPOINT_TOPIC)]
     pub checkpoint_topic: String,
     /// Partitions of topics the service creates.
-    #[arg(long, env = "CDR_TOPIC_PARTITIONS", default_value_t = 12)]
+    #[arg(long, env = "CDR_TOPIC_PARTITIONS", default_value_t = topics::DEFAULT_PARTITIONS)]
     pub partitions: i32,
     /// Replication factor of topics the service creates.
-    #[arg(long, env = "CDR_TOPIC_REPLICATION", default_value_t = 3)]
+    #[arg(long, env = "CDR_TOPIC_REPLICATION", default_value_t = topics::DEFAULT_REPLICATION)]
     pub replication_factor: i32,
     /// retention.ms of the record topics the service creates (-1: forever).
     /// Kafka timestamps are the CDRs' event times, so a time-based retention
     /// counts from the call, not from the ingest.
-    #[arg(long, env = "CDR_TOPIC_RETENTION_MS", default_value_t = -1, allow_hyphen_values = true)]
+    #[arg(long, env = "CDR_TOPIC_RETENTION_MS", default_value_t = topics::DEFAULT_RETENTION_MS, allow_hyphen_values = true)]
     pub topic_retention_ms: i64,
     /// transactional.id prefix; slot N uses `<prefix>-<N>`, a group's shard N
     /// `<prefix>-<group>-shard-<N>`. Two instances outside a group fence each
     /// other with one prefix (and with two, each ingests every file: use --group)
-    #[arg(long, env = "CDR_TRANSACTIONAL_ID_PREFIX", default_value = "cdr-to-redpanda")]
+    #[arg(long, env = "CDR_TRANSACTIONAL_ID_PREFIX", default_value = producer::DEFAULT_TRANSACTIONAL_ID_PREFIX)]
     pub transactional_id_prefix: String,
     /// Exactly-once transactions; `false` only to measure what they cost.
     #[arg(long, env = "CDR_TRANSACTIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub transactions: bool,
     /// Producer transaction timeout, seconds (under the broker's transaction.max.timeout.ms).
-    #[arg(long, env = "CDR_TRANSACTION_TIMEOUT_SECONDS", default_value_t = 60)]
+    #[arg(long, env = "CDR_TRANSACTION_TIMEOUT_SECONDS", default_value_t = producer::DEFAULT_TRANSACTION_TIMEOUT_SECONDS)]
     pub transaction_timeout_seconds: u64,
     /// librdkafka property passed through, `key=value`; repeatable
     /// (e.g. security.protocol=SASL_SSL). Also KAFKA_CONFIG_<KEY> env vars,
@@ -226,10 +227,10 @@ pub struct LedgerArgs {
 #[allow(rustdoc::invalid_html_tags)]
 pub struct IngestArgs {
     /// Most rows in one Kafka transaction.
-    #[arg(long, env = "CDR_CHUNK_ROWS", default_value_t = 100_000)]
+    #[arg(long, env = "CDR_CHUNK_ROWS", default_value_t = ingest::DEFAULT_CHUNK_ROWS)]
     pub chunk_rows: u64,
     /// Longest a transaction stays open, seconds.
-    #[arg(long, env = "CDR_CHUNK_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "CDR_CHUNK_SECONDS", default_value_t = ingest::DEFAULT_CHUNK_SECONDS)]
     pub chunk_seconds: u64,
     /// Accepted data_type values, comma-separated.
     #[arg(
@@ -248,7 +249,7 @@ pub struct IngestArgs {
     /// Rows whose event time is more than this many seconds ahead of the
     /// clock go to the dead-letter topic: Kafka refuses timestamps more than
     /// message.timestamp.after.max.ms (1 h by default) in the future.
-    #[arg(long, env = "CDR_MAX_FUTURE_SECONDS", default_value_t = 3300)]
+    #[arg(long, env = "CDR_MAX_FUTURE_SECONDS", default_value_t = ingest::DEFAULT_MAX_FUTURE_SECONDS)]
     pub max_future_seconds: u64,
     /// A name ingested before that arrives with different bytes: record a
     /// conflict, or ingest it again as a new version.
@@ -270,14 +271,14 @@ pub struct IngestArgs {
     /// Failures with a transient cause (file unreadable, a chunk the brokers
     /// kept failing while they answered) before a file is parked; `retry`
     /// releases it.
-    #[arg(long, env = "CDR_FILE_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "CDR_FILE_ATTEMPTS", default_value_t = ParkPolicy::DEFAULT.max_attempts, value_parser = clap::value_parser!(u32).range(1..))]
     pub file_attempts: u32,
     /// Wait after a file's first counted failure, seconds; doubled after each
     /// further one.
-    #[arg(long, env = "CDR_FILE_BACKOFF_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "CDR_FILE_BACKOFF_SECONDS", default_value_t = ParkPolicy::DEFAULT.backoff.as_secs())]
     pub file_backoff_seconds: u64,
     /// Longest wait between a file's attempts, seconds.
-    #[arg(long, env = "CDR_FILE_BACKOFF_MAX_SECONDS", default_value_t = 900)]
+    #[arg(long, env = "CDR_FILE_BACKOFF_MAX_SECONDS", default_value_t = ParkPolicy::DEFAULT.backoff_cap.as_secs())]
     pub file_backoff_max_seconds: u64,
 }
 

@@ -29,6 +29,9 @@ use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
 use membership::{JoinSettings, Membership, Shards};
 
 /// Settings of group mode (`run` only).
+/// Default assignment topic of a group.
+pub const DEFAULT_GROUP_TOPIC: &str = "cdr-ingest-shards";
+
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Group")]
 pub struct GroupArgs {
@@ -39,7 +42,7 @@ pub struct GroupArgs {
     pub group: Option<String>,
     /// Topic whose partitions are the group's shards (created if missing;
     /// holds no records)
-    #[arg(long, env = "CDR_GROUP_TOPIC", default_value = "cdr-ingest-shards")]
+    #[arg(long, env = "CDR_GROUP_TOPIC", default_value = DEFAULT_GROUP_TOPIC)]
     pub group_topic: String,
     /// Shards when the assignment topic is created; an existing topic's
     /// partition count wins. Keep it well above the most instances you will run

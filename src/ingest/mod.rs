@@ -47,6 +47,14 @@ pub enum AfterIngest {
     Move(String),
 }
 
+/// Default rows per transaction.
+pub const DEFAULT_CHUNK_ROWS: u64 = 100_000;
+/// Default longest time a transaction stays open, seconds.
+pub const DEFAULT_CHUNK_SECONDS: u64 = 10;
+/// Default: event times further ahead of the clock than this many seconds
+/// are invalid rows.
+pub const DEFAULT_MAX_FUTURE_SECONDS: u64 = 3300;
+
 /// Everything the engine needs besides its connections.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -100,8 +108,8 @@ impl IngestSettings {
     pub fn new(staging_dir: PathBuf) -> Self {
         IngestSettings {
             topics: TopicLayout::default(),
-            chunk_rows: 100_000,
-            chunk_time: Duration::from_secs(10),
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            chunk_time: Duration::from_secs(DEFAULT_CHUNK_SECONDS),
             validation: Validation::default(),
             on_changed: OnChanged::Conflict,
             allow_duplicate_content: false,
@@ -111,7 +119,7 @@ impl IngestSettings {
             error_dir: None,
             max_chunk_attempts: 20,
             replay_backoff: Backoff::TRANSIENT,
-            max_future: Duration::from_secs(3300),
+            max_future: Duration::from_secs(DEFAULT_MAX_FUTURE_SECONDS),
             limits: RecordLimits::default(),
             park: ParkPolicy::default(),
             shutdown: Shutdown::default(),

@@ -32,13 +32,19 @@ pub struct ParkPolicy {
     pub backoff_cap: Duration,
 }
 
+impl ParkPolicy {
+    /// Five counted attempts, 30 s after the first failure, doubling up to
+    /// 15 minutes: the flags' defaults too.
+    pub const DEFAULT: ParkPolicy = ParkPolicy {
+        max_attempts: 5,
+        backoff: Duration::from_secs(30),
+        backoff_cap: Duration::from_secs(900),
+    };
+}
+
 impl Default for ParkPolicy {
     fn default() -> Self {
-        ParkPolicy {
-            max_attempts: 5,
-            backoff: Duration::from_secs(30),
-            backoff_cap: Duration::from_secs(900),
-        }
+        ParkPolicy::DEFAULT
     }
 }
 

@@ -22,6 +22,12 @@ use crate::secret::Property;
 /// full queue stops the producer.
 pub const DEFAULT_BATCH_BYTES: usize = 262_144;
 
+/// Default prefix of the transactional ids (`<prefix>-<slot>`).
+pub const DEFAULT_TRANSACTIONAL_ID_PREFIX: &str = "cdr-to-redpanda";
+/// Default producer transaction timeout, seconds: under the brokers'
+/// `transaction.max.timeout.ms` (15 minutes by default).
+pub const DEFAULT_TRANSACTION_TIMEOUT_SECONDS: u64 = 60;
+
 /// How to reach the brokers and how to produce.
 #[derive(Clone, Debug)]
 pub struct KafkaConfig {
@@ -52,9 +58,9 @@ impl KafkaConfig {
     pub fn new(brokers: impl Into<String>) -> Self {
         KafkaConfig {
             brokers: brokers.into(),
-            transactional_id_prefix: "cdr-to-redpanda".into(),
+            transactional_id_prefix: DEFAULT_TRANSACTIONAL_ID_PREFIX.into(),
             transactions: true,
-            transaction_timeout: Duration::from_secs(60),
+            transaction_timeout: Duration::from_secs(DEFAULT_TRANSACTION_TIMEOUT_SECONDS),
             operation_timeout: Duration::from_secs(60),
             batch_bytes: DEFAULT_BATCH_BYTES,
             overrides: Vec::new(),

@@ -39,16 +39,31 @@ impl TopicLayout {
     }
 }
 
+/// Default topic of data CDRs.
+pub const DEFAULT_DATA_TOPIC: &str = "cdr-data";
+/// Default topic of voice CDRs.
+pub const DEFAULT_VOICE_TOPIC: &str = "cdr-voice";
+/// Default dead-letter topic.
+pub const DEFAULT_DLQ_TOPIC: &str = "cdr-dlq";
+/// Default checkpoint topic.
+pub const DEFAULT_CHECKPOINT_TOPIC: &str = "cdr-ingest-checkpoints";
+/// Default partitions of a topic the service creates.
+pub const DEFAULT_PARTITIONS: i32 = 12;
+/// Default replication factor of a topic the service creates.
+pub const DEFAULT_REPLICATION: i32 = 3;
+/// Default retention of a topic the service creates: forever.
+pub const DEFAULT_RETENTION_MS: i64 = -1;
+
 impl Default for TopicLayout {
     fn default() -> Self {
         TopicLayout {
-            data: "cdr-data".into(),
-            voice: "cdr-voice".into(),
-            dlq: "cdr-dlq".into(),
-            checkpoints: "cdr-ingest-checkpoints".into(),
-            partitions: 12,
-            replication: 3,
-            retention_ms: -1,
+            data: DEFAULT_DATA_TOPIC.into(),
+            voice: DEFAULT_VOICE_TOPIC.into(),
+            dlq: DEFAULT_DLQ_TOPIC.into(),
+            checkpoints: DEFAULT_CHECKPOINT_TOPIC.into(),
+            partitions: DEFAULT_PARTITIONS,
+            replication: DEFAULT_REPLICATION,
+            retention_ms: DEFAULT_RETENTION_MS,
         }
     }
 }
