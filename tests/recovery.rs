@@ -88,8 +88,14 @@ fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
     bytes.extend_from_slice(b"27831234567,17,100,200,text,10.0.0.1,http://example.com,2024-01-01 00:00:01\n");
     std::fs::write(&data_file, &bytes).unwrap();
 
+    // A conflict needs an operator: `once` says so with exit 1.
     let out = once(&topics, dir.path(), ledger.path(), &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("conflicts 1"),
+        "{}",
+        output_text(&out)
+    );
     assert_eq!(keys(&topics.data).len(), 50, "a conflicting file must not be ingested");
     let status = status_json(ledger.path());
     assert_eq!(status["counts"]["conflict"], 1);
