@@ -9,12 +9,17 @@ use std::process::Output;
 
 use common::*;
 
-fn once(topics: &Topics, dir: &Path, ledger: &Path, extra: &[&str]) -> Output {
+/// The binary with `args` over the local directory `dir`, these topics and `ledger`.
+fn command(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> Output {
     let mut cmd = bin();
-    cmd.arg("once").args(extra);
+    cmd.args(args);
     topics.apply(&mut cmd, ledger);
     cmd.env("CDR_LOCAL_DIR", dir);
     cmd.output().unwrap()
+}
+
+fn once(topics: &Topics, dir: &Path, ledger: &Path, extra: &[&str]) -> Output {
+    command(topics, dir, ledger, &[&["once"], extra].concat())
 }
 
 fn status_json(ledger: &Path) -> serde_json::Value {
@@ -229,10 +234,7 @@ fn a_damaged_ledger_never_crashes_a_command_and_is_healed_with_every_row_still_o
 
     // The readers say it is damaged and what a writer does; no panic.
     for args in [&["status"][..], &["audit"][..]] {
-        let mut cmd = bin();
-        cmd.args(args);
-        topics.apply(&mut cmd, ledger.path());
-        let out = cmd.env("CDR_LOCAL_DIR", dir.path()).output().unwrap();
+        let out = command(&topics, dir.path(), ledger.path(), args);
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(
@@ -278,10 +280,7 @@ fn a_damaged_ledger_never_crashes_a_command_and_is_healed_with_every_row_still_o
     let unique: BTreeSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), all.len(), "every row exactly once");
     assert_eq!(unique.len(), expected_keys(dir.path()).len());
-    let mut audit = bin();
-    audit.arg("audit");
-    topics.apply(&mut audit, ledger.path());
-    let out = audit.env("CDR_LOCAL_DIR", dir.path()).output().unwrap();
+    let out = command(&topics, dir.path(), ledger.path(), &["audit"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
