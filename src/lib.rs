@@ -14,6 +14,7 @@ pub mod failpoint;
 pub mod generate;
 pub mod group;
 pub mod ingest;
+pub mod logging;
 pub mod metrics;
 pub mod secret;
 pub mod service;

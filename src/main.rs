@@ -4,10 +4,10 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use cdr_to_redpanda::cli::{Cli, Command, LogFormat};
+use cdr_to_redpanda::cli::{Cli, Command};
 use cdr_to_redpanda::config::validate;
-use cdr_to_redpanda::escape::EscapingWriter;
-use cdr_to_redpanda::{commands, config};
+use cdr_to_redpanda::secret::scrub;
+use cdr_to_redpanda::{commands, config, logging};
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let problems = validate::problems(&command, &matches, &from_file);
     if !problems.is_empty() {
         for p in problems {
-            eprintln!("error: {p}");
+            eprintln!("error: {}", scrub(&p));
         }
         return ExitCode::from(2);
     }
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.log_format);
+    logging::init(cli.log_format);
     // A panic is a bug, but still a service error: exit 2 like any other (a
     // restart policy treats it so), after the panic's own message.
     let result = std::panic::catch_unwind(|| dispatch(cli.command, &argv, &from_file)).unwrap_or_else(|_| {
@@ -54,7 +54,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // librdkafka's errors quote the property they refuse, value and all.
+            eprintln!("error: {}", scrub(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -70,21 +71,5 @@ fn dispatch(command: Command, argv: &[OsString], from_file: &config::file::Appli
         Command::CheckConfig(args) => commands::check_config::check_config(&args, argv, from_file),
         Command::Healthcheck(args) => commands::healthcheck::healthcheck(&args),
         Command::Audit(args) => commands::audit::audit(&args),
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn"));
-    // Colours only on a terminal: log files and container logs get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
-    match format {
-        // A value's control characters (a file name's newline) are escaped,
-        // so no value can forge a line.
-        LogFormat::Text => builder
-            .with_writer(move || EscapingWriter::new(std::io::stderr(), ansi))
-            .init(),
-        LogFormat::Json => builder.with_writer(std::io::stderr).json().init(),
     }
 }

@@ -2,9 +2,62 @@
 //! secret-named [`Property`] show as `***` in Debug and Display, so a config
 //! struct can derive `Debug` and a new secret field is masked by its type,
 //! not by somebody remembering to.
+//!
+//! Other code may still echo a secret it was handed: librdkafka's errors
+//! quote the property they refuse, with its value. So every secret that
+//! enters through these types is also remembered, and [`scrub`] masks each
+//! remembered value in any text: the error line and every log line pass
+//! through it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard};
+
+/// Secret values seen so far, for [`scrub`].
+static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Shorter values are not scrubbed: masking every occurrence of one or two
+/// characters would garble the text and hide nothing.
+const SCRUB_MIN_LEN: usize = 3;
+
+fn seen() -> MutexGuard<'static, Vec<String>> {
+    // A panic while holding it left a list that is still whole.
+    SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Remembers `value` as a secret for [`scrub`]; a JAAS configuration's own
+/// `password="..."` is remembered apart too, as messages may quote it alone.
+fn remember(value: &str) {
+    let mut seen = seen();
+    let mut add = |v: &str| {
+        if v.len() >= SCRUB_MIN_LEN && !seen.iter().any(|s| s == v) {
+            seen.push(v.to_string());
+        }
+    };
+    add(value);
+    for part in value.split("password=").skip(1) {
+        let quoted = part.trim_start_matches(['"', '\'']);
+        let end = quoted.find(['"', '\'', ';', ' ']).unwrap_or(quoted.len());
+        add(&quoted[..end]);
+    }
+}
+
+/// `text` with every remembered secret value replaced by `***`.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let seen = seen();
+    if !seen.iter().any(|s| text.contains(s.as_str())) {
+        return Cow::Borrowed(text);
+    }
+    // Longest first, so a value containing another is masked whole.
+    let mut values: Vec<&String> = seen.iter().collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_string();
+    for v in values {
+        out = out.replace(v.as_str(), MASK);
+    }
+    Cow::Owned(out)
+}
 
 /// What a masked value prints as.
 pub const MASK: &str = "***";
@@ -14,9 +67,11 @@ pub const MASK: &str = "***";
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a secret value.
+    /// Wraps a secret value (and remembers it for [`scrub`]).
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        remember(&value);
+        Secret(value)
     }
 
     /// The value, for the one call that needs it (an authentication).
@@ -75,12 +130,16 @@ pub struct Property {
 }
 
 impl Property {
-    /// A property `key=value`.
+    /// A property `key=value`; a secret one's value is remembered for [`scrub`].
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Property {
+        let p = Property {
             key: key.into(),
             value: value.into(),
+        };
+        if is_secret_key(&p.key) {
+            remember(&p.value);
         }
+        p
     }
 
     /// The value as it may be shown: masked when the key names a secret.
@@ -149,6 +208,22 @@ mod tests {
         assert_eq!(format!("{p}"), "sasl.mechanism=SCRAM-SHA-512");
         assert!("=x".parse::<Property>().is_err());
         assert!("novalue".parse::<Property>().is_err());
+    }
+
+    #[test]
+    fn remembered_secrets_are_scrubbed_from_any_text_even_inside_a_jaas_config() {
+        let jaas =
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="svc" password="jaas-pw-42";"#;
+        let _ = Property::new("sasl.jaas.config", jaas);
+        let _ = Secret::new("sftp-pw-42");
+        let _ = Property::new("acks", "all");
+        let text = format!("Client config error: No such configuration property sasl.jaas.config {jaas}; sftp-pw-42; jaas-pw-42; acks=all");
+        let clean = scrub(&text);
+        for leak in ["jaas-pw-42", "sftp-pw-42", "ScramLoginModule"] {
+            assert!(!clean.contains(leak), "{clean}");
+        }
+        assert!(clean.contains("acks=all"), "only secrets are masked: {clean}");
+        assert_eq!(scrub("nothing secret"), "nothing secret");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, RunCommand};
 use crate::config::validate::Origin;
+use crate::secret::scrub;
 use crate::sink::probe::BrokerProbe;
 
 /// Settings whose values are secrets: printed as `***`.
@@ -58,7 +59,7 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
         Ok((what, n)) => println!("source: ok ({what}: {n} entries)"),
         Err(e) => {
             ok = false;
-            println!("source: FAILED: {e}");
+            println!("source: FAILED: {}", scrub(&e.to_string()));
         }
     }
     match BrokerProbe::new(&kafka, &args.common.kafka.checkpoint_topic).and_then(|p| p.brokers(Duration::from_secs(10)))
@@ -66,7 +67,7 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
         Ok(n) => println!("kafka: ok ({n} broker(s) at {})", kafka.brokers),
         Err(e) => {
             ok = false;
-            println!("kafka: FAILED: {e}");
+            println!("kafka: FAILED: {}", scrub(&e.to_string()));
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
