@@ -74,6 +74,12 @@ pub struct IngestCommand {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub ledger: LedgerArgs,
+    /// Worker slots, each with its own transactional producer
+    /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
+    /// order, so more than 2 slots (one per kind) add nothing. With --group:
+    /// the files in flight at once, one per shard, any kind
+    #[arg(long, env = "CDR_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Ingest")]
+    pub workers: u32,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -88,12 +94,6 @@ pub struct RunCommand {
         help_heading = "Daemon"
     )]
     pub poll_interval_seconds: u64,
-    /// Worker slots, each with its own transactional producer
-    /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
-    /// order, so more than 2 slots (one per kind) add nothing. With --group:
-    /// the files in flight at once, one per shard, any kind
-    #[arg(long, env = "CDR_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Daemon")]
-    pub workers: u32,
     /// After SIGTERM/SIGINT, the current chunk commits and the daemon exits
     /// 0; if that takes longer than this, it exits 1 at once (recovery
     /// settles the open transaction at the next start).

@@ -322,3 +322,33 @@ fn a_file_name_with_a_newline_cannot_forge_a_log_or_status_line() {
     );
     assert!(!table.contains('\r'), "{table}");
 }
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn once_takes_its_workers_from_the_config_file_and_lands_every_row_once() {
+    let topics = Topics::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = tempfile::tempdir().unwrap();
+    generate_files(dir.path(), &["--files", "3", "--rows", "300", "--seed", "12"]);
+    let config = ledger.path().join("cdr.toml");
+    std::fs::write(&config, "workers = 2\n").unwrap();
+    let out = command(
+        &topics,
+        dir.path(),
+        ledger.path(),
+        &["--config", config.to_str().unwrap(), "once"],
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("slots=2"), "two slots, as the file says: {text}");
+    assert!(text.contains("committed 6 file(s)"), "{text}");
+    let mut all = Vec::new();
+    for t in [&topics.data, &topics.voice, &topics.dlq] {
+        all.extend(keys(t));
+    }
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        (unique.len(), all.len()),
+        (expected_keys(dir.path()).len(), unique.len())
+    );
+}

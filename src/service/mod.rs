@@ -204,7 +204,7 @@ impl OnceOutcome {
 /// still in between are taken.
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let limits = prepare_topics(&admin_runtime()?, args)?;
-    let mut workers = start_workers(args, 1, &Shutdown::default(), &limits, None)?;
+    let mut workers = start_workers(args, args.workers, &Shutdown::default(), &limits, None)?;
     let mut selector = Selector::new(args.source.select_config());
     let first = list(workers.source_mut()).map_err(ServiceError::Listing)?;
     selector.ready(&first, now_ms());
@@ -234,9 +234,9 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     if let Some(addr) = &args.metrics_addr {
         server::serve(addr)?;
     }
-    if args.workers > 2 && args.group.group.is_none() {
+    if args.common.workers > 2 && args.group.group.is_none() {
         tracing::warn!(
-            workers = args.workers,
+            workers = args.common.workers,
             "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle"
         );
     }
@@ -277,7 +277,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         Some(name) => Some(join_group(&rt, args, name)?),
         None => None,
     };
-    let mut workers = start_workers(common, args.workers, &shutdown, &limits, group)?;
+    let mut workers = start_workers(common, common.workers, &shutdown, &limits, group)?;
     if let Some(g) = workers.group() {
         // So that `status --group` on this ledger knows which member it is.
         workers.ledger().set_group_member(g.name(), g.member_name())?;
