@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,9 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 fn stack(cmd: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
-    let out = Command::new(script).args(cmd.split(' ')).output().unwrap();
-    assert!(out.status.success(), "stack.sh {cmd}: {}", output_text(&out));
+    stack_sh(None, &cmd.split(' ').collect::<Vec<_>>());
 }
 
 fn high_watermark(topic: &str) -> i64 {

@@ -24,65 +24,26 @@ mod common;
 mod daemon_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use cdr_to_redpanda::group::shard::shard_of;
 use common::*;
 use daemon_support::*;
 
-/// A private 3-broker cluster, torn down on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn sh(dir: &Path, args: &[&str]) -> String {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
-        let out = Command::new(script).args(args).env("STACK_DIR", dir).output().unwrap();
-        assert!(out.status.success(), "stack.sh {args:?}: {}", output_text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn brokers(&self) -> String {
-        Self::sh(self.dir.path(), &["env"])
-            .lines()
-            .find_map(|l| l.strip_prefix("export KAFKA_BROKERS="))
-            .expect("KAFKA_BROKERS in stack env")
-            .trim_matches(|c| c == '\'' || c == '"')
-            .to_string()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh"))
-            .arg("down")
-            .env("STACK_DIR", self.dir.path())
-            .output();
-    }
-}
-
 /// `scripts/stack.sh ARGS` on the cluster in use: the private one, or the stack's.
-fn cluster_sh(cluster: &Option<Cluster>, args: &[&str]) {
-    let dir = match cluster {
-        Some(c) => c.dir.path().to_path_buf(),
-        None => PathBuf::from(env("STACK_DIR")),
-    };
-    Cluster::sh(&dir, args);
+fn cluster_sh(cluster: &Option<PrivateStack>, args: &[&str]) {
+    stack_sh(cluster.as_ref().map(|c| c.dir.path()), args);
 }
 
 /// The brokers of a 3-broker cluster, and the private cluster if one was started.
-fn three_brokers() -> (String, Option<Cluster>) {
+fn three_brokers() -> (String, Option<PrivateStack>) {
     let stack = brokers();
     if stack.split(',').count() >= 3 {
         return (stack, None);
     }
-    let cluster = Cluster {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    Cluster::sh(cluster.dir.path(), &["up", "--kafka-nodes", "3", "--no-sftp"]);
+    let cluster = PrivateStack::up(&["--kafka-nodes", "3", "--no-sftp"]);
     (cluster.brokers(), Some(cluster))
 }
 

@@ -9,46 +9,11 @@
 mod common;
 mod daemon_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use daemon_support::*;
-
-struct Stack {
-    dir: tempfile::TempDir,
-}
-
-impl Stack {
-    fn sh(&self, args: &[&str]) -> String {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
-        let out = Command::new(script)
-            .args(args)
-            .env("STACK_DIR", self.dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "stack.sh {args:?}: {}", output_text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn brokers(&self) -> String {
-        self.sh(&["env"])
-            .lines()
-            .find_map(|l| l.strip_prefix("export KAFKA_BROKERS="))
-            .expect("KAFKA_BROKERS in stack env")
-            .to_string()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh"))
-            .arg("down")
-            .env("STACK_DIR", self.dir.path())
-            .output();
-    }
-}
 
 fn wait_status(d: &mut Daemon, path: &str, want: u16, limit: Duration) {
     let until = Instant::now() + limit;
@@ -80,10 +45,7 @@ fn spawn(brokers: &str, dir: &Path, work: &Path) -> Daemon {
 fn readyz_follows_the_broker_and_a_shutdown_stuck_on_it_ends_at_the_deadline() {
     // Fails loudly without the toolchain scripts/test.sh provides.
     env("KAFKA_BROKERS");
-    let stack = Stack {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    stack.sh(&["up", "--no-sftp"]);
+    let stack = PrivateStack::up(&["--no-sftp"]);
     let brokers = stack.brokers();
     stack.sh(&["kafka-stop", "1"]);
 

@@ -2,6 +2,7 @@
 //! stops the stack's sshd, which would cut the connections of tests running in
 //! parallel with it (cargo runs test binaries one after another).
 
+mod common;
 mod sftp_support;
 
 use cdr_to_redpanda::source::sftp::SftpSource;

@@ -6,8 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,9 +14,7 @@ use common::*;
 const ROWS: u64 = 3000;
 
 fn stack(cmd: &str) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
-    let out = Command::new(script).arg(cmd).output().unwrap();
-    assert!(out.status.success(), "stack.sh {cmd}: {}", output_text(&out));
+    stack_sh(None, &[cmd]);
 }
 
 #[test]

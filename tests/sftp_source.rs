@@ -3,6 +3,7 @@
 //! The sshd restart test lives in `sftp_reconnect.rs`, a separate binary, so
 //! it never cuts these tests' connections.
 
+mod common;
 mod sftp_support;
 
 use std::os::unix::ffi::OsStrExt;

@@ -23,6 +23,60 @@ pub fn brokers() -> String {
     env("KAFKA_BROKERS")
 }
 
+/// Runs `scripts/stack.sh ARGS` on the stack in `dir` (the suite's own,
+/// `STACK_DIR`, when None); panics naming the call if it fails. Its stdout.
+pub fn stack_sh(dir: Option<&Path>, args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
+    let mut cmd = Command::new(script);
+    cmd.args(args);
+    if let Some(dir) = dir {
+        cmd.env("STACK_DIR", dir);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "stack.sh {args:?}: {}", output_text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A stack of a test's own (brokers it may stop and kill), torn down on drop.
+pub struct PrivateStack {
+    pub dir: tempfile::TempDir,
+}
+
+impl PrivateStack {
+    /// `scripts/stack.sh up ARGS` in a new directory.
+    pub fn up(args: &[&str]) -> PrivateStack {
+        let stack = PrivateStack {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        stack.sh(&[&["up"], args].concat());
+        stack
+    }
+
+    /// `scripts/stack.sh ARGS` on this stack.
+    pub fn sh(&self, args: &[&str]) -> String {
+        stack_sh(Some(self.dir.path()), args)
+    }
+
+    /// Its brokers, as `stack.sh env` exports them.
+    pub fn brokers(&self) -> String {
+        self.sh(&["env"])
+            .lines()
+            .find_map(|l| l.strip_prefix("export KAFKA_BROKERS="))
+            .expect("KAFKA_BROKERS in stack env")
+            .trim_matches(|c| c == '\'' || c == '"')
+            .to_string()
+    }
+}
+
+impl Drop for PrivateStack {
+    fn drop(&mut self) {
+        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh"))
+            .arg("down")
+            .env("STACK_DIR", self.dir.path())
+            .output();
+    }
+}
+
 /// A name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,8 +6,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::common::env;
+pub use crate::common::unique;
 use cdr_to_redpanda::secret::Secret;
 use cdr_to_redpanda::source::sftp::{HostKeyPolicy, PrivateKey, SecretSource, SftpConfig};
 use sha2::{Digest, Sha256};
@@ -24,11 +25,6 @@ pub struct Stack {
     pub upload_dir: PathBuf,
 }
 
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run under scripts/test.sh (needs the local stack)"))
-}
-
 /// Reads the stack's variables; panics if one is missing, so that these tests
 /// can never pass without a real sshd.
 pub fn stack() -> Stack {
@@ -42,20 +38,6 @@ pub fn stack() -> Stack {
         remote_path: env("SFTP_REMOTE_PATH"),
         upload_dir: env("SFTP_UPLOAD_DIR").into(),
     }
-}
-
-/// A name no other test (or earlier run) uses.
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos:x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A test's own directory in the upload dir: `local` is where the test writes
@@ -164,14 +146,7 @@ pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// Runs `scripts/stack.sh <args>`, panicking on failure.
+/// Runs `scripts/stack.sh <args>` on the suite's stack, panicking on failure.
 pub fn stack_sh(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack.sh");
-    let out = Command::new(&script).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::stack_sh(None, args);
 }
