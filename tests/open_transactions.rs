@@ -124,15 +124,6 @@ fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_
     assert!(status.is_none(), "b exited ({status:?}):\n{}", b.log_text());
 }
 
-/// The binary with `args` over the local directory `dir`, these topics and `ledger`.
-fn local(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = bin();
-    cmd.args(args);
-    topics.apply(&mut cmd, ledger);
-    cmd.env("CDR_LOCAL_DIR", dir);
-    cmd.output().unwrap()
-}
-
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn audit_beside_another_writers_open_transaction_counts_every_committed_row_or_fails_loudly() {
@@ -145,15 +136,15 @@ fn audit_beside_another_writers_open_transaction_counts_every_committed_row_or_f
     let generated = generate_files(dir.path(), &["--files", "2", "--rows", "3000", "--bad-rate", "0.02"]);
     // A pass over an empty directory creates the topics, so the foreign
     // transaction opens ahead of every record of ours.
-    let out = local(&topics, empty.path(), ledger.path(), &["once"]);
+    let out = local_command(&topics, empty.path(), ledger.path(), &["once"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let foreign = ForeignTxn::open(&[&topics.data, &topics.voice, &topics.dlq], 3);
-    let out = local(&topics, dir.path(), ledger.path(), &["once"]);
+    let out = local_command(&topics, dir.path(), ledger.path(), &["once"]);
     assert!(out.status.success(), "{}", output_text(&out));
 
     // The transaction outlasts the audit's timeout: the audit fails (exit 2)
     // and says why; it never reports rows missing.
-    let out = local(
+    let out = local_command(
         &topics,
         dir.path(),
         ledger.path(),
@@ -171,7 +162,7 @@ fn audit_beside_another_writers_open_transaction_counts_every_committed_row_or_f
         std::thread::sleep(Duration::from_secs(3));
         foreign.end();
     });
-    let out = local(
+    let out = local_command(
         &topics,
         dir.path(),
         ledger.path(),

@@ -9,17 +9,8 @@ use std::process::Output;
 
 use common::*;
 
-/// The binary with `args` over the local directory `dir`, these topics and `ledger`.
-fn command(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> Output {
-    let mut cmd = bin();
-    cmd.args(args);
-    topics.apply(&mut cmd, ledger);
-    cmd.env("CDR_LOCAL_DIR", dir);
-    cmd.output().unwrap()
-}
-
 fn once(topics: &Topics, dir: &Path, ledger: &Path, extra: &[&str]) -> Output {
-    command(topics, dir, ledger, &[&["once"], extra].concat())
+    local_command(topics, dir, ledger, &[&["once"], extra].concat())
 }
 
 fn status_json(ledger: &Path) -> serde_json::Value {
@@ -234,7 +225,7 @@ fn a_damaged_ledger_never_crashes_a_command_and_is_healed_with_every_row_still_o
 
     // The readers say it is damaged and what a writer does; no panic.
     for args in [&["status"][..], &["audit"][..]] {
-        let out = command(&topics, dir.path(), ledger.path(), args);
+        let out = local_command(&topics, dir.path(), ledger.path(), args);
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(
@@ -280,7 +271,7 @@ fn a_damaged_ledger_never_crashes_a_command_and_is_healed_with_every_row_still_o
     let unique: BTreeSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), all.len(), "every row exactly once");
     assert_eq!(unique.len(), expected_keys(dir.path()).len());
-    let out = command(&topics, dir.path(), ledger.path(), &["audit"]);
+    let out = local_command(&topics, dir.path(), ledger.path(), &["audit"]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
@@ -332,7 +323,7 @@ fn once_takes_its_workers_from_the_config_file_and_lands_every_row_once() {
     generate_files(dir.path(), &["--files", "3", "--rows", "300", "--seed", "12"]);
     let config = ledger.path().join("cdr.toml");
     std::fs::write(&config, "workers = 2\n").unwrap();
-    let out = command(
+    let out = local_command(
         &topics,
         dir.path(),
         ledger.path(),

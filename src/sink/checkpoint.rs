@@ -91,11 +91,7 @@ impl CheckpointStore {
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed")
             .create_with_context(ReadToEndContext)
-            .map_err(|source| EndError::Kafka {
-                what: "creating a reader",
-                topic: topic.to_string(),
-                source,
-            })?;
+            .map_err(EndError::kafka("creating a reader", topic))?;
         let started = Instant::now();
         // A topic created a moment ago may have no leader yet (and a broker
         // may be failing over): retry until the deadline, then give up.

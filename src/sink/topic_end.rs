@@ -81,6 +81,17 @@ pub enum EndError {
     },
 }
 
+impl EndError {
+    /// The error of a failed `what` on `topic`, from the client's error.
+    pub fn kafka<'a>(what: &'static str, topic: &'a str) -> impl Fn(KafkaError) -> EndError + 'a {
+        move |source| EndError::Kafka {
+            what,
+            topic: topic.to_string(),
+            source,
+        }
+    }
+}
+
 /// Context of consumers that read topics to their end: they ask for an
 /// end-of-partition event per partition, which librdkafka also reports as a
 /// client error; logging those would cry wolf at every read.
@@ -104,13 +115,7 @@ impl ConsumerContext for ReadToEndContext {}
 /// client sees it (records of open transactions included). An absent topic
 /// has none.
 pub fn log_ends(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Vec<PartitionEnd>, EndError> {
-    let kerr = |what| {
-        move |source| EndError::Kafka {
-            what,
-            topic: topic.to_string(),
-            source,
-        }
-    };
+    let kerr = |what| EndError::kafka(what, topic);
     let uncommitted: BaseConsumer = cfg
         .client_config()
         .set("isolation.level", "read_uncommitted")
@@ -160,11 +165,7 @@ pub fn wait_stable<C: ConsumerContext>(
                 // A leader moving or a broker restarting fails a request now
                 // and then.
                 Err(source) if Instant::now() >= deadline => {
-                    return Err(EndError::Kafka {
-                        what: "reading the stable offset",
-                        topic: topic.to_string(),
-                        source,
-                    })
+                    return Err(EndError::kafka("reading the stable offset", topic)(source))
                 }
                 Err(_) => -1,
             };
@@ -210,13 +211,7 @@ where
     C: ConsumerContext,
     E: From<EndError>,
 {
-    let kerr = |what| {
-        move |source| EndError::Kafka {
-            what,
-            topic: topic.to_string(),
-            source,
-        }
-    };
+    let kerr = |what| EndError::kafka(what, topic);
     let mut open: HashSet<i32> = ends.iter().map(|e| e.partition).collect();
     if open.is_empty() {
         return Ok(());

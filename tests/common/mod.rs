@@ -200,6 +200,16 @@ pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cdr-to-redpanda"))
 }
 
+/// The binary with `args` over the local directory `dir`, these topics and
+/// the ledger in `ledger`.
+pub fn local_command(topics: &Topics, dir: &Path, ledger: &Path, args: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.args(args);
+    topics.apply(&mut cmd, ledger);
+    cmd.env("CDR_LOCAL_DIR", dir);
+    cmd.output().unwrap()
+}
+
 /// Settings every ingest test passes: fresh topics, its own transactional
 /// ids, one broker's replication, a ledger in `ledger_dir`.
 pub struct Topics {
