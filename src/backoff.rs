@@ -25,6 +25,14 @@ impl Backoff {
         cap: Duration::from_secs(60),
     };
 
+    /// A broker call that librdkafka calls retriable (`init_transactions`,
+    /// `commit_transaction`): retried in place a few times, so the waits stay
+    /// within the transaction timeout.
+    pub const IN_CALL: Backoff = Backoff {
+        base: Duration::from_millis(200),
+        cap: Duration::from_secs(2),
+    };
+
     /// No wait at all: for tests of the loops themselves.
     pub const NONE: Backoff = Backoff {
         base: Duration::ZERO,

@@ -13,7 +13,7 @@ use cdr_to_redpanda::secret::Secret;
 use cdr_to_redpanda::source::select::{SelectConfig, Selector};
 use cdr_to_redpanda::source::sftp::{Fingerprint, HostKeyPolicy, SecretSource, SftpConfig, SftpSource};
 use cdr_to_redpanda::source::{RemoteFile, Source, SourceError};
-use sftp_support::{new_key, pseudo_random_bytes, sha256_of, ssh_keygen_fingerprint, stack};
+use sftp_support::{new_key, sha256_of, ssh_keygen_fingerprint, stack};
 
 fn find(listing: &[RemoteFile], name: &str) -> RemoteFile {
     listing
@@ -33,35 +33,14 @@ fn refused(result: Result<SftpSource, SourceError>) -> String {
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn password_auth_lists_and_fetches_a_file_byte_identical() {
+fn password_auth_connects_lazily_and_describes_itself_without_the_password() {
     let stack = stack();
     let dir = stack.test_dir("pw-fetch");
-    // Not a multiple of the 2 MiB read buffer, so the last read is partial.
-    let bytes = pseudo_random_bytes(5 * 1024 * 1024 + 12_345, 1);
-    let local = dir.write("cdr_data_20240101_000000.csv", &bytes);
-    std::fs::create_dir(dir.local.join("a_directory")).unwrap();
-    std::os::unix::fs::symlink(&local, dir.local.join("a_symlink.csv")).unwrap();
-
+    dir.write("cdr_data_20240101_000000.csv", b"x");
     let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
     assert!(!source.is_connected(), "connects lazily");
-    let listing = source.list().unwrap();
-    assert_eq!(listing.len(), 1, "only regular files: {listing:?}");
-    let file = find(&listing, "cdr_data_20240101_000000.csv");
-    let meta = std::fs::metadata(&local).unwrap();
-    assert_eq!(file.size, bytes.len() as u64);
-    assert_eq!(
-        file.mtime,
-        std::os::unix::fs::MetadataExt::mtime(&meta),
-        "mtime in Unix seconds"
-    );
-
-    let staging_dir = tempfile::tempdir().unwrap();
-    let staging = staging_dir.path().join("staged");
-    let fetched = source.fetch(&file, &staging).unwrap();
-    assert_eq!(fetched.size, bytes.len() as u64);
-    assert_eq!(fetched.path, staging);
-    assert_eq!(fetched.sha256, sha256_of(&std::fs::read(&local).unwrap()));
-    assert_eq!(std::fs::read(&staging).unwrap(), bytes);
+    assert_eq!(source.list().unwrap().len(), 1);
+    assert!(source.is_connected());
     assert!(source.describe().contains(&stack.user));
     assert!(!source.describe().contains(&stack.password));
 }
@@ -235,111 +214,18 @@ fn missing_remote_directory_is_refused() {
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn a_file_growing_between_listing_and_fetch_is_changed() {
-    let stack = stack();
-    let dir = stack.test_dir("changed");
-    let path = dir.write("cdr_data_20240101_000000.csv", b"header\nrow1\n");
-    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
-    let file = find(&source.list().unwrap(), "cdr_data_20240101_000000.csv");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-    std::io::Write::write_all(&mut f, b"row2\n").unwrap();
-    drop(f);
-    let staging = tempfile::NamedTempFile::new().unwrap();
-    match source.fetch(&file, staging.path()) {
-        Err(SourceError::Changed { name, what }) => {
-            assert_eq!(name, "cdr_data_20240101_000000.csv");
-            assert!(what.contains("size"), "{what}");
-        }
-        other => panic!("expected Changed, got {other:?}"),
-    }
-    // Listed again, it is fetched whole.
-    let file = find(&source.list().unwrap(), "cdr_data_20240101_000000.csv");
-    let fetched = source.fetch(&file, staging.path()).unwrap();
-    assert_eq!(fetched.sha256, sha256_of(b"header\nrow1\nrow2\n"));
-}
-
-#[test]
-#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn a_file_touched_between_listing_and_fetch_is_changed() {
-    let stack = stack();
-    let dir = stack.test_dir("touched");
-    let path = dir.write("cdr_data_1.csv", b"same size");
-    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
-    let file = find(&source.list().unwrap(), "cdr_data_1.csv");
-    let later = std::time::SystemTime::now() + Duration::from_secs(120);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
-    let staging = tempfile::NamedTempFile::new().unwrap();
-    assert!(matches!(
-        source.fetch(&file, staging.path()),
-        Err(SourceError::Changed { .. })
-    ));
-}
-
-#[test]
-#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn a_file_removed_after_listing_is_gone() {
-    let stack = stack();
-    let dir = stack.test_dir("gone");
-    let path = dir.write("cdr_data_1.csv", b"x");
-    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
-    let file = find(&source.list().unwrap(), "cdr_data_1.csv");
-    std::fs::remove_file(path).unwrap();
-    let staging = tempfile::NamedTempFile::new().unwrap();
-    assert!(matches!(
-        source.fetch(&file, staging.path()),
-        Err(SourceError::Gone { .. })
-    ));
-    // The session survives a file-level error.
-    assert!(source.is_connected());
-}
-
-#[test]
-#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn delete_removes_and_a_second_delete_is_gone() {
-    let stack = stack();
-    let dir = stack.test_dir("delete");
-    let path = dir.write("cdr_data_1.csv", b"x");
-    let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
-    source.delete("cdr_data_1.csv").unwrap();
-    assert!(!path.exists());
-    assert!(source.list().unwrap().is_empty());
-    assert!(matches!(source.delete("cdr_data_1.csv"), Err(SourceError::Gone { .. })));
-}
-
-#[test]
-#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn move_to_creates_the_directory_and_suffixes_collisions() {
+fn move_to_takes_an_absolute_remote_directory() {
     let stack = stack();
     let dir = stack.test_dir("move");
     let mut source = SftpSource::new(stack.key_config(&dir)).unwrap();
-
     dir.write("cdr_data_1.csv", b"first");
-    let first = source.move_to("cdr_data_1.csv", "processed/2024").unwrap();
-    assert_eq!(first, format!("{}/processed/2024/cdr_data_1.csv", dir.remote));
-
-    dir.write("cdr_data_1.csv", b"second");
-    let second = source.move_to("cdr_data_1.csv", "processed/2024").unwrap();
-    assert_eq!(second, format!("{first}.1"));
-
-    dir.write("cdr_data_1.csv", b"third");
     let absolute = format!("{}/processed/2024", dir.remote);
-    let third = source.move_to("cdr_data_1.csv", &absolute).unwrap();
-    assert_eq!(third, format!("{first}.2"));
-
-    let moved = dir.local.join("processed/2024");
-    assert_eq!(std::fs::read(moved.join("cdr_data_1.csv")).unwrap(), b"first");
-    assert_eq!(std::fs::read(moved.join("cdr_data_1.csv.1")).unwrap(), b"second");
-    assert_eq!(std::fs::read(moved.join("cdr_data_1.csv.2")).unwrap(), b"third");
-    assert!(source.list().unwrap().is_empty(), "directories are not listed");
-    assert!(matches!(
-        source.move_to("cdr_data_1.csv", "processed"),
-        Err(SourceError::Gone { .. })
-    ));
+    let moved = source.move_to("cdr_data_1.csv", &absolute).unwrap();
+    assert_eq!(moved, format!("{absolute}/cdr_data_1.csv"));
+    assert_eq!(
+        std::fs::read(dir.local.join("processed/2024/cdr_data_1.csv")).unwrap(),
+        b"first"
+    );
 }
 
 #[test]
@@ -360,7 +246,7 @@ fn ten_thousand_files_are_listed() {
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn path_traversal_and_odd_names_are_rejected_by_select_and_refused_by_fetch() {
+fn odd_names_are_listed_but_not_selected() {
     let stack = stack();
     let dir = stack.test_dir("traversal");
     dir.write("cdr_data_1..csv", b"x");
@@ -386,18 +272,6 @@ fn path_traversal_and_odd_names_are_rejected_by_select_and_refused_by_fetch() {
     let names: Vec<&str> = ready.iter().map(|f| f.name.as_str()).collect();
     // Dots inside a name are ordinary characters: one path component.
     assert_eq!(names, ["cdr_data_1..csv", "cdr_data_3.csv"]);
-
-    let staging = tempfile::NamedTempFile::new().unwrap();
-    let hostile = RemoteFile {
-        name: "../../../../etc/passwd".into(),
-        size: 1,
-        mtime: 0,
-    };
-    assert!(matches!(
-        source.fetch(&hostile, staging.path()),
-        Err(SourceError::Refused(_))
-    ));
-    assert!(matches!(source.delete("../x"), Err(SourceError::Refused(_))));
 }
 
 #[test]

@@ -188,8 +188,7 @@ pub fn submit(ledger_dir: &Path, req: &RetryRequest) -> Result<PathBuf, RequestE
     );
     let tmp = dir.join(format!(".{stem}.tmp"));
     let path = dir.join(format!("{stem}.json"));
-    // A struct of plain fields cannot fail to serialize.
-    let bytes = serde_json::to_vec(req).unwrap_or_default();
+    let bytes = serde_json::to_vec(req).expect("a struct of strings and integers always serializes");
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;

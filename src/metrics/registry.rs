@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// A monotonically increasing count.
@@ -45,6 +45,8 @@ impl Gauge {
 
 /// Counters keyed by one label (outcome, topic). Labels are few and added
 /// rarely, so a mutex around a map costs nothing that matters.
+// A panic elsewhere poisons a lock; its values are still the last ones set,
+// so every access goes on with them rather than dropping the metric.
 pub struct LabeledCounter {
     values: Mutex<BTreeMap<String, u64>>,
 }
@@ -57,28 +59,23 @@ impl LabeledCounter {
     }
 
     pub fn add(&self, label: &str, n: u64) {
-        if let Ok(mut m) = self.values.lock() {
-            match m.get_mut(label) {
-                Some(v) => *v += n,
-                None => {
-                    m.insert(label.to_string(), n);
-                }
+        let mut m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        match m.get_mut(label) {
+            Some(v) => *v += n,
+            None => {
+                m.insert(label.to_string(), n);
             }
         }
     }
 
     pub fn get(&self, label: &str) -> u64 {
-        self.values
-            .lock()
-            .map(|m| m.get(label).copied().unwrap_or(0))
-            .unwrap_or(0)
+        let m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(label).copied().unwrap_or(0)
     }
 
     fn snapshot(&self) -> Vec<(String, u64)> {
-        self.values
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        let m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
 
@@ -96,16 +93,12 @@ impl LabeledGauge {
     }
 
     pub fn replace(&self, values: impl IntoIterator<Item = (String, f64)>) {
-        if let Ok(mut m) = self.values.lock() {
-            *m = values.into_iter().collect();
-        }
+        *self.values.lock().unwrap_or_else(PoisonError::into_inner) = values.into_iter().collect();
     }
 
     fn snapshot(&self) -> Vec<(String, f64)> {
-        self.values
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        let m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 }
 

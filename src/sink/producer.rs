@@ -15,6 +15,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::classify::{classify, classify_code, Action};
+use crate::backoff::Backoff;
 use crate::secret::Property;
 
 /// `batch.size` unless a topic accepts less: a chunk spreads over 12+
@@ -311,8 +312,10 @@ impl TxnProducer {
         };
         let reason = match self.producer.client().fatal_error() {
             Some((fatal, reason)) if is_fencing(fatal) => reason,
-            _ if code.is_some_and(is_fencing) => code.map(|c| c.to_string()).unwrap_or_default(),
-            _ => return None,
+            _ => match code {
+                Some(c) if is_fencing(c) => c.to_string(),
+                _ => return None,
+            },
         };
         Some(SinkError::Fenced {
             transactional_id: self.id.clone(),
@@ -333,7 +336,7 @@ impl TxnProducer {
                         return Err(err);
                     }
                     tracing::warn!(producer = %self.id, attempt, error = %err, "retrying {op}");
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                    std::thread::sleep(Backoff::IN_CALL.delay(attempt - 1));
                 }
             }
         }

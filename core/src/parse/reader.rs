@@ -170,7 +170,7 @@ impl<R: Read> CdrReader<R> {
             });
         }
         for &col in required {
-            let header_pos = position(col).unwrap_or_default();
+            let header_pos = position(col).expect("a missing column returned an error above");
             self.order.push(header_pos);
             self.columns.push(col.into());
             // Every column of schema.rs has a rule (a unit test of validate.rs proves it).
@@ -315,7 +315,9 @@ impl<R: Read> CdrReader<R> {
     fn non_utf8_error(&self, text: &[u8]) -> RowError {
         // A record is valid UTF-8 exactly when all its fields are (the bytes
         // between them are ASCII), so some column is always found.
-        let column = self.first_non_utf8_column(text).unwrap_or_default();
+        let column = self
+            .first_non_utf8_column(text)
+            .expect("a record that is not UTF-8 has a field that is not");
         RowError::InvalidUtf8 {
             column: column.to_owned(),
         }
