@@ -10,6 +10,7 @@ use crate::config::{IngestArgs, KafkaArgs, LedgerArgs, SourceArgs};
 use crate::generate::GenerateArgs;
 use crate::group::GroupArgs;
 
+/// The whole command line: global options and one subcommand.
 #[derive(Parser, Debug)]
 #[command(
     name = "cdr-to-redpanda",
@@ -25,16 +26,25 @@ pub struct Cli {
     /// over environment variables, which win over the file.
     #[arg(long, env = "CDR_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LogFormat {
+    // The variants' docs are not shown as help: one line of help per
+    // possible value would switch every subcommand's help to the long layout.
+    /// One human-readable line per event.
+    #[value(help = None::<&str>)]
     Text,
+    /// One JSON object per event, for a log shipper.
+    #[value(help = None::<&str>)]
     Json,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// One pass over the source directory (every stable file, name order), then exit.
@@ -66,12 +76,16 @@ pub enum Command {
 /// Everything an ingest needs.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IngestCommand {
+    /// Where files come from.
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Where records go.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// How files are taken, validated and produced.
     #[command(flatten)]
     pub ingest: IngestArgs,
+    /// Where the ledger lives.
     #[command(flatten)]
     pub ledger: LedgerArgs,
     /// Worker slots, each with its own transactional producer
@@ -82,8 +96,10 @@ pub struct IngestCommand {
     pub workers: u32,
 }
 
+/// `run`: an ingest that repeats, with the daemon's settings.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunCommand {
+    /// What `once` takes too.
     #[command(flatten)]
     pub common: IngestCommand,
     /// Seconds between polls of the source directory.
@@ -107,10 +123,12 @@ pub struct RunCommand {
     /// Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT. Off unless set.
     #[arg(long, env = "METRICS_ADDR", value_name = "HOST:PORT", help_heading = "Daemon")]
     pub metrics_addr: Option<String>,
+    /// Sharing the source with other instances.
     #[command(flatten)]
     pub group: GroupArgs,
 }
 
+/// `healthcheck`: one GET of a daemon's health URL.
 #[derive(clap::Args, Debug, Clone)]
 pub struct HealthcheckCommand {
     /// The URL to GET.
@@ -121,8 +139,10 @@ pub struct HealthcheckCommand {
     pub timeout_seconds: u64,
 }
 
+/// `status`: what the ledger (and the group) hold.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StatusCommand {
+    /// The ledger to read.
     #[command(flatten)]
     pub ledger: LedgerArgs,
     /// Machine-readable output.
@@ -144,6 +164,7 @@ pub struct StatusCommand {
         help_heading = "Group"
     )]
     pub group_topic: String,
+    /// The cluster the group view reads.
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// What the group view lists for the files waiting.
@@ -153,7 +174,9 @@ pub struct StatusCommand {
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["files", "all_parked"])))]
+/// `retry`: parked or failed files tried again.
 pub struct RetryCommand {
+    /// The ledger that holds them.
     #[command(flatten)]
     pub ledger: LedgerArgs,
     /// File names (no directory) of parked or failed files.
@@ -163,10 +186,13 @@ pub struct RetryCommand {
     pub all_parked: bool,
 }
 
+/// `audit`: the ledger reconciled with the topics.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AuditCommand {
+    /// The ledger to reconcile.
     #[command(flatten)]
     pub ledger: LedgerArgs,
+    /// The cluster whose topics are read.
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Where --rehash re-reads the files from.

@@ -82,6 +82,7 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// Which listed files are taken, and when.
     pub fn select_config(&self) -> SelectConfig {
         SelectConfig {
             patterns: self.patterns.clone(),
@@ -91,6 +92,7 @@ impl SourceArgs {
         }
     }
 
+    /// The SFTP connection; fails on a key or passphrase that cannot be used.
     pub fn sftp_config(&self) -> Result<SftpConfig, SourceError> {
         let mut c = SftpConfig::new(&self.sftp_host, &self.sftp_user, &self.sftp_remote_path);
         c.port = self.sftp_port;
@@ -181,6 +183,8 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// The producer's settings: flags, then `KAFKA_CONFIG_*` variables, then
+    /// `--kafka-config` pass-through properties (a flag wins).
     pub fn kafka_config(&self) -> KafkaConfig {
         let mut cfg = KafkaConfig::new(&self.brokers);
         cfg.transactional_id_prefix = self.transactional_id_prefix.clone();
@@ -198,6 +202,7 @@ impl KafkaArgs {
         cfg
     }
 
+    /// The topics written and how they are created.
     pub fn topics(&self) -> TopicLayout {
         TopicLayout {
             data: self.data_topic.clone(),
@@ -306,6 +311,7 @@ fn parse_after(s: &str) -> Result<AfterIngest, String> {
 }
 
 impl IngestArgs {
+    /// The engine's settings; staging lives under the ledger directory.
     pub fn settings(&self, kafka: &KafkaArgs, ledger: &LedgerArgs) -> IngestSettings {
         let mut s = IngestSettings::new(ledger.ledger_dir.join("staging"));
         s.topics = kafka.topics();

@@ -113,9 +113,11 @@ impl GenerateArgs {
 /// What `generate` wrote, in time order of the files' windows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerateSummary {
+    /// Each file written.
     pub files: Vec<GeneratedFile>,
     /// Rows over all files, invalid ones included, headers not.
     pub rows: u64,
+    /// Rows written invalid on purpose, over all files.
     pub invalid_rows: u64,
     /// Invalid rows per [`InvalidClass::as_str`], over all files (classes that
     /// occurred only).
@@ -129,10 +131,12 @@ pub struct GenerateSummary {
 pub struct GeneratedFile {
     /// File name inside the output directory.
     pub name: String,
+    /// The kind of CDR it holds.
     #[serde(serialize_with = "serialize_kind")]
     pub kind: RecordKind,
     /// Rows, invalid ones included, header not.
     pub rows: u64,
+    /// Rows written invalid on purpose.
     pub invalid_rows: u64,
     /// Invalid rows per [`InvalidClass::as_str`] (classes that occurred only).
     pub invalid_by_class: BTreeMap<String, u64>,
@@ -166,6 +170,7 @@ pub enum InvalidClass {
 }
 
 impl InvalidClass {
+    /// Every class, in the order the invalid rows of a file take them.
     pub const ALL: [InvalidClass; 9] = [
         InvalidClass::TooFewFields,
         InvalidClass::TooManyFields,
@@ -220,18 +225,31 @@ impl InvalidClass {
     }
 }
 
+/// Why `generate` wrote nothing, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
+    /// `--bad-rate` outside 0 to 1.
     #[error("bad rate must be a fraction from 0 to 1, got {0}")]
     BadRate(f64),
+    /// `--kinds` named none.
     #[error("no kinds to generate: name data, voice or both")]
     NoKinds,
+    /// The files' time windows would leave the calendar chrono knows.
     #[error("{files} files from {start} would run past the years 0001 to 9999")]
-    TimeOutOfRange { start: NaiveDateTime, files: u32 },
+    TimeOutOfRange {
+        /// `--start`.
+        start: NaiveDateTime,
+        /// `--files`.
+        files: u32,
+    },
+    /// Writing a file failed.
     #[error("{context} {}: {source}", path.display())]
     Io {
+        /// What was being done.
         context: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// What the file system said.
         #[source]
         source: io::Error,
     },

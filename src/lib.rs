@@ -3,13 +3,18 @@
 //! The pipeline, one module per stage: `source` (sftp, local dir) -> `parse`
 //! (CSV + validation, pure) -> `encode` (JSON values, keys, headers) -> `sink`
 //! (transactional Kafka producer), with the ledger (`cdr-state`) beside it.
+//!
+//! Public are the modules the binary, the tests and the benchmarks use; the
+//! engine's inner rooms (audit, service, backoff, escaping) are the crate's own.
 
-pub mod audit;
-pub mod backoff;
+#![deny(missing_docs)]
+
+pub(crate) mod audit;
+pub(crate) mod backoff;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod escape;
+pub(crate) mod escape;
 pub mod failpoint;
 pub mod generate;
 pub mod group;
@@ -17,7 +22,7 @@ pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod secret;
-pub mod service;
+pub(crate) mod service;
 pub mod sink;
 pub mod source;
 

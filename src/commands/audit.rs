@@ -15,6 +15,7 @@ use crate::cli::AuditCommand;
 /// Exit status when the audit ran and found a discrepancy; errors exit 2 from main.
 const DISCREPANCY: u8 = 1;
 
+/// Runs the audit and prints its report; exit 1 on a discrepancy.
 pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
     let dir = &args.ledger.ledger_dir;
     let ledger = if args.group.is_some() && !dir.exists() {

@@ -17,6 +17,8 @@ fn is_secret_arg(arg: &clap::Arg) -> bool {
     arg.is_hide_env_values_set()
 }
 
+/// Prints the effective settings and where each came from, then tests the
+/// source and the brokers; exit 1 if either fails.
 pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) -> anyhow::Result<ExitCode> {
     let cli = Cli::command();
     let matches = cli.clone().try_get_matches_from(argv)?;

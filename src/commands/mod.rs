@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod check_config;
+/// `generate`.
 pub mod generate;
 pub mod healthcheck;
 pub mod ingest;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::cli::RetryCommand;
 use crate::ingest::park::{apply_pending, submit, RetryRequest};
 
+/// Applies the retry at once, or queues it for the daemon holding the ledger.
 pub fn retry(args: &RetryCommand) -> anyhow::Result<ExitCode> {
     let dir = &args.ledger.ledger_dir;
     submit(dir, &RetryRequest::new(args.files.clone(), args.all_parked)).context("queueing the retry request")?;

@@ -63,6 +63,7 @@ struct Waiting<'a> {
     waiting_seconds: f64,
 }
 
+/// Prints the ledger's summary (and the group's), as text or JSON.
 pub fn status(args: &StatusCommand) -> anyhow::Result<ExitCode> {
     let dir = &args.ledger.ledger_dir;
     // A group view may run where no instance keeps its ledger.

@@ -14,24 +14,50 @@ use std::path::{Path, PathBuf};
 
 use clap::Command;
 
+/// Why the settings file could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
+    /// The file could not be read.
     #[error("reading config file {path}: {source}")]
     Read {
+        /// The settings file.
         path: PathBuf,
+        /// What the file system said.
         #[source]
         source: std::io::Error,
     },
     #[error("config file {path}: {detail}")]
-    Parse { path: PathBuf, detail: String },
-    #[error("config file {path}: unknown setting {key:?}")]
-    UnknownKey { path: PathBuf, key: String },
-    #[error("config file {path}: {key:?} cannot be set from a file; pass it as a flag")]
-    NoEnv { path: PathBuf, key: String },
-    #[error("config file {path}: {key:?} must be {expected}")]
-    BadValue {
+    /// The file is not TOML.
+    Parse {
+        /// The settings file.
         path: PathBuf,
+        /// The TOML parser's message, with its line and column.
+        detail: String,
+    },
+    #[error("config file {path}: unknown setting {key:?}")]
+    /// A key that names no flag.
+    UnknownKey {
+        /// The settings file.
+        path: PathBuf,
+        /// The key as written.
         key: String,
+    },
+    #[error("config file {path}: {key:?} cannot be set from a file; pass it as a flag")]
+    /// A flag that has no environment variable, so the file cannot supply it.
+    NoEnv {
+        /// The settings file.
+        path: PathBuf,
+        /// The key as written.
+        key: String,
+    },
+    #[error("config file {path}: {key:?} must be {expected}")]
+    /// A value of the wrong TOML type.
+    BadValue {
+        /// The settings file.
+        path: PathBuf,
+        /// The key as written.
+        key: String,
+        /// The type the key takes.
         expected: &'static str,
     },
 }

@@ -10,10 +10,10 @@
 //!   and the checkpoint topic re-read after that fencing.
 //! - `view`: the group as `status --group` shows it.
 
-pub mod membership;
+pub(crate) mod membership;
 pub mod shard;
-pub mod topic;
-pub mod view;
+pub(crate) mod topic;
+pub(crate) mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,10 +28,10 @@ use crate::sink::checkpoint::CheckpointError;
 use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
 use membership::{JoinSettings, Membership, Shards};
 
-/// Settings of group mode (`run` only).
 /// Default assignment topic of a group.
 pub const DEFAULT_GROUP_TOPIC: &str = "cdr-ingest-shards";
 
+/// Settings of group mode (`run` only).
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Group")]
 pub struct GroupArgs {
@@ -66,28 +66,49 @@ impl GroupError {
     }
 }
 
+/// Why joining, or working in, a group failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupError {
+    /// The group consumer failed.
     #[error("group membership: {0}")]
     Kafka(KafkaError),
+    /// The broker refused to create the assignment topic.
     #[error("creating the assignment topic {topic}: {code}")]
-    CreateTopic { topic: String, code: RDKafkaErrorCode },
+    CreateTopic {
+        /// The assignment topic.
+        topic: String,
+        /// The broker's error.
+        code: RDKafkaErrorCode,
+    },
+    /// Created, but the metadata never showed it.
     #[error("the assignment topic {0} does not show up in the metadata after its creation")]
     TopicMissing(String),
+    /// More shards than an assignment can describe.
     #[error("{0} shards: too many")]
     Shards(u32),
+    /// The OS refused a thread.
     #[error("starting the group membership thread: {0}")]
     Thread(std::io::Error),
+    /// A shard's producer could not fence the previous owner.
     #[error("taking over a shard: {0}")]
     Producer(#[from] SinkError),
+    /// The checkpoint topic could not be read to its end.
     #[error("reading checkpoints after a takeover: {0}")]
     Checkpoints(#[from] CheckpointError),
+    /// The ledger could not record what the takeover settled.
     #[error("settling in-doubt transactions after a takeover: {0}")]
     Ledger(#[from] LedgerError),
+    /// `status --group` named a group the coordinator does not know.
     #[error("the group coordinator knows no group {0}")]
     Unknown(String),
+    /// A member's assignment bytes could not be decoded.
     #[error("the assignment of member {member} is malformed at byte {at}")]
-    Assignment { member: String, at: usize },
+    Assignment {
+        /// The member whose assignment it is.
+        member: String,
+        /// Where decoding stopped.
+        at: usize,
+    },
 }
 
 /// How long reading the checkpoint topic may take at a takeover.
@@ -157,14 +178,17 @@ impl Group {
         })
     }
 
+    /// The group's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// This instance's name among the members.
     pub fn member_name(&self) -> &str {
         &self.member_name
     }
 
+    /// The shard a file belongs to.
     pub fn shard_of(&self, file_name: &str) -> u32 {
         shard::shard_of(file_name, self.shard_count)
     }
@@ -175,6 +199,7 @@ impl Group {
         format!("{}-{}-shard-{shard}", self.kafka.transactional_id_prefix, self.name)
     }
 
+    /// Whether this instance owns `shard` and has finished taking it over.
     pub fn is_ready(&self, shard: u32) -> bool {
         self.shards.is_ready(shard)
     }

@@ -10,13 +10,13 @@
 //! - `recover`: settles transactions a crash left in doubt.
 //! - `workers`: N worker slots sharing the ledger, name order kept per kind.
 
-pub mod ahead;
-pub mod decide;
-pub mod engine;
-pub mod file;
-pub mod park;
-pub mod recover;
-pub mod workers;
+pub(crate) mod ahead;
+pub(crate) mod decide;
+pub(crate) mod engine;
+pub(crate) mod file;
+pub(crate) mod park;
+pub(crate) mod recover;
+pub(crate) mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,7 +41,9 @@ pub enum OnChanged {
 /// What to do with a source file once its outcome is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterIngest {
+    /// Leave it where it is (the ledger remembers it).
     Keep,
+    /// Remove it from the source.
     Delete,
     /// Move into this directory on the source side.
     Move(String),
@@ -58,19 +60,24 @@ pub const DEFAULT_MAX_FUTURE_SECONDS: u64 = 3300;
 /// Everything the engine needs besides its connections.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
+    /// Where records go.
     pub topics: TopicLayout,
     /// A transaction holds at most this many rows...
     pub chunk_rows: u64,
     /// ...and stays open at most this long, so it commits well inside the
     /// broker's transaction timeout.
     pub chunk_time: Duration,
+    /// The lists and time zone the rows are checked with.
     pub validation: Validation,
+    /// What a file that changed after its ingest gets.
     pub on_changed: OnChanged,
+    /// Ingest a file whose bytes equal an ingested one under another name.
     pub allow_duplicate_content: bool,
     /// Where fetched files are staged while they are ingested.
     pub staging_dir: PathBuf,
     /// Download each slot's next file while it produces the current one.
     pub read_ahead: bool,
+    /// What happens to an ingested file on the source.
     pub after_success: AfterIngest,
     /// Failed, conflicting and duplicate files are moved here, if set.
     pub error_dir: Option<String>,
@@ -95,16 +102,19 @@ pub struct IngestSettings {
 pub struct Shutdown(Arc<AtomicBool>);
 
 impl Shutdown {
+    /// Asks every slot to stop after its current chunk.
     pub fn request(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
 
+    /// Whether a stop was asked for.
     pub fn requested(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 impl IngestSettings {
+    /// The defaults, staging in `staging_dir`.
     pub fn new(staging_dir: PathBuf) -> Self {
         IngestSettings {
             topics: TopicLayout::default(),

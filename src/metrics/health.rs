@@ -26,14 +26,17 @@ pub static HEALTH: Health = Health {
 };
 
 impl Health {
+    /// The daemon is through its start-up.
     pub fn set_started(&self) {
         self.started.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the last contact with the source worked.
     pub fn set_source_ok(&self, ok: bool) {
         self.source_ok.store(ok, Ordering::Relaxed);
     }
 
+    /// Whether the last contact with the brokers worked.
     pub fn set_brokers_ok(&self, ok: bool) {
         self.brokers_ok.store(ok, Ordering::Relaxed);
     }

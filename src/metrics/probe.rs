@@ -5,18 +5,27 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+/// Why a health probe got no status.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// Not a plain http URL.
     #[error("expected a URL like http://HOST:PORT/PATH, got {0:?}")]
     Url(String),
+    /// Connecting, writing or reading failed.
     #[error("{url}: {source}")]
     Io {
+        /// The URL probed.
         url: String,
+        /// What the socket said.
         #[source]
         source: std::io::Error,
     },
+    /// The answer was not HTTP.
     #[error("{url}: not an HTTP response")]
-    Response { url: String },
+    Response {
+        /// The URL probed.
+        url: String,
+    },
 }
 
 /// GETs `url` (plain http only) and returns the status code and body.

@@ -17,10 +17,12 @@ impl Counter {
         Counter(AtomicU64::new(0))
     }
 
+    /// Counts `n` more.
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The count so far.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -34,10 +36,12 @@ impl Gauge {
         Gauge(AtomicU64::new(0))
     }
 
+    /// Sets the value.
     pub fn set(&self, v: f64) {
         self.0.store(v.to_bits(), Ordering::Relaxed);
     }
 
+    /// The value last set.
     pub fn get(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Relaxed))
     }
@@ -58,6 +62,7 @@ impl LabeledCounter {
         }
     }
 
+    /// Counts `n` more under `label`.
     pub fn add(&self, label: &str, n: u64) {
         let mut m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         match m.get_mut(label) {
@@ -68,6 +73,7 @@ impl LabeledCounter {
         }
     }
 
+    /// The count under `label` (0 if never counted).
     pub fn get(&self, label: &str) -> u64 {
         let m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         m.get(label).copied().unwrap_or(0)
@@ -92,6 +98,7 @@ impl LabeledGauge {
         }
     }
 
+    /// Replaces every label's value; a label left out stops being exported.
     pub fn replace(&self, values: impl IntoIterator<Item = (String, f64)>) {
         *self.values.lock().unwrap_or_else(PoisonError::into_inner) = values.into_iter().collect();
     }
@@ -123,6 +130,7 @@ impl Histogram {
         }
     }
 
+    /// Records one duration.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         // Buckets are stored non-cumulative; rendering sums them up.
@@ -133,6 +141,7 @@ impl Histogram {
         self.sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Durations recorded so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }

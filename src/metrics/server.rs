@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use super::{HEALTH, METRICS};
 
+/// Why the metrics endpoint is not served.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The address could not be bound.
     #[error("metrics listener on {addr}: {source}")]
     Bind {
+        /// `--metrics-addr`.
         addr: String,
+        /// What the socket said.
         #[source]
         source: std::io::Error,
     },

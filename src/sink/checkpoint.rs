@@ -23,6 +23,7 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 pub struct Checkpoint {
     /// Format version of this value.
     pub v: u32,
+    /// The file's name (also the record's key).
     pub file: String,
     /// Hex SHA-256 of the file's bytes; a checkpoint only applies to the
     /// same bytes.
@@ -33,27 +34,41 @@ pub struct Checkpoint {
     pub seq: u64,
     /// Data rows (valid + invalid) committed so far, from the file's start.
     pub rows_done: u64,
+    /// Of those, rows produced to the kind's topic.
     pub valid: u64,
+    /// Of those, rows produced to the dead-letter topic.
     pub invalid: u64,
     /// True when the file is complete.
     pub done: bool,
+    /// Earliest event time of the valid rows so far, Unix millis.
     pub first_event_ms: Option<i64>,
+    /// Latest event time of the valid rows so far, Unix millis.
     pub last_event_ms: Option<i64>,
 }
 
+/// Why the checkpoints could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The topic could not be read to its end.
     #[error("reading the checkpoint topic: {0}")]
     Read(#[from] EndError),
+    /// A value that is not a checkpoint of a known version.
     #[error("undecodable checkpoint for key {key:?}: {detail}")]
-    Corrupt { key: String, detail: String },
+    Corrupt {
+        /// The record's key (a file name).
+        key: String,
+        /// What the decoder said.
+        detail: String,
+    },
 }
 
 impl Checkpoint {
+    /// The record value written to the checkpoint topic.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a struct of strings and integers always serializes")
     }
 
+    /// Reads a value written by [`Checkpoint::encode`] (this version or an older one).
     pub fn decode(key: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
         let cp: Checkpoint = serde_json::from_slice(bytes).map_err(|e| CheckpointError::Corrupt {
             key: key.to_string(),
@@ -125,6 +140,7 @@ impl CheckpointStore {
         Ok(store)
     }
 
+    /// The latest checkpoint of `file`.
     pub fn get(&self, file: &str) -> Option<&Checkpoint> {
         self.by_file.get(file)
     }
@@ -134,14 +150,17 @@ impl CheckpointStore {
         self.by_file.insert(cp.file.clone(), cp);
     }
 
+    /// Every file's latest checkpoint, in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Checkpoint> {
         self.by_file.values()
     }
 
+    /// Files with a checkpoint.
     pub fn len(&self) -> usize {
         self.by_file.len()
     }
 
+    /// No file has a checkpoint.
     pub fn is_empty(&self) -> bool {
         self.by_file.is_empty()
     }

@@ -22,7 +22,9 @@ pub const PRODUCER_DEFAULT_MAX: usize = 1_000_000;
 /// A record that does not fit its topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Oversize {
+    /// The record's size on the wire.
     pub size: usize,
+    /// The topic's limit.
     pub limit: usize,
 }
 
@@ -42,6 +44,7 @@ impl Default for RecordLimits {
 }
 
 impl RecordLimits {
+    /// No topic limit known yet; every topic gets the producer's.
     pub fn new(producer_max: usize) -> Self {
         RecordLimits {
             producer_max,
@@ -54,6 +57,7 @@ impl RecordLimits {
         self.by_topic.insert(topic.to_string(), max_message_bytes);
     }
 
+    /// The largest record `topic` accepts, as far as known.
     pub fn limit(&self, topic: &str) -> usize {
         self.by_topic
             .get(topic)

@@ -123,28 +123,44 @@ impl KafkaConfig {
 /// A sink failure with the action `classify` chose for it.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// A call to the broker failed.
     #[error("kafka {op} failed: {source}")]
     Kafka {
+        /// The producer call.
         op: &'static str,
+        /// What the engine does about it.
         action: Action,
+        /// librdkafka's error.
         #[source]
         source: KafkaError,
     },
     #[error("{failed} record(s) of the transaction were not delivered; first error: {first}")]
-    Delivery { failed: u64, first: String, action: Action },
+    /// Records of the transaction were refused or timed out.
+    Delivery {
+        /// How many.
+        failed: u64,
+        /// The first one's error.
+        first: String,
+        /// What the engine does about it.
+        action: Action,
+    },
     /// Another producer called `init_transactions` with our transactional
     /// id: another instance (or a restart of this one) owns it now. Always
     /// fatal; the message says so, so that two replicas fighting over one id
     /// show in the first log line.
     #[error("fenced: another instance took over transactional id {transactional_id} ({op}: {reason})")]
     Fenced {
+        /// Our transactional id.
         transactional_id: String,
+        /// The producer call that found out.
         op: &'static str,
+        /// The broker's words.
         reason: String,
     },
 }
 
 impl SinkError {
+    /// What the engine does about this failure.
     pub fn action(&self) -> Action {
         match self {
             SinkError::Kafka { action, .. } | SinkError::Delivery { action, .. } => *action,
@@ -235,10 +251,15 @@ impl DeliveryTracker {
 /// A record to produce; every borrowed buffer may be reused after `send`
 /// returns (librdkafka copies key and value).
 pub struct OutRecord<'a> {
+    /// Where it goes.
     pub topic: &'a str,
+    /// The record id.
     pub key: &'a [u8],
+    /// The encoded value.
     pub value: &'a [u8],
+    /// The row's event time, Unix millis; `None` lets the broker stamp it.
     pub timestamp_ms: Option<i64>,
+    /// The contract's headers.
     pub headers: Option<OwnedHeaders>,
 }
 
@@ -286,6 +307,7 @@ impl TxnProducer {
         Ok(p)
     }
 
+    /// The id this producer fences with.
     pub fn transactional_id(&self) -> &str {
         &self.id
     }
@@ -342,6 +364,7 @@ impl TxnProducer {
         }
     }
 
+    /// Opens a transaction (a no-op without transactions).
     pub fn begin(&mut self) -> Result<(), SinkError> {
         self.generation = self.producer.context().next_generation();
         if self.transactions {

@@ -15,12 +15,17 @@ use crate::schema::RecordKind;
 /// Topic names and the layout of topics the service creates.
 #[derive(Debug, Clone)]
 pub struct TopicLayout {
+    /// Data CDRs.
     pub data: String,
+    /// Voice CDRs.
     pub voice: String,
+    /// Invalid rows of every kind.
     pub dlq: String,
     /// Compacted; key = file name.
     pub checkpoints: String,
+    /// Partitions of each topic the service creates.
     pub partitions: i32,
+    /// Replication factor of each topic the service creates.
     pub replication: i32,
     /// `retention.ms` of the record topics the service creates. Records carry
     /// their event time as Kafka timestamp, so time-based retention counts
@@ -68,14 +73,28 @@ impl Default for TopicLayout {
     }
 }
 
+/// Why the topics could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
+    /// The admin request itself failed.
     #[error("kafka admin request failed: {0}")]
     Kafka(#[from] KafkaError),
     #[error("replication factor {wanted} asked for, but the cluster has {brokers} broker(s); lower it with --replication-factor / CDR_TOPIC_REPLICATION")]
-    TooFewBrokers { wanted: i32, brokers: usize },
+    /// More replicas asked for than the cluster has brokers.
+    TooFewBrokers {
+        /// The replication factor.
+        wanted: i32,
+        /// Brokers in the metadata.
+        brokers: usize,
+    },
+    /// The broker refused to create a topic.
     #[error("creating topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        /// The topic.
+        topic: String,
+        /// The broker's error.
+        code: RDKafkaErrorCode,
+    },
 }
 
 /// Creates whatever of the layout is missing; returns the names it created.

@@ -67,9 +67,13 @@ pub mod fake {
     /// A call on the sink.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum Op {
+        /// [`TransactionalSink::begin`].
         Begin,
+        /// [`TransactionalSink::send`].
         Send,
+        /// [`TransactionalSink::commit`].
         Commit,
+        /// [`TransactionalSink::abort`].
         Abort,
     }
 

@@ -70,21 +70,36 @@ pub trait Source: Send {
 pub enum SourceError {
     /// Transient: connection refused or dropped, timeout. Reconnect and retry.
     #[error("connection to {endpoint} failed: {reason}")]
-    Connection { endpoint: String, reason: String },
+    Connection {
+        /// `user@host:port` or the directory.
+        endpoint: String,
+        /// What failed.
+        reason: String,
+    },
     /// Permanent until an operator acts: bad credentials, host key mismatch.
     #[error("{0}")]
     Refused(String),
     /// The file changed while it was being read; retry at the next poll.
     #[error("file {name} changed while being read: {what}")]
-    Changed { name: String, what: String },
+    Changed {
+        /// The file.
+        name: String,
+        /// What differed from the listing.
+        what: String,
+    },
     /// The file vanished between listing and reading.
     #[error("file {name} no longer exists")]
-    Gone { name: String },
+    Gone {
+        /// The file.
+        name: String,
+    },
     /// Our own staging disk could not take the copy (space, permission, a
     /// name it refuses): no reconnect helps, and the file is not to blame.
     #[error("writing staging file {}: {source}", path.display())]
     Staging {
+        /// The staging file.
         path: PathBuf,
+        /// What the disk said.
         #[source]
         source: std::io::Error,
     },
@@ -92,7 +107,9 @@ pub enum SourceError {
     /// the local source directory, a server-side error.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, on what.
         context: String,
+        /// What the disk or the server said.
         #[source]
         source: std::io::Error,
     },

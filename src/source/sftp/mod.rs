@@ -3,7 +3,7 @@
 //! The session is opened lazily, kept between polls, and reopened once inside
 //! any call that finds it dead (an idle connection dropped by a firewall or a
 //! restarted sshd), so one stale session never costs a poll. Anything beyond
-//! that one reconnect is the caller's retry loop, with [`crate::backoff`].
+//! that one reconnect is the caller's retry loop, with the shared backoff.
 //!
 //! The server is authenticated before any credential is sent: its host key
 //! must be in a known_hosts file or match a pinned SHA-256 fingerprint, unless
