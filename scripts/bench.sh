@@ -38,7 +38,10 @@
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
 # PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,noahead,plain,ceiling,group1,
-# group2,group3,group1x4,python: any subset, in that order), REPEAT (3: rounds of cdr-to-redpanda's runs, the
+# group2,group3,group1x4,python: any subset, in that order; `base` as well
+# with BASE_REV), BASE_REV (a git revision: built beside this tree and run as
+# the contender `base`, `once` exactly-once like `eos`, for a before/after in
+# one run), REPEAT (3: rounds of cdr-to-redpanda's runs, the
 # best of each reported; the Python streamer runs once), MICRO=0 to skip the micro-benchmarks (cargo bench
 # parse_encode, the ledger's cost per transaction), BENCH_STACK_DIR
 # (<repo>/.stack-bench), KEEP_STACK=1 to leave the stack running. Everything else (bootstrap, the stack, the
@@ -78,6 +81,18 @@ eval "$(scripts/stack.sh env)"
 
 log "building (release)"
 cargo build --release --quiet --bin cdr-to-redpanda --example ceiling_producer
+
+if [[ -n ${BASE_REV:-} ]]; then
+  base_rev=$(git rev-parse --short "$BASE_REV")
+  base_src=$REPO_DIR/.cache/bench-base-src
+  log "building $base_rev (release) in $base_src, for the contender base"
+  rm -rf "$base_src"
+  mkdir -p "$base_src"
+  git archive "$base_rev" | tar -x -C "$base_src"
+  CARGO_TARGET_DIR=$REPO_DIR/.cache/bench-base-target \
+    cargo build --release --quiet --bin cdr-to-redpanda --manifest-path "$base_src/Cargo.toml"
+  BASE_BIN=$REPO_DIR/.cache/bench-base-target/release/cdr-to-redpanda
+fi
 
 if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c 'import kafka, paramiko' 2>/dev/null; then
   log "virtualenv for the Python streamer ($VENV)"
@@ -151,7 +166,8 @@ if [[ ,$CONTENDERS, == *,ceiling,* ]]; then
 fi
 
 # cdr-to-redpanda `once` over $2 (a directory under the upload dir) into
-# topics and a ledger of its own; extra flags after.
+# topics and a ledger of its own; extra flags after. RUN_BIN (default: this
+# tree's build) is the binary.
 run_ours() {
   local tag=$1 dir=$2
   shift 2
@@ -159,7 +175,7 @@ run_ours() {
   timed "$tag" env "${TOPIC_ENV[@]}" \
     CDR_TRANSACTIONAL_ID_PREFIX="bench-$run_id-$tag" CDR_LEDGER_DIR="$RUN_DIR/ledger-$tag" \
     CDR_SETTLE_SECONDS=0 CDR_MIN_AGE_SECONDS=0 SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$dir" \
-    "$BIN" once "$@"
+    "${RUN_BIN:-$BIN}" once "$@"
 }
 
 # N (`$2`) `run --group` daemons with `--workers $3` over $WORK, each with a
@@ -232,15 +248,20 @@ for tag in "${runs[@]}"; do
   # Instances and files in flight per instance, for the scale table.
   shape=("" "")
   case $contender in
-    eos | noahead | plain)
+    eos | noahead | plain | base)
+      run_bin=$BIN
       case $contender in
         # The baseline of the scale table.
         eos) name="cdr-to-redpanda (exactly-once)" flags=() shape=(1 1) ;;
         noahead) name="cdr-to-redpanda (exactly-once, no read-ahead)" flags=(--read-ahead false) ;;
         plain) name="cdr-to-redpanda (transactions off)" flags=(--transactions false) ;;
+        base)
+          [[ -n ${BASE_BIN:-} ]] || { echo "the contender base needs BASE_REV" >&2; exit 2; }
+          name="cdr-to-redpanda @$base_rev (exactly-once)" flags=() run_bin=$BASE_BIN
+          ;;
       esac
       log "$name"
-      run_ours "$tag" "$WORK" "${flags[@]}"
+      RUN_BIN=$run_bin run_ours "$tag" "$WORK" "${flags[@]}"
       timefile=$RUN_DIR/$tag.time
       prefix=bench-$run_id-$tag
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
