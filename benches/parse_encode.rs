@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 
 use cdr_to_redpanda::encode::{self, FileContext};
 use cdr_to_redpanda::parse::{CdrReader, Row, Validation};
-use cdr_to_redpanda::schema::RecordKind;
+use cdr_to_redpanda::schema::{self, RecordKind};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 fn main() {
     let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (mb, n_runs) = (env("CDR_BENCH_MB", 100), env("CDR_BENCH_RUNS", 3));
-    for kind in RecordKind::ALL {
-        let input = generate(kind, mb << 20);
-        let runs: Vec<Run> = (0..n_runs).map(|_| run(kind, &input)).collect();
+    for kind in [schema::data(), schema::voice()] {
+        let input = generate(&kind, mb << 20);
+        let runs: Vec<Run> = (0..n_runs).map(|_| run(kind.clone(), &input)).collect();
         let best = |f: fn(&Run) -> Option<Duration>| runs.iter().filter_map(f).min();
         let mb = input.len() as f64 / 1e6;
         let rows = runs.first().map_or(0, |r| r.rows);
@@ -54,7 +54,7 @@ fn thread_cpu_time() -> Option<Duration> {
 
 /// Reads every row, encoding keys and values as the ingest loop does.
 fn run(kind: RecordKind, input: &[u8]) -> Run {
-    let ctx = FileContext::new("cdr_bench_20240101_000000.csv", kind, &[7; 32]);
+    let ctx = FileContext::new("cdr_bench_20240101_000000.csv", kind.clone(), &[7; 32]);
     let ts = encode::ingestion_timestamp(chrono::Utc::now());
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut out_bytes = 0usize;
@@ -94,10 +94,10 @@ fn run(kind: RecordKind, input: &[u8]) -> Run {
 }
 
 /// About `bytes` of CSV shaped like the contract's examples.
-fn generate(kind: RecordKind, bytes: usize) -> Vec<u8> {
+fn generate(kind: &RecordKind, bytes: usize) -> Vec<u8> {
     let mut rng = SmallRng::seed_from_u64(42);
     let mut out = Vec::with_capacity(bytes + 256);
-    out.extend_from_slice(kind.columns().join(",").as_bytes());
+    out.extend_from_slice(kind.header().as_bytes());
     out.push(b'\n');
     let mut secs = 1_704_067_200i64; // 2024-01-01 00:00:00
     let urls = [
@@ -115,8 +115,8 @@ fn generate(kind: RecordKind, bytes: usize) -> Vec<u8> {
         );
         let msisdn = rng.random_range(1_000_000_000_000u64..10_000_000_000_000);
         let tower = rng.random_range(1..5000);
-        let line = match kind {
-            RecordKind::Data => format!(
+        let line = match kind.as_str() {
+            "data" => format!(
                 "{msisdn},{tower},{},{},{},{}.{}.{}.{},{},{ts}\n",
                 rng.random_range(0..2_000_000),
                 rng.random_range(0..2_000_000),
@@ -127,7 +127,7 @@ fn generate(kind: RecordKind, bytes: usize) -> Vec<u8> {
                 rng.random_range(1..256),
                 urls[rng.random_range(0..urls.len())],
             ),
-            RecordKind::Voice => format!(
+            _ => format!(
                 "{msisdn},{tower},{},{},{},{ts}\n",
                 ["voice", "video"][rng.random_range(0..2)],
                 rng.random_range(1_000_000_000_000u64..10_000_000_000_000),

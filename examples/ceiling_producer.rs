@@ -31,9 +31,9 @@ use cdr_to_redpanda::config::KafkaArgs;
 use cdr_to_redpanda::encode::record::HEADER_NAMES;
 use cdr_to_redpanda::encode::{self, FileContext};
 use cdr_to_redpanda::parse::{self, CdrReader, Row, Validation};
-use cdr_to_redpanda::schema::RecordKind;
+
 use cdr_to_redpanda::sink::producer::OutRecord;
-use cdr_to_redpanda::sink::topics::ensure_topics;
+use cdr_to_redpanda::sink::topics::{ensure_topics, TopicLayout};
 use cdr_to_redpanda::sink::{SinkError, TxnProducer};
 use clap::Parser;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -77,7 +77,7 @@ fn create_topics(kafka: &KafkaArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(ensure_topics(&kafka.kafka_config(), &kafka.topics()))
+    rt.block_on(ensure_topics(&kafka.kafka_config(), &kafka.topics()?))
         .context("creating topics")?;
     Ok(())
 }
@@ -97,6 +97,11 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
         ..Validation::default()
     };
     let ts = encode::ingestion_timestamp(chrono::Utc::now());
+    // A record's topic is written as its place among the layout's record
+    // topics; `produce` maps it back with the topic names it is given.
+    let layout = TopicLayout::default();
+    let topics = layout.record_topics();
+    let place = |topic: &str| topics.iter().position(|t| *t == topic).map(|p| p as u8);
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut row_number = itoa::Buffer::new();
     let mut n = 0u64;
@@ -106,24 +111,26 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
             .and_then(|n| n.to_str())
             .context("file name")?
             .to_owned();
-        let Some(kind) = RecordKind::from_file_name(&name) else {
+        let Some(kind) = layout.kinds.for_file(&name) else {
             continue;
         };
+        let own = place(kind.topic()).context("a kind's topic")?;
+        let dlq = place(layout.dlq_for(kind)).context("a dead-letter topic")?;
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let ctx = FileContext::new(&name, kind, &Sha256::digest(&bytes).into());
-        let mut reader = CdrReader::new(kind, &name, parse::decode(bytes.as_slice())?, &validation)?;
+        let ctx = FileContext::new(&name, kind.clone(), &Sha256::digest(&bytes).into());
+        let mut reader = CdrReader::new(kind.clone(), &name, parse::decode(bytes.as_slice())?, &validation)?;
         while let Some(row) = reader.next_row()? {
             let (topic, index, timestamp) = match &row {
                 Row::Valid(r) => {
                     encode::write_key(&ctx, r.index, &mut key);
                     encode::write_value(&ctx, r, &ts, &mut value);
-                    (topic_of(kind), r.index, r.event_time_ms)
+                    (own, r.index, r.event_time_ms)
                 }
                 Row::Invalid(r) => {
                     encode::write_key(&ctx, r.index, &mut key);
                     let hv = [&key[..], name.as_bytes(), b"", ctx.sha256_hex().as_bytes()];
                     encode::encode_invalid_row(&ctx, r, "dlq", usize::MAX, &hv, &ts, &mut value)?;
-                    (2, r.index, i64::MIN)
+                    (dlq, r.index, i64::MIN)
                 }
             };
             out.write_all(&[topic])?;
@@ -142,14 +149,6 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
     }
     out.flush()?;
     Ok(n)
-}
-
-/// Which topic a kind's valid rows go to in the records file (2: dead letters).
-fn topic_of(kind: RecordKind) -> u8 {
-    match kind {
-        RecordKind::Data => 0,
-        RecordKind::Voice => 1,
-    }
 }
 
 fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> Result<()> {
@@ -175,9 +174,9 @@ fn read_bytes(input: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool> {
 
 fn produce(records: &Path, kafka: &KafkaArgs) -> Result<()> {
     let mut input = BufReader::with_capacity(1 << 20, File::open(records)?);
-    let layout = kafka.topics();
-    // Indexed by what `topic_of` wrote; 2 is the dead-letter topic.
-    let topics = [layout.data, layout.voice, layout.dlq];
+    let layout = kafka.topics()?;
+    // Indexed by the places `encode_dir` wrote.
+    let topics = layout.record_topics();
     let mut cfg = kafka.kafka_config();
     cfg.transactions = false;
     let mut producer = TxnProducer::new(&cfg, 0)?;

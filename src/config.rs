@@ -15,6 +15,7 @@ use crate::ingest;
 use crate::ingest::park::ParkPolicy;
 use crate::ingest::{AfterIngest, IngestSettings, OnChanged};
 use crate::parse::Validation;
+use crate::schema::{self, Catalog, SchemaError};
 use crate::secret::{Property, Secret};
 use crate::sink::topics::{self, TopicLayout};
 use crate::sink::{producer, KafkaConfig};
@@ -82,10 +83,15 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// Which listed files are taken, and when.
-    pub fn select_config(&self) -> SelectConfig {
+    /// Which listed files are taken, and when: the names `--patterns`
+    /// matches, and those of the kinds declared beyond the built-in two.
+    pub fn select_config(&self, kinds: &Catalog) -> SelectConfig {
+        let mut patterns = self.patterns.clone();
+        for kind in kinds.iter().filter(|k| !schema::builtin::is_builtin(k)) {
+            patterns.extend(kind.spec().files.iter().filter(|g| !self.patterns.contains(g)).cloned());
+        }
         SelectConfig {
-            patterns: self.patterns.clone(),
+            patterns,
             settle: Duration::from_secs(self.settle_seconds),
             min_age: Duration::from_secs(self.min_age_seconds),
             marker_suffix: self.marker_suffix.clone(),
@@ -128,6 +134,55 @@ impl SourceArgs {
     }
 }
 
+/// The record kinds: the lists of the two built-in kinds, and the kinds an
+/// operator declares (the config file's `[kind.<name>]` tables).
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Kinds")]
+pub struct KindArgs {
+    /// Accepted data_type values, comma-separated.
+    #[arg(
+        long,
+        env = "CDR_DATA_TYPES",
+        value_delimiter = ',',
+        default_value = "application,text,image,video"
+    )]
+    pub data_types: Vec<String>,
+    /// Accepted call_type values, comma-separated.
+    #[arg(long, env = "CDR_CALL_TYPES", value_delimiter = ',', default_value = "voice,video")]
+    pub call_types: Vec<String>,
+    /// Kinds declared beside data and voice, as a JSON object of
+    /// declarations; the config file's `[kind.<name>]` tables set it (see
+    /// docs/configuration.md)
+    #[arg(long, env = "CDR_KINDS", value_name = "JSON")]
+    pub kind_declarations: Option<String>,
+}
+
+impl Default for KindArgs {
+    /// The contract's lists, nothing declared.
+    fn default() -> Self {
+        KindArgs {
+            data_types: schema::builtin::DATA_TYPES.map(String::from).to_vec(),
+            call_types: schema::builtin::CALL_TYPES.map(String::from).to_vec(),
+            kind_declarations: None,
+        }
+    }
+}
+
+impl KindArgs {
+    /// The built-in kinds with these lists and topics, then the declared
+    /// ones, checked as a set.
+    pub fn catalog(&self, data_topic: &str, voice_topic: &str) -> Result<Catalog, SchemaError> {
+        let mut specs = vec![
+            schema::builtin::data_spec(data_topic, &self.data_types),
+            schema::builtin::voice_spec(voice_topic, &self.call_types),
+        ];
+        if let Some(json) = &self.kind_declarations {
+            specs.extend(schema::declare::from_json(json)?);
+        }
+        Catalog::new(specs)
+    }
+}
+
 /// Kafka / Redpanda connection and producer.
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Kafka")]
@@ -150,6 +205,9 @@ pub struct KafkaArgs {
     /// Dead-letter topic for invalid rows.
     #[arg(long, env = "CDR_DLQ_TOPIC", default_value = topics::DEFAULT_DLQ_TOPIC)]
     pub dlq_topic: String,
+    /// The record kinds: the built-in ones' lists and any declared.
+    #[command(flatten)]
+    pub kinds: KindArgs,
     /// Compacted topic holding each file's committed progress.
     #[arg(long, env = "CDR_CHECKPOINT_TOPIC", default_value = topics::DEFAULT_CHECKPOINT_TOPIC)]
     pub checkpoint_topic: String,
@@ -202,17 +260,17 @@ impl KafkaArgs {
         cfg
     }
 
-    /// The topics written and how they are created.
-    pub fn topics(&self) -> TopicLayout {
-        TopicLayout {
-            data: self.data_topic.clone(),
-            voice: self.voice_topic.clone(),
+    /// The topics written and how they are created; fails on a kind
+    /// declaration that cannot be used.
+    pub fn topics(&self) -> Result<TopicLayout, SchemaError> {
+        Ok(TopicLayout {
+            kinds: self.kinds.catalog(&self.data_topic, &self.voice_topic)?,
             dlq: self.dlq_topic.clone(),
             checkpoints: self.checkpoint_topic.clone(),
             partitions: self.partitions,
             replication: self.replication_factor,
             retention_ms: self.topic_retention_ms,
-        }
+        })
     }
 }
 
@@ -237,17 +295,6 @@ pub struct IngestArgs {
     /// Longest a transaction stays open, seconds.
     #[arg(long, env = "CDR_CHUNK_SECONDS", default_value_t = ingest::DEFAULT_CHUNK_SECONDS)]
     pub chunk_seconds: u64,
-    /// Accepted data_type values, comma-separated.
-    #[arg(
-        long,
-        env = "CDR_DATA_TYPES",
-        value_delimiter = ',',
-        default_value = "application,text,image,video"
-    )]
-    pub data_types: Vec<String>,
-    /// Accepted call_type values, comma-separated.
-    #[arg(long, env = "CDR_CALL_TYPES", value_delimiter = ',', default_value = "voice,video")]
-    pub call_types: Vec<String>,
     /// UTC offset of the files' timestamps, e.g. +02:00.
     #[arg(long, env = "CDR_TIME_OFFSET", default_value = "+00:00", value_parser = parse_offset)]
     pub time_offset: FixedOffset,
@@ -312,14 +359,12 @@ fn parse_after(s: &str) -> Result<AfterIngest, String> {
 
 impl IngestArgs {
     /// The engine's settings; staging lives under the ledger directory.
-    pub fn settings(&self, kafka: &KafkaArgs, ledger: &LedgerArgs) -> IngestSettings {
+    pub fn settings(&self, kafka: &KafkaArgs, ledger: &LedgerArgs) -> Result<IngestSettings, SchemaError> {
         let mut s = IngestSettings::new(ledger.ledger_dir.join("staging"));
-        s.topics = kafka.topics();
+        s.topics = kafka.topics()?;
         s.chunk_rows = self.chunk_rows.max(1);
         s.chunk_time = Duration::from_secs(self.chunk_seconds.max(1));
         s.validation = Validation {
-            data_types: self.data_types.clone(),
-            call_types: self.call_types.clone(),
             time_offset: self.time_offset,
             latest_event_ms: None,
         };
@@ -334,7 +379,7 @@ impl IngestArgs {
             backoff: Duration::from_secs(self.file_backoff_seconds),
             backoff_cap: Duration::from_secs(self.file_backoff_max_seconds.max(self.file_backoff_seconds)),
         };
-        s
+        Ok(s)
     }
 }
 

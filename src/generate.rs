@@ -30,7 +30,9 @@ use flate2::{Compression, GzBuilder};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::schema::RecordKind;
+use crate::config::KindArgs;
+use crate::schema::builtin::{is_builtin, DATA_TOPIC, VOICE_TOPIC};
+use crate::schema::{RecordKind, SchemaError};
 use rows::{mix, RowWriter, SubscriberPool};
 
 /// Seed used when `--seed` is not given.
@@ -83,9 +85,13 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub gzip: bool,
 
-    /// Kinds of file to write, comma-separated.
-    #[arg(long, value_name = "KINDS", value_delimiter = ',', default_value = "data,voice", value_parser = parse_kind)]
-    pub kinds: Vec<RecordKind>,
+    /// Kinds of file to write, comma-separated: data, voice or any declared kind.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',', default_value = "data,voice")]
+    pub kinds: Vec<String>,
+
+    /// The kinds that may be named: the built-in ones and those declared.
+    #[command(flatten)]
+    pub declared: KindArgs,
 
     /// Start of the first file's time window, UTC (`YYYY-MM-DDTHH:MM:SS`,
     /// a space instead of `T`, or a bare date).
@@ -104,7 +110,8 @@ impl GenerateArgs {
             seed: DEFAULT_SEED,
             bad_rate: 0.0,
             gzip: false,
-            kinds: RecordKind::ALL.to_vec(),
+            kinds: vec!["data".into(), "voice".into()],
+            declared: KindArgs::default(),
             start: DEFAULT_START,
         }
     }
@@ -165,13 +172,16 @@ pub enum InvalidClass {
     UnknownCallType,
     /// `msisdn` (or voice `dest_nr`) is not 6 to 15 digits (`123`, letters, `+`).
     BadMsisdn,
-    /// Bytes 0xff 0xfe inside a field (data: `website_url`; voice: `dest_nr`).
+    /// Bytes 0xff 0xfe inside a field (data: `website_url`; voice: `dest_nr`;
+    /// a declared kind: its first column).
     NonUtf8,
+    /// A declared kind only: its first column that is not text holds `x!`.
+    BadValue,
 }
 
 impl InvalidClass {
     /// Every class, in the order the invalid rows of a file take them.
-    pub const ALL: [InvalidClass; 9] = [
+    pub const ALL: [InvalidClass; 10] = [
         InvalidClass::TooFewFields,
         InvalidClass::TooManyFields,
         InvalidClass::NonNumeric,
@@ -181,6 +191,7 @@ impl InvalidClass {
         InvalidClass::UnknownCallType,
         InvalidClass::BadMsisdn,
         InvalidClass::NonUtf8,
+        InvalidClass::BadValue,
     ];
 
     /// The key in `invalid_by_class`.
@@ -195,14 +206,15 @@ impl InvalidClass {
             InvalidClass::UnknownCallType => "unknown_call_type",
             InvalidClass::BadMsisdn => "bad_msisdn",
             InvalidClass::NonUtf8 => "non_utf8",
+            InvalidClass::BadValue => "bad_value",
         }
     }
 
     /// The classes that can break a row of `kind`.
-    pub fn for_kind(kind: RecordKind) -> &'static [InvalidClass] {
+    pub fn for_kind(kind: &RecordKind) -> &'static [InvalidClass] {
         use InvalidClass::*;
-        match kind {
-            RecordKind::Data => &[
+        match kind.as_str() {
+            "data" if is_builtin(kind) => &[
                 TooFewFields,
                 TooManyFields,
                 NonNumeric,
@@ -212,7 +224,7 @@ impl InvalidClass {
                 BadMsisdn,
                 NonUtf8,
             ],
-            RecordKind::Voice => &[
+            "voice" if is_builtin(kind) => &[
                 TooFewFields,
                 TooManyFields,
                 NonNumeric,
@@ -221,6 +233,7 @@ impl InvalidClass {
                 BadMsisdn,
                 NonUtf8,
             ],
+            _ => &[TooFewFields, TooManyFields, BadValue, NonUtf8],
         }
     }
 }
@@ -232,8 +245,27 @@ pub enum GenerateError {
     #[error("bad rate must be a fraction from 0 to 1, got {0}")]
     BadRate(f64),
     /// `--kinds` named none.
-    #[error("no kinds to generate: name data, voice or both")]
+    #[error("no kinds to generate: name data, voice or a declared kind")]
     NoKinds,
+    /// `--kinds` named a kind neither built in nor declared.
+    #[error("unknown kind {name:?}: expected one of {known}")]
+    UnknownKind {
+        /// The name given.
+        name: String,
+        /// The kinds there are.
+        known: String,
+    },
+    /// A kind declaration that cannot be used.
+    #[error(transparent)]
+    Kinds(SchemaError),
+    /// No file name the kind's globs route to it can be made from its first glob.
+    #[error("kind {kind:?}: a generated name such as {name:?} does not match its `files` globs; put a `*` where the timestamp goes in the first glob")]
+    Unnamed {
+        /// The kind.
+        kind: String,
+        /// The name tried.
+        name: String,
+    },
     /// The files' time windows would leave the calendar chrono knows.
     #[error("{files} files from {start} would run past the years 0001 to 9999")]
     TimeOutOfRange {
@@ -344,7 +376,25 @@ struct FileJob {
 /// Validates `args` and lays out the files, in time order. No I/O.
 fn plan(args: &GenerateArgs) -> Result<Vec<FileJob>, GenerateError> {
     check_bad_rate(args.bad_rate)?;
-    let mut kinds = args.kinds.clone();
+    let catalog = args
+        .declared
+        .catalog(DATA_TOPIC, VOICE_TOPIC)
+        .map_err(GenerateError::Kinds)?;
+    let mut kinds = Vec::new();
+    for name in &args.kinds {
+        let name = name.trim();
+        let kind = catalog.get(name).ok_or_else(|| GenerateError::UnknownKind {
+            name: name.to_owned(),
+            known: catalog
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        // The seed's stream number: the kind's place in the catalog.
+        let stream = catalog.iter().position(|k| k == kind).unwrap_or_default() as u64;
+        kinds.push((kind.clone(), stream));
+    }
     kinds.sort();
     kinds.dedup();
     if kinds.is_empty() {
@@ -373,27 +423,38 @@ fn plan(args: &GenerateArgs) -> Result<Vec<FileJob>, GenerateError> {
     let extension = if args.gzip { "csv.gz" } else { "csv" };
     let mut jobs = Vec::with_capacity(kinds.len() * args.files as usize);
     for index in 0..args.files {
-        for &kind in &kinds {
-            let offset = interval * i64::from(index)
-                + match kind {
-                    RecordKind::Data => 0,
-                    RecordKind::Voice => interval / 2,
-                };
+        for (kind, stream) in &kinds {
+            // Voice files start half an interval after data files, as a
+            // mediation system's two feeds would.
+            let offset = interval * i64::from(index) + if kind.as_str() == "voice" { interval / 2 } else { 0 };
             let window_start = at(offset)?;
+            let name = file_name(kind, &window_start.format("%Y%m%d_%H%M%S").to_string(), extension)?;
             jobs.push(FileJob {
-                kind,
-                name: format!(
-                    "{}{}.{extension}",
-                    kind.file_prefix(),
-                    window_start.format("%Y%m%d_%H%M%S")
-                ),
+                kind: kind.clone(),
+                name,
                 window_start: window_start.and_utc().timestamp_micros(),
                 window_len: interval * 1_000_000,
-                seed: mix(mix(args.seed, kind as u64), u64::from(index)),
+                seed: mix(mix(args.seed, *stream), u64::from(index)),
             });
         }
     }
     Ok(jobs)
+}
+
+/// `<what the kind's first glob has before its first *><stamp>.<extension>`,
+/// if the kind's globs route that name to it.
+fn file_name(kind: &RecordKind, stamp: &str, extension: &str) -> Result<String, GenerateError> {
+    let glob = &kind.spec().files[0];
+    let prefix = &glob[..glob.find(['*', '?']).unwrap_or(glob.len())];
+    let name = format!("{prefix}{stamp}.{extension}");
+    if kind.matches(&name) {
+        Ok(name)
+    } else {
+        Err(GenerateError::Unnamed {
+            kind: kind.as_str().to_owned(),
+            name,
+        })
+    }
 }
 
 fn write_file(job: &FileJob, args: &GenerateArgs, pool: &SubscriberPool) -> Result<GeneratedFile, GenerateError> {
@@ -449,7 +510,7 @@ fn write_tmp(
         .collect();
     Ok(GeneratedFile {
         name: job.name.clone(),
-        kind: job.kind,
+        kind: job.kind.clone(),
         rows: args.rows,
         invalid_rows: invalid_by_class.values().sum(),
         invalid_by_class,
@@ -464,12 +525,12 @@ fn write_rows<W: Write>(
     args: &GenerateArgs,
     pool: &SubscriberPool,
 ) -> io::Result<[u64; InvalidClass::ALL.len()]> {
-    let mut header = job.kind.columns().join(",");
+    let mut header = job.kind.header();
     header.push('\n');
     w.write_all(header.as_bytes())?;
 
-    let mut writer = RowWriter::new(job.kind, SmallRng::seed_from_u64(job.seed), pool);
-    let classes = InvalidClass::for_kind(job.kind);
+    let mut writer = RowWriter::new(job.kind.clone(), SmallRng::seed_from_u64(job.seed), pool);
+    let classes = InvalidClass::for_kind(&job.kind);
     let mut next_class = writer.rng().random_range(0..classes.len());
     let mut counts = [0u64; InvalidClass::ALL.len()];
     // Row i's time lies in [i * step, (i + 1) * step) of the window: strictly
@@ -506,14 +567,6 @@ fn check_bad_rate(p: f64) -> Result<f64, GenerateError> {
 fn parse_bad_rate(s: &str) -> Result<f64, String> {
     let p: f64 = s.trim().parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
     check_bad_rate(p).map_err(|e| e.to_string())
-}
-
-fn parse_kind(s: &str) -> Result<RecordKind, String> {
-    let s = s.trim();
-    RecordKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("unknown kind {s:?}: expected data or voice"))
 }
 
 fn parse_start(s: &str) -> Result<NaiveDateTime, String> {

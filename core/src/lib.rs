@@ -11,5 +11,6 @@
 #![deny(missing_docs)]
 
 pub mod encode;
+pub mod glob;
 pub mod parse;
 pub mod schema;

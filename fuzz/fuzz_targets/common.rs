@@ -20,9 +20,10 @@ pub struct Seen {
 
 /// Reads `rdr` as a `kind` file, encoding every row; panics if an invariant
 /// breaks. Returns the rows, or the file error's message.
-pub fn read_all(kind: RecordKind, rdr: impl Read) -> Result<Vec<Seen>, String> {
-    let mut reader = CdrReader::new(kind, "fuzz.csv", rdr, &Validation::default()).map_err(|e| e.to_string())?;
-    let ctx = FileContext::new("fuzz.csv", kind, &[0x5a; 32]);
+pub fn read_all(kind: &RecordKind, rdr: impl Read) -> Result<Vec<Seen>, String> {
+    let mut reader =
+        CdrReader::new(kind.clone(), "fuzz.csv", rdr, &Validation::default()).map_err(|e| e.to_string())?;
+    let ctx = FileContext::new("fuzz.csv", kind.clone(), &[0x5a; 32]);
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut seen: Vec<Seen> = Vec::new();
     loop {
@@ -82,8 +83,8 @@ impl Read for Trickle<'_> {
 
 /// The input with a valid header of `kind` in front, so that the fuzzer's bytes
 /// are rows rather than mostly rejected headers.
-pub fn with_header(kind: RecordKind, data: &[u8]) -> Vec<u8> {
-    let mut v = kind.columns().join(",").into_bytes();
+pub fn with_header(kind: &RecordKind, data: &[u8]) -> Vec<u8> {
+    let mut v = kind.header().into_bytes();
     v.push(b'\n');
     v.extend_from_slice(data);
     v

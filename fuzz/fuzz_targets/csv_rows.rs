@@ -3,17 +3,17 @@
 //! to valid JSON, and reading one byte at a time gives exactly the same rows.
 #![no_main]
 
-use cdr_core::schema::RecordKind;
+use cdr_core::schema;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
 use common::{read_all, with_header, Trickle};
 
 fuzz_target!(|data: &[u8]| {
-    for kind in RecordKind::ALL {
-        for input in [data.to_vec(), with_header(kind, data)] {
-            let whole = read_all(kind, &input[..]);
-            let trickled = read_all(kind, Trickle(&input));
+    for kind in [schema::data(), schema::voice()] {
+        for input in [data.to_vec(), with_header(&kind, data)] {
+            let whole = read_all(&kind, &input[..]);
+            let trickled = read_all(&kind, Trickle(&input));
             assert_eq!(whole, trickled, "reading byte by byte changed the rows");
         }
     }

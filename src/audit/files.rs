@@ -7,14 +7,19 @@ use std::collections::HashMap;
 
 use cdr_state::{FileRecord, FileStatus};
 
-use crate::schema::RecordKind;
+use crate::schema::{Catalog, RecordKind};
 use crate::sink::{Checkpoint, CheckpointStore};
 
 /// The files to audit: `ledger`'s, and with `across_group` every file of
 /// `checkpoints` too. A file both know keeps its ledger record unless the
 /// checkpoint is further along (another instance took it on from there, or a
 /// newer version of it): then the checkpoint stands for the file.
-pub fn known_files(ledger: Vec<FileRecord>, checkpoints: &CheckpointStore, across_group: bool) -> Vec<FileRecord> {
+pub fn known_files(
+    ledger: Vec<FileRecord>,
+    checkpoints: &CheckpointStore,
+    kinds: &Catalog,
+    across_group: bool,
+) -> Vec<FileRecord> {
     if !across_group {
         return ledger;
     }
@@ -23,7 +28,7 @@ pub fn known_files(ledger: Vec<FileRecord>, checkpoints: &CheckpointStore, acros
         match by_name.get(&cp.file) {
             Some(rec) if !is_ahead(cp, rec) => {}
             _ => {
-                by_name.insert(cp.file.clone(), record_of(cp));
+                by_name.insert(cp.file.clone(), record_of(cp, kinds));
             }
         }
     }
@@ -41,8 +46,8 @@ fn is_ahead(cp: &Checkpoint, rec: &FileRecord) -> bool {
 
 /// A file as its checkpoint describes it. What only a ledger knows (size,
 /// mtime, ingest times) stays empty, so `--time ingest` ranges leave it out.
-fn record_of(cp: &Checkpoint) -> FileRecord {
-    let kind = RecordKind::from_file_name(&cp.file).map_or("", RecordKind::as_str);
+fn record_of(cp: &Checkpoint, kinds: &Catalog) -> FileRecord {
+    let kind = kinds.for_file(&cp.file).map_or("", RecordKind::as_str);
     let mut rec = FileRecord::seen(&cp.file, kind, 0, 0, 0);
     rec.sha256 = cp.sha256.clone();
     rec.version = cp.version;
@@ -80,7 +85,7 @@ mod tests {
     }
 
     fn ledger_record(cp: &Checkpoint, status: FileStatus, rows: u64) -> FileRecord {
-        let mut rec = record_of(cp);
+        let mut rec = record_of(cp, &Catalog::builtin());
         rec.status = status;
         rec.rows_done = rows;
         rec.size = 123;
@@ -96,7 +101,7 @@ mod tests {
     #[test]
     fn one_instance_audits_its_ledger_only() {
         let other = checkpoint("cdr_data_1.csv", 1, 10, true);
-        assert!(known_files(Vec::new(), &store(&[&other]), false).is_empty());
+        assert!(known_files(Vec::new(), &store(&[&other]), &Catalog::builtin(), false).is_empty());
     }
 
     #[test]
@@ -106,6 +111,7 @@ mod tests {
         let files = known_files(
             vec![ledger_record(&mine, FileStatus::Committed, 10)],
             &store(&[&mine, &theirs]),
+            &Catalog::builtin(),
             true,
         );
         assert_eq!(files.len(), 2);
@@ -126,7 +132,7 @@ mod tests {
     fn a_checkpoint_further_along_than_the_ledger_stands_for_the_file() {
         let done = checkpoint("cdr_data_1.csv", 1, 10, true);
         let stale = ledger_record(&done, FileStatus::InProgress, 4);
-        let files = known_files(vec![stale], &store(&[&done]), true);
+        let files = known_files(vec![stale], &store(&[&done]), &Catalog::builtin(), true);
         assert_eq!(
             (files[0].status, files[0].rows_done, files[0].size),
             (FileStatus::Committed, 10, 0)
@@ -134,12 +140,15 @@ mod tests {
 
         let newer = checkpoint("cdr_data_1.csv", 2, 3, false);
         let old = ledger_record(&checkpoint("cdr_data_1.csv", 1, 10, true), FileStatus::Committed, 10);
-        assert_eq!(known_files(vec![old], &store(&[&newer]), true)[0].version, 2);
+        assert_eq!(
+            known_files(vec![old], &store(&[&newer]), &Catalog::builtin(), true)[0].version,
+            2
+        );
 
         let behind = checkpoint("cdr_data_1.csv", 1, 4, false);
         let ahead = ledger_record(&behind, FileStatus::InProgress, 9);
         assert_eq!(
-            known_files(vec![ahead], &store(&[&behind]), true)[0].rows_done,
+            known_files(vec![ahead], &store(&[&behind]), &Catalog::builtin(), true)[0].rows_done,
             9,
             "a ledger ahead is audited, not hidden"
         );

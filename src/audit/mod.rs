@@ -26,6 +26,7 @@ use cdr_state::{FileRecord, FileStatus, LedgerError, LedgerReader};
 use rdkafka::error::KafkaError;
 
 use crate::encode::hex;
+use crate::schema::Catalog;
 use crate::sink::checkpoint::CheckpointError;
 use crate::sink::topic_end::EndError;
 use crate::sink::{Checkpoint, CheckpointStore, KafkaConfig};
@@ -67,6 +68,8 @@ pub enum AuditError {
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
     pub topics: TopicSet,
+    /// The record kinds, for the files only the checkpoint topic names.
+    pub kinds: Catalog,
     pub checkpoint_topic: String,
     pub scope: Scope,
     /// How long a read may stall before the audit gives up.
@@ -96,7 +99,7 @@ pub fn audit(
     let mine = ledger_files()?;
     let checkpoints = CheckpointStore::load(kafka, &settings.checkpoint_topic, settings.timeout)?;
     let in_ledger = mine.len();
-    let all = files::known_files(mine, &checkpoints, settings.across_group);
+    let all = files::known_files(mine, &checkpoints, &settings.kinds, settings.across_group);
     let plan = Plan::new(&all, scope, &checkpoints);
     let mut scan = plan.scan(scope.is_everything());
     scan::scan(kafka, &settings.topics, &mut scan, settings.timeout, settings.consumers)?;
@@ -179,7 +182,7 @@ pub fn audit(
                 true => CheckpointStore::load(kafka, &settings.checkpoint_topic, settings.timeout)?,
                 false => CheckpointStore::default(),
             };
-            files::known_files(ledger_files()?, &checkpoints, settings.across_group)
+            files::known_files(ledger_files()?, &checkpoints, &settings.kinds, settings.across_group)
                 .into_iter()
                 .filter_map(|r| sha_prefix(&r.sha256).map(|p| (p, r.name)))
                 .collect()
@@ -352,13 +355,17 @@ fn check_topics(
     findings: &mut Vec<Finding>,
     notes: &mut Vec<String>,
 ) -> InTopics {
-    let own = if rec.kind == "voice" { Place::Voice } else { Place::Data };
-    let other = if own == Place::Data { Place::Voice } else { Place::Data };
+    // A kind no longer declared has no topic of its own: all its valid
+    // records then count as found elsewhere.
+    let (own, dlq) = match topics.kinds.get(&rec.kind) {
+        Some(&(own, dlq)) => (Some(own), dlq),
+        None => (None, topics.kinds.values().next().map_or(Place(0), |&(_, dlq)| dlq)),
+    };
     let missing: Vec<(u64, u64)> = tally.rows.missing().collect();
     let missing_rows: u64 = missing.iter().map(|(a, b)| b - a + 1).sum();
     let found = InTopics {
-        valid: tally.records.get(own),
-        dlq: tally.records.dlq,
+        valid: own.map_or(0, |p| tally.records.get(p)),
+        dlq: tally.records.get(dlq),
         distinct_rows: tally.rows.seen(),
         missing_rows,
         duplicates: tally.duplicates,
@@ -378,12 +385,14 @@ fn check_topics(
             keys: tally.duplicate_rows.iter().map(|r| key(rec, *r)).collect(),
         });
     }
-    if tally.records.get(other) > 0 {
-        findings.push(Finding::WrongTopic {
-            file: file(),
-            topic: topics.name(other).to_string(),
-            count: tally.records.get(other),
-        });
+    for other in topics.places().filter(|&p| Some(p) != own && p != dlq) {
+        if tally.records.get(other) > 0 {
+            findings.push(Finding::WrongTopic {
+                file: file(),
+                topic: topics.name(other).to_string(),
+                count: tally.records.get(other),
+            });
+        }
     }
     if rec.status == FileStatus::InProgress {
         // Rows of transactions committed after the ledger was read show up
@@ -403,13 +412,20 @@ fn check_topics(
             keys: tally.beyond_rows.iter().map(|r| key(rec, *r)).collect(),
         });
     }
-    for (place, ledger) in [(own, rec.valid_rows), (Place::Dlq, rec.invalid_rows)] {
-        if tally.records.get(place) != ledger {
+    let own_topic = own.map_or_else(
+        || format!("(the topic of kind {:?})", rec.kind),
+        |p| topics.name(p).to_string(),
+    );
+    for (topic, count, ledger) in [
+        (own_topic, found.valid, rec.valid_rows),
+        (topics.name(dlq).to_string(), found.dlq, rec.invalid_rows),
+    ] {
+        if count != ledger {
             findings.push(Finding::CountMismatch {
                 file: file(),
-                topic: topics.name(place).to_string(),
+                topic,
                 ledger,
-                found: tally.records.get(place),
+                found: count,
             });
         }
     }

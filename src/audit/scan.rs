@@ -21,69 +21,77 @@ use serde::Serialize;
 use super::rows::{parse_key, Mark, RowSet};
 use super::AuditError;
 use crate::sink::topic_end::{log_ends, read_to_end, wait_stable, PartitionEnd, ReadToEndContext};
+use crate::sink::topics::TopicLayout;
 use crate::sink::KafkaConfig;
 
 /// How many example rows or keys a finding keeps; the counts are exact.
 pub const EXAMPLES: usize = 10;
 
-/// Which topic a record was found in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Place {
-    Data,
-    Voice,
-    Dlq,
-}
+/// Which topic a record was found in: its place in [`TopicSet::names`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place(pub usize);
 
-impl Place {
-    pub const ALL: [Place; 3] = [Place::Data, Place::Voice, Place::Dlq];
-
-    fn ix(self) -> usize {
-        self as usize
-    }
-}
-
-/// The topics scanned.
+/// The topics scanned: every kind's topic and every dead-letter topic, once
+/// each, and which of them each kind writes.
 #[derive(Debug, Clone)]
 pub struct TopicSet {
-    pub data: String,
-    pub voice: String,
-    pub dlq: String,
+    /// Topic names; a [`Place`] indexes them.
+    pub names: Vec<String>,
+    /// Per kind name: its topic and its dead-letter topic.
+    pub kinds: BTreeMap<String, (Place, Place)>,
 }
 
 impl TopicSet {
+    /// The record topics of a layout.
+    pub fn of(layout: &TopicLayout) -> TopicSet {
+        let names: Vec<String> = layout.record_topics().into_iter().map(String::from).collect();
+        let place = |t: &str| {
+            Place(
+                names
+                    .iter()
+                    .position(|n| n == t)
+                    .expect("record_topics lists every kind's topics"),
+            )
+        };
+        let kinds = layout
+            .kinds
+            .iter()
+            .map(|k| (k.as_str().to_owned(), (place(k.topic()), place(layout.dlq_for(k)))))
+            .collect();
+        TopicSet { names, kinds }
+    }
+
+    /// The topic at `place`.
     pub fn name(&self, place: Place) -> &str {
-        match place {
-            Place::Data => &self.data,
-            Place::Voice => &self.voice,
-            Place::Dlq => &self.dlq,
-        }
+        &self.names[place.0]
+    }
+
+    /// Every place, in order.
+    pub fn places(&self) -> impl Iterator<Item = Place> {
+        (0..self.names.len()).map(Place)
     }
 }
 
-/// Record counts per topic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PerTopic {
-    pub data: u64,
-    pub voice: u64,
-    pub dlq: u64,
-}
+/// Record counts per topic, by [`Place`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PerTopic(Vec<u64>);
 
 impl PerTopic {
+    /// Records found at `place`.
     pub fn get(&self, place: Place) -> u64 {
-        [self.data, self.voice, self.dlq][place.ix()]
+        self.0.get(place.0).copied().unwrap_or(0)
     }
 
     fn add(&mut self, place: Place) {
-        match place {
-            Place::Data => self.data += 1,
-            Place::Voice => self.voice += 1,
-            Place::Dlq => self.dlq += 1,
+        if self.0.len() <= place.0 {
+            self.0.resize(place.0 + 1, 0);
         }
+        self.0[place.0] += 1;
     }
 
+    /// Records found in every topic.
     pub fn total(&self) -> u64 {
-        self.data + self.voice + self.dlq
+        self.0.iter().sum()
     }
 }
 
@@ -226,7 +234,7 @@ impl Found<'_> {
 /// Records a thread classifies before it takes the lock to fold them.
 const BATCH: usize = 8192;
 
-/// Reads every partition of the three topics from the beginning up to the end
+/// Reads every partition of the record topics from the beginning up to the end
 /// (see `sink::topic_end`: transactions other writers had open when the scan
 /// began are waited out, so nothing committed before it is missed), with up
 /// to `consumers` consumers in parallel. A topic that does not exist reads as
@@ -242,11 +250,8 @@ pub fn scan(
     let started = Instant::now();
     let probe = consumer(cfg)?;
     let mut partitions: Vec<(&str, PartitionEnd, Place)> = Vec::new();
-    for place in Place::ALL {
+    for place in topics.places() {
         let topic = topics.name(place);
-        if partitions.iter().any(|(t, _, _)| *t == topic) {
-            continue;
-        }
         // Empty partitions are left out: they may never report EOF.
         let ends = log_ends(cfg, topic, idle_timeout)?;
         wait_stable(&probe, topic, &ends, Instant::now() + idle_timeout)?;

@@ -2,6 +2,7 @@
 //! and a tally must look like for a file to agree.
 
 use super::*;
+use crate::sink::topics::TopicLayout;
 
 fn rec(name: &str, status: FileStatus, sha: &str, rows: u64, invalid: u64) -> FileRecord {
     FileRecord {
@@ -46,19 +47,20 @@ fn cp(r: &FileRecord, rows: u64, done: bool) -> Checkpoint {
 }
 
 fn topics() -> TopicSet {
-    TopicSet {
-        data: "d".into(),
-        voice: "v".into(),
-        dlq: "q".into(),
-    }
+    TopicSet::of(&TopicLayout::default())
 }
+
+/// Where the data kind's, the voice kind's and the dead-letter records are found.
+const DATA: Place = Place(0);
+const VOICE: Place = Place(1);
+const DLQ: Place = Place(2);
 
 const SHA: &str = "00000000000000aa00000000000000000000000000000000000000000000000";
 
 fn tally(rows: u64, valid_rows: &[u64], dlq_rows: &[u64]) -> Tally {
     let mut t = Tally::new(rows);
-    valid_rows.iter().for_each(|r| t.add(Place::Data, *r));
-    dlq_rows.iter().for_each(|r| t.add(Place::Dlq, *r));
+    valid_rows.iter().for_each(|r| t.add(DATA, *r));
+    dlq_rows.iter().for_each(|r| t.add(DLQ, *r));
     t
 }
 
@@ -91,7 +93,7 @@ fn a_complete_committed_file_agrees() {
 fn lost_duplicate_and_stray_records_are_each_named() {
     let r = rec("f", FileStatus::Committed, SHA, 4, 0);
     let mut t = tally(4, &[1, 1, 4, 9, 10], &[]);
-    t.add(Place::Voice, 2);
+    t.add(VOICE, 2);
     let mut findings = Vec::new();
     check_topics(&r, &group(4), &t, &topics(), &mut findings, &mut Vec::new());
     let kinds: Vec<&str> = findings

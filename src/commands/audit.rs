@@ -28,12 +28,10 @@ pub fn audit(args: &AuditCommand) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let layout = args.kafka.topics()?;
     let settings = AuditSettings {
-        topics: TopicSet {
-            data: args.kafka.data_topic.clone(),
-            voice: args.kafka.voice_topic.clone(),
-            dlq: args.kafka.dlq_topic.clone(),
-        },
+        topics: TopicSet::of(&layout),
+        kinds: layout.kinds,
         checkpoint_topic: args.kafka.checkpoint_topic.clone(),
         scope: Scope {
             file: args.file.clone(),

@@ -50,6 +50,23 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
     for p in &kafka.overrides {
         println!("  kafka-config {p}");
     }
+    let layout = args.common.kafka.topics()?;
+    println!("record kinds (file globs -> topic; columns in output order):");
+    for kind in layout.kinds.iter() {
+        let spec = kind.spec();
+        println!(
+            "  {} ({}) -> {}, dead letters -> {}, event time {}",
+            kind,
+            spec.files.join(" "),
+            kind.topic(),
+            layout.dlq_for(kind),
+            kind.time_column()
+        );
+        for col in kind.columns() {
+            let optional = if col.optional { ", optional" } else { "" };
+            println!("      {:<24} {}{optional}", col.name, col.ty);
+        }
+    }
 
     let mut ok = true;
     match args

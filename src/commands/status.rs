@@ -19,7 +19,6 @@ use crate::escape::escape_controls as shown;
 use crate::group::topic::partition_count;
 use crate::group::view::{self, GroupView};
 use crate::ingest::now_ms;
-use crate::schema::RecordKind;
 use crate::sink::CheckpointStore;
 use crate::source::select::glob_match;
 
@@ -178,11 +177,12 @@ fn group_view(args: &StatusCommand, group: &str, this_member: Option<&str>) -> a
     let lag = match listing {
         Ok(listing) => {
             let checkpoints = CheckpointStore::load(&kafka, &args.kafka.checkpoint_topic, GROUP_TIMEOUT)?;
-            let patterns = args.source.select_config().patterns;
+            let kinds = args.kafka.topics()?.kinds;
+            let patterns = args.source.select_config(&kinds).patterns;
             let names = listing
                 .iter()
                 .map(|f| f.name.as_str())
-                .filter(|n| RecordKind::from_file_name(n).is_some() && patterns.iter().any(|p| glob_match(p, n)));
+                .filter(|n| kinds.for_file(n).is_some() && patterns.iter().any(|p| glob_match(p, n)));
             Some(view::lag_per_shard(names, &checkpoints, shard_count))
         }
         Err(e) => {

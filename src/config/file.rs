@@ -108,6 +108,10 @@ pub fn apply(cli: &Command, args: &[OsString]) -> Result<Applied, ConfigFileErro
             exports.extend(kafka_config_env(&path, key, value)?);
             continue;
         }
+        if flag == "kind" {
+            exports.push(kinds_env(&path, key, value)?);
+            continue;
+        }
         let arg = sub
             .iter()
             .flat_map(|c| c.get_arguments())
@@ -191,6 +195,21 @@ fn kafka_config_env(path: &Path, key: &str, value: &toml::Value) -> Result<Vec<(
         .collect()
 }
 
+/// `[kind.<name>]` tables -> `CDR_KINDS`, the declarations as JSON (what
+/// `--kind-declarations` takes).
+fn kinds_env(path: &Path, key: &str, value: &toml::Value) -> Result<(String, String), ConfigFileError> {
+    let bad = || ConfigFileError::BadValue {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        expected: "tables of kind declarations, [kind.<name>]",
+    };
+    if !matches!(value, toml::Value::Table(_)) {
+        return Err(bad());
+    }
+    let json = serde_json::to_string(value).map_err(|_| bad())?;
+    Ok(("CDR_KINDS".to_owned(), json))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +243,28 @@ mod tests {
         std::fs::write(&file, "chunk-rowz = 1\n").unwrap();
         let err = apply(&cli, &os(&["x", "--config", file.to_str().unwrap(), "once"])).unwrap_err();
         assert!(matches!(err, ConfigFileError::UnknownKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn kind_tables_become_the_declarations_the_catalog_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(
+            &file,
+            "[kind.sms]\nfiles = [\"cdr_sms_*.csv\"]\ntopic = \"cdr-sms\"\ntime-column = \"sent_time\"\n\
+             columns = [{ name = \"msisdn\", type = \"digits\", min = 6, max = 15 },\n\
+             { name = \"sent_time\", type = \"timestamp\" }]\n",
+        )
+        .unwrap();
+        let cli = crate::cli::Cli::command();
+        let applied = apply(&cli, &os(&["x", "--config", file.to_str().unwrap(), "once"])).unwrap();
+        assert!(applied.contains(&"CDR_KINDS".to_string()));
+        let specs = crate::schema::declare::from_json(&std::env::var("CDR_KINDS").unwrap()).unwrap();
+        assert_eq!((specs[0].name.as_str(), specs[0].topic.as_str()), ("sms", "cdr-sms"));
+        assert_eq!(specs[0].columns.len(), 2);
+
+        std::fs::write(&file, "kind = \"sms\"\n").unwrap();
+        let err = apply(&cli, &os(&["x", "--config", file.to_str().unwrap(), "once"])).unwrap_err();
+        assert!(err.to_string().contains("tables of kind declarations"), "{err}");
     }
 }

@@ -7,7 +7,8 @@ use rand::{Rng, SeedableRng};
 
 use super::text::{push_hex, push_u64, TimestampWriter};
 use super::InvalidClass;
-use crate::schema::RecordKind;
+use crate::schema::builtin::is_builtin;
+use crate::schema::{ColumnType, RecordKind};
 
 /// Subscribers in the pool numbers are drawn from, so that numbers repeat
 /// within and across files as they do in real traffic.
@@ -182,7 +183,7 @@ pub(super) struct RowWriter<'a> {
     /// `URLS` as CSV fields, quoted where needed.
     urls: Vec<Vec<u8>>,
     /// Start offsets of the fields of the row being written.
-    field_starts: [usize; 8],
+    field_starts: Vec<usize>,
     fields: usize,
 }
 
@@ -202,7 +203,7 @@ impl<'a> RowWriter<'a> {
             pool,
             clock: TimestampWriter::new(),
             urls,
-            field_starts: [0; 8],
+            field_starts: Vec::new(),
             fields: 0,
         }
     }
@@ -216,9 +217,11 @@ impl<'a> RowWriter<'a> {
     pub(super) fn push_row(&mut self, out: &mut Vec<u8>, micros: i64, defect: Option<InvalidClass>) {
         let start = out.len();
         self.fields = 0;
-        match self.kind {
-            RecordKind::Data => self.push_data(out, micros, defect),
-            RecordKind::Voice => self.push_voice(out, micros, defect),
+        self.field_starts.clear();
+        match self.kind.as_str() {
+            "data" if is_builtin(&self.kind) => self.push_data(out, micros, defect),
+            "voice" if is_builtin(&self.kind) => self.push_voice(out, micros, defect),
+            _ => self.push_declared(out, micros, defect),
         }
         match defect {
             Some(InvalidClass::TooFewFields) => {
@@ -237,8 +240,93 @@ impl<'a> RowWriter<'a> {
         if self.fields > 0 {
             out.push(b',');
         }
-        self.field_starts[self.fields] = out.len();
+        self.field_starts.push(out.len());
         self.fields += 1;
+    }
+
+    /// A row of a declared kind: a plausible value of each column's type
+    /// (every tenth value of an optional column left empty). `BadValue`
+    /// breaks the first column whose type text cannot pass; `NonUtf8` puts
+    /// bytes that are not UTF-8 into the first column.
+    fn push_declared(&mut self, out: &mut Vec<u8>, micros: i64, defect: Option<InvalidClass>) {
+        let kind = self.kind.clone();
+        let breakable = kind
+            .columns()
+            .iter()
+            .position(|c| !matches!(c.ty, ColumnType::Text | ColumnType::Url));
+        for (i, col) in kind.columns().iter().enumerate() {
+            self.next_field(out);
+            if defect == Some(InvalidClass::NonUtf8) && i == 0 {
+                out.extend_from_slice(NON_UTF8_NUMBER);
+            } else if defect == Some(InvalidClass::BadValue) && Some(i) == breakable {
+                out.extend_from_slice(b"x!");
+            } else if col.optional && self.rng.random_ratio(1, 10) {
+            } else {
+                self.push_value(out, &col.ty, micros);
+            }
+        }
+    }
+
+    fn push_value(&mut self, out: &mut Vec<u8>, ty: &ColumnType, micros: i64) {
+        match ty {
+            ColumnType::Text => {
+                out.extend_from_slice(b"note-");
+                push_u64(out, self.rng.random_range(0..1000u64));
+            }
+            ColumnType::Url => {
+                let i = self.rng.random_range(0..self.urls.len());
+                out.extend_from_slice(&self.urls[i]);
+            }
+            ColumnType::Digits { min, max } => {
+                let number = self.pool.pick(&mut self.rng).as_bytes();
+                if (usize::from(*min)..=usize::from(*max)).contains(&number.len()) {
+                    out.extend_from_slice(number);
+                } else {
+                    let len = self.rng.random_range(*min..=*max);
+                    for _ in 0..len {
+                        out.push(b'0' + self.rng.random_range(0..10u8));
+                    }
+                }
+            }
+            ColumnType::Unsigned => {
+                let n = self.skewed_bytes(0);
+                push_u64(out, n);
+            }
+            ColumnType::Signed => {
+                let n: i64 = self.rng.random_range(-100_000..100_000);
+                if n < 0 {
+                    out.push(b'-');
+                }
+                push_u64(out, n.unsigned_abs());
+            }
+            ColumnType::Decimal { scale } => {
+                push_u64(out, self.rng.random_range(0..10_000u64));
+                if *scale > 0 {
+                    out.push(b'.');
+                    for _ in 0..*scale {
+                        out.push(b'0' + self.rng.random_range(0..10u8));
+                    }
+                }
+            }
+            ColumnType::Enum { symbols } => {
+                let i = self.rng.random_range(0..symbols.len());
+                push_csv_field(out, symbols[i].as_bytes());
+            }
+            ColumnType::Ip => self.push_ip(out),
+            ColumnType::Timestamp { precision, .. } => {
+                let start = out.len();
+                self.clock.push(out, micros);
+                // The writer gives microseconds (a zero fraction dropped):
+                // cut the fraction to the column's precision.
+                if let Some(dot) = out[start..].iter().position(|&b| b == b'.') {
+                    let keep = match *precision {
+                        0 => dot,
+                        p => (dot + 1 + usize::from(p)).min(out.len() - start),
+                    };
+                    out.truncate(start + keep);
+                }
+            }
+        }
     }
 
     fn push_data(&mut self, out: &mut Vec<u8>, micros: i64, defect: Option<InvalidClass>) {

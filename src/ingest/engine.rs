@@ -178,7 +178,7 @@ impl Engine {
     /// Whether `file` would be fetched if taken now: read-ahead of a file
     /// already settled would only waste a download.
     fn worth_fetching(&self, file: &RemoteFile) -> bool {
-        RecordKind::from_file_name(&file.name).is_some()
+        self.settings.topics.kinds.for_file(&file.name).is_some()
             && match self.ledger.file(&file.name) {
                 Ok(existing) => needs_fetch(file, existing.as_ref(), self.settings.on_changed, now_ms()),
                 Err(_) => false,
@@ -233,7 +233,7 @@ impl Engine {
         ahead: Option<Fetched>,
         handed_off: &dyn Fn() -> bool,
     ) -> Result<FileOutcome, EngineError> {
-        let Some(kind) = RecordKind::from_file_name(&file.name) else {
+        let Some(kind) = self.settings.topics.kinds.for_file(&file.name).cloned() else {
             return Ok(FileOutcome::Skipped);
         };
         let existing = self.ledger.file(&file.name)?;
@@ -262,7 +262,7 @@ impl Engine {
         ahead: Option<Fetched>,
         handed_off: &dyn Fn() -> bool,
     ) -> Result<FileOutcome, EngineError> {
-        let mut rec = existing.clone().unwrap_or_else(|| new_record(file, kind));
+        let mut rec = existing.clone().unwrap_or_else(|| new_record(file, &kind));
         if rec.size != file.size || rec.mtime != file.mtime {
             // New content under the name: earlier failures say nothing of it.
             park::fresh_start(&mut rec);
@@ -543,7 +543,7 @@ impl Engine {
     }
 }
 
-fn new_record(file: &RemoteFile, kind: RecordKind) -> FileRecord {
+fn new_record(file: &RemoteFile, kind: &RecordKind) -> FileRecord {
     FileRecord::seen(&file.name, kind.as_str(), file.size, file.mtime, now_ms())
 }
 

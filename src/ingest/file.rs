@@ -147,7 +147,7 @@ fn open_reader(job: &Job<'_>, validation: &parse::Validation) -> Result<StagedRe
     let name = &job.record.name;
     let file = File::open(job.staged).map_err(|e| read_error(name, e))?;
     let decoded = parse::decode(BufReader::with_capacity(1 << 20, file)).map_err(|e| read_error(name, e))?;
-    CdrReader::new(job.kind, name, decoded, validation).map_err(parse_error)
+    CdrReader::new(job.kind.clone(), name, decoded, validation).map_err(parse_error)
 }
 
 /// Opens the reader positioned after `rows_done` rows.
@@ -267,8 +267,8 @@ pub fn produce_file(
     settings: &IngestSettings,
     job: Job<'_>,
 ) -> Result<FileRecord, IngestError> {
-    let ctx = FileContext::new(&job.record.name, job.kind, job.sha256);
-    let topic = settings.topics.for_kind(job.kind);
+    let ctx = FileContext::new(&job.record.name, job.kind.clone(), job.sha256);
+    let topic = job.kind.topic();
     let mut rec = job.record.clone();
     rec.status = FileStatus::InProgress;
     rec.started_ms.get_or_insert_with(now_ms);
@@ -338,7 +338,8 @@ pub fn produce_file(
         match result {
             Ok((end, cp)) => {
                 failpoint::hit("after-commit-before-ledger");
-                record_chunk_metrics(chunk_started.elapsed(), topic, &settings.topics.dlq, &start, &progress);
+                let dlq = settings.topics.dlq_for(&job.kind);
+                record_chunk_metrics(chunk_started.elapsed(), topic, dlq, &start, &progress);
                 // Shared with the other slots; a slot that panicked holding
                 // the lock left the map as consistent as any single insert.
                 checkpoints.lock().unwrap_or_else(|p| p.into_inner()).record(cp);
@@ -445,8 +446,9 @@ fn produce_chunk(
     progress: &mut Progress,
     s: &mut Scratch,
 ) -> Result<ChunkEnd, ChunkError> {
-    let topic = settings.topics.for_kind(ctx.kind());
-    let dlq_limit = settings.limits.limit(&settings.topics.dlq);
+    let topic = ctx.kind().topic();
+    let dlq = settings.topics.dlq_for(ctx.kind());
+    let dlq_limit = settings.limits.limit(dlq);
     producer.begin()?;
     let deadline = Instant::now() + settings.chunk_time;
     s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
@@ -486,7 +488,7 @@ fn produce_chunk(
             ctx.sha256_hex().as_bytes(),
         ];
         let dlq = OutRecord {
-            topic: &settings.topics.dlq,
+            topic: dlq,
             key: &s.key,
             value: &[],
             timestamp_ms: None,

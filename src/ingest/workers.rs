@@ -33,7 +33,7 @@ use super::recover::{settle_in_doubt, settle_in_doubt_of};
 use super::IngestSettings;
 use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
-use crate::schema::RecordKind;
+use crate::schema::Catalog;
 use crate::sink::limits::RecordLimits;
 use crate::sink::{CheckpointStore, KafkaConfig, TxnProducer};
 use crate::source::{RemoteFile, Source};
@@ -166,7 +166,10 @@ impl Workers {
                 ready.into_iter().filter(|f| g.is_ready(g.shard_of(&f.name))).collect(),
                 |f| Lane::Shard(g.shard_of(&f.name)),
             ),
-            None => Queue::new(ready, kind_lane),
+            None => {
+                let kinds = &self.settings.topics.kinds;
+                Queue::new(ready, |f| kind_lane(kinds, f))
+            }
         };
         let shutdown = &self.settings.shutdown;
         let group = self.group.as_ref();
@@ -202,7 +205,7 @@ impl Workers {
                     });
                 match spawned {
                     Ok(h) => handles.push(h),
-                    Err(e) => queue.done(Lane::Kind(""), Err(EngineError::Thread(e))),
+                    Err(e) => queue.done(Lane::Kind(usize::MAX), Err(EngineError::Thread(e))),
                 }
             }
             for h in handles {
@@ -236,15 +239,16 @@ fn clear_staging(dir: &std::path::Path) -> Result<(), EngineError> {
 /// Files of one lane are taken one at a time in name order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Lane {
-    /// One instance: a kind (data, voice; "" for names of no known kind).
-    Kind(&'static str),
+    /// One instance: a kind, by its place in the catalog (`usize::MAX` for
+    /// names of no known kind).
+    Kind(usize),
     /// A group: a shard, whose producer runs one transaction at a time.
     Shard(u32),
 }
 
-fn kind_lane(f: &RemoteFile) -> Lane {
+fn kind_lane(kinds: &Catalog, f: &RemoteFile) -> Lane {
     // Names of no known kind share one lane; the engine skips them.
-    Lane::Kind(RecordKind::from_file_name(&f.name).map_or("", RecordKind::as_str))
+    Lane::Kind(kinds.iter().position(|k| k.matches(&f.name)).unwrap_or(usize::MAX))
 }
 
 /// The pass's files by lane, and who is busy with which lane.
@@ -402,7 +406,7 @@ mod tests {
                 file("cdr_data_20240101_000003.csv"),
                 file("cdr_data_20240101_000001.csv"),
             ],
-            kind_lane,
+            |f| kind_lane(&Catalog::builtin(), f),
         );
         let (k1, f1) = q.take(0, || false).unwrap();
         assert_eq!(f1.name, "cdr_data_20240101_000001.csv");
@@ -426,7 +430,7 @@ mod tests {
                 file("cdr_data_20240101_000002.csv"),
                 file("cdr_data_20240101_000001.csv"),
             ],
-            kind_lane,
+            |f| kind_lane(&Catalog::builtin(), f),
         );
         let mut order = Vec::new();
         let mut reserved = Vec::new();
@@ -456,7 +460,7 @@ mod tests {
                 file("cdr_voice_20240101_000001.csv"),
                 file("cdr_voice_20240101_000002.csv"),
             ],
-            kind_lane,
+            |f| kind_lane(&Catalog::builtin(), f),
         );
         let (data, _) = q.take(0, || false).unwrap();
         assert_eq!(q.reserve_next(0, data).unwrap().name, "cdr_data_20240101_000002.csv");
@@ -489,7 +493,9 @@ mod tests {
 
     #[test]
     fn shutdown_stops_taking_files() {
-        let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")], kind_lane);
+        let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")], |f| {
+            kind_lane(&Catalog::builtin(), f)
+        });
         assert!(q.take(0, || true).is_none());
     }
 
@@ -501,7 +507,7 @@ mod tests {
                 file("cdr_data_20240101_000002.csv"),
                 file("cdr_data_20240101_000003.csv"),
             ],
-            kind_lane,
+            |f| kind_lane(&Catalog::builtin(), f),
         );
         let (k, _) = q.take(0, || false).unwrap();
         q.done(k, Ok(FileOutcome::Parked("permission denied".into())));

@@ -11,7 +11,7 @@ use crate::group::Group;
 use crate::ingest::decide::needs_fetch;
 use crate::ingest::{now_ms, OnChanged};
 use crate::metrics::{HEALTH, METRICS};
-use crate::schema::RecordKind;
+use crate::schema::Catalog;
 use crate::sink::probe::BrokerProbe;
 use crate::sink::KafkaConfig;
 use crate::source::RemoteFile;
@@ -36,12 +36,18 @@ pub(super) fn spawn_broker_probe(kafka: &KafkaConfig, topic: &str) -> Result<(),
 /// has not settled (what the next passes still have to do). In a group, only
 /// the files of this instance's shards count, and each shard's are counted
 /// apart too.
-pub(super) fn update_waiting(listing: &[RemoteFile], ledger: &Ledger, on_changed: OnChanged, group: Option<&Group>) {
+pub(super) fn update_waiting(
+    listing: &[RemoteFile],
+    ledger: &Ledger,
+    kinds: &Catalog,
+    on_changed: OnChanged,
+    group: Option<&Group>,
+) {
     let mut per_shard: BTreeMap<u32, u64> =
         group.map_or_else(BTreeMap::new, |g| g.owned().into_iter().map(|s| (s, 0)).collect());
     let mut waiting = 0u64;
     let mut oldest: Option<i64> = None;
-    for f in listing.iter().filter(|f| RecordKind::from_file_name(&f.name).is_some()) {
+    for f in listing.iter().filter(|f| kinds.for_file(&f.name).is_some()) {
         let shard = group.map(|g| g.shard_of(&f.name));
         if shard.is_some_and(|s| !per_shard.contains_key(&s)) {
             continue;

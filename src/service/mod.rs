@@ -25,8 +25,9 @@ use crate::ingest::workers::Workers;
 use crate::ingest::{now_ms, Shutdown};
 use crate::metrics::server::{self, ServerError};
 use crate::metrics::HEALTH;
+use crate::schema::SchemaError;
 use crate::sink::limits::{self, RecordLimits};
-use crate::sink::topics::{ensure_topics, TopicError};
+use crate::sink::topics::{ensure_topics, TopicError, TopicLayout};
 use crate::source::select::Selector;
 use crate::source::{RemoteFile, Source, SourceError};
 use gauges::{spawn_broker_probe, update_waiting};
@@ -57,6 +58,9 @@ pub enum ServiceError {
     /// The source could not be listed.
     #[error("listing the source")]
     Listing(#[source] SourceError),
+    /// A declared record kind cannot be used.
+    #[error("the record kinds")]
+    Kinds(#[from] SchemaError),
     /// The topics could not be created or their limits learned.
     #[error("preparing topics")]
     Topics(#[from] TopicError),
@@ -107,7 +111,7 @@ fn start_workers(
         source,
     })?;
     park::apply_pending(dir, &ledger)?;
-    let mut settings = args.ingest.settings(&args.kafka, &args.ledger);
+    let mut settings = args.ingest.settings(&args.kafka, &args.ledger)?;
     let build = |n: u32| {
         (0..n)
             .map(|_| args.source.build())
@@ -134,18 +138,24 @@ fn admin_runtime() -> Result<tokio::runtime::Runtime, ServiceError> {
 }
 
 /// Creates missing topics, then learns how large a record each accepts.
-fn prepare_topics(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<RecordLimits, TopicError> {
-    let created = rt.block_on(ensure_topics(&args.kafka.kafka_config(), &args.kafka.topics()))?;
+fn prepare_topics(
+    rt: &tokio::runtime::Runtime,
+    args: &IngestCommand,
+    layout: &TopicLayout,
+) -> Result<RecordLimits, TopicError> {
+    let created = rt.block_on(ensure_topics(&args.kafka.kafka_config(), layout))?;
     if !created.is_empty() {
         tracing::info!(topics = ?created, "topics created");
     }
-    learn_limits(rt, args)
+    learn_limits(rt, args, layout)
 }
 
-fn learn_limits(rt: &tokio::runtime::Runtime, args: &IngestCommand) -> Result<RecordLimits, TopicError> {
-    let t = args.kafka.topics();
-    let topics = [t.data.as_str(), t.voice.as_str(), t.dlq.as_str()];
-    let limits = rt.block_on(limits::learn(&args.kafka.kafka_config(), &topics))?;
+fn learn_limits(
+    rt: &tokio::runtime::Runtime,
+    args: &IngestCommand,
+    layout: &TopicLayout,
+) -> Result<RecordLimits, TopicError> {
+    let limits = rt.block_on(limits::learn(&args.kafka.kafka_config(), &layout.record_topics()))?;
     tracing::debug!(?limits, "record size limits");
     Ok(limits)
 }
@@ -203,9 +213,10 @@ impl OnceOutcome {
 /// One pass: two listings a settle interval apart, so only files that stood
 /// still in between are taken.
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
-    let limits = prepare_topics(&admin_runtime()?, args)?;
+    let layout = args.kafka.topics()?;
+    let limits = prepare_topics(&admin_runtime()?, args, &layout)?;
     let mut workers = start_workers(args, args.workers, &Shutdown::default(), &limits, None)?;
-    let mut selector = Selector::new(args.source.select_config());
+    let mut selector = Selector::new(args.source.select_config(&layout.kinds));
     let first = list(workers.source_mut()).map_err(ServiceError::Listing)?;
     selector.ready(&first, now_ms());
     std::thread::sleep(selector.config().settle);
@@ -234,13 +245,16 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     if let Some(addr) = &args.metrics_addr {
         server::serve(addr)?;
     }
-    if args.common.workers > 2 && args.group.group.is_none() {
+    let common = &args.common;
+    let layout = common.kafka.topics()?;
+    let kinds = layout.kinds.iter().len();
+    if common.workers as usize > kinds && args.group.group.is_none() {
         tracing::warn!(
-            workers = args.common.workers,
-            "files of one kind are ingested one at a time in name order: slots beyond 2 (data, voice) stay idle"
+            workers = common.workers,
+            kinds,
+            "files of one kind are ingested one at a time in name order: slots beyond one per kind stay idle"
         );
     }
-    let common = &args.common;
     let kafka = common.kafka.kafka_config();
     // Brokers first (the topics must exist before anything is produced),
     // then the source; both waited for, so the order of container starts
@@ -251,7 +265,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     let reached = wait_for(
         "brokers",
         &shutdown,
-        || prepare_topics(&rt, common).map(|l| limits = l),
+        || prepare_topics(&rt, common, &layout).map(|l| limits = l),
         |e| matches!(e, TopicError::Kafka(_)),
     )?;
     if !reached {
@@ -285,7 +299,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     spawn_broker_probe(&kafka, &common.kafka.checkpoint_topic)?;
     HEALTH.set_started();
     tracing::info!("running");
-    let mut selector = Selector::new(common.source.select_config());
+    let mut selector = Selector::new(common.source.select_config(&layout.kinds));
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
     let mut limits_learned = Instant::now();
     while !shutdown.requested() {
@@ -299,7 +313,13 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         match list(workers.source_mut()) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
-                update_waiting(&listing, workers.ledger(), common.ingest.on_changed, workers.group());
+                update_waiting(
+                    &listing,
+                    workers.ledger(),
+                    &layout.kinds,
+                    common.ingest.on_changed,
+                    workers.group(),
+                );
                 let ready = selector.ready(&listing, now_ms());
                 if !ready.is_empty() {
                     // A topic's limit may have changed since it was learned.
@@ -307,7 +327,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
                     // outage does not stall the loop; failing, the last
                     // answer stands.
                     if HEALTH.brokers_ok() && limits_learned.elapsed() >= LIMITS_REFRESH {
-                        match learn_limits(&rt, common) {
+                        match learn_limits(&rt, common, &layout) {
                             Ok(l) => workers.set_limits(&l),
                             Err(e) => tracing::warn!(error = %e, "could not refresh record size limits"),
                         }

@@ -10,16 +10,15 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::producer::KafkaConfig;
-use crate::schema::RecordKind;
+use crate::schema::{Catalog, RecordKind};
 
 /// Topic names and the layout of topics the service creates.
 #[derive(Debug, Clone)]
 pub struct TopicLayout {
-    /// Data CDRs.
-    pub data: String,
-    /// Voice CDRs.
-    pub voice: String,
-    /// Invalid rows of every kind.
+    /// The record kinds, each naming its topic (and perhaps a dead-letter
+    /// topic of its own).
+    pub kinds: Catalog,
+    /// Invalid rows of every kind without a dead-letter topic of its own.
     pub dlq: String,
     /// Compacted; key = file name.
     pub checkpoints: String,
@@ -35,19 +34,27 @@ pub struct TopicLayout {
 }
 
 impl TopicLayout {
-    /// The topic of a kind's valid rows.
-    pub fn for_kind(&self, kind: RecordKind) -> &str {
-        match kind {
-            RecordKind::Data => &self.data,
-            RecordKind::Voice => &self.voice,
+    /// The topic of a kind's invalid rows.
+    pub fn dlq_for<'a>(&'a self, kind: &'a RecordKind) -> &'a str {
+        kind.spec().dead_letter_topic.as_deref().unwrap_or(&self.dlq)
+    }
+
+    /// Every record topic: each kind's, then each dead-letter topic, once.
+    pub fn record_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self.kinds.iter().map(RecordKind::topic).collect();
+        for t in std::iter::once(self.dlq.as_str()).chain(self.kinds.iter().map(|k| self.dlq_for(k))) {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
         }
+        topics
     }
 }
 
 /// Default topic of data CDRs.
-pub const DEFAULT_DATA_TOPIC: &str = "cdr-data";
+pub const DEFAULT_DATA_TOPIC: &str = cdr_core::schema::builtin::DATA_TOPIC;
 /// Default topic of voice CDRs.
-pub const DEFAULT_VOICE_TOPIC: &str = "cdr-voice";
+pub const DEFAULT_VOICE_TOPIC: &str = cdr_core::schema::builtin::VOICE_TOPIC;
 /// Default dead-letter topic.
 pub const DEFAULT_DLQ_TOPIC: &str = "cdr-dlq";
 /// Default checkpoint topic.
@@ -62,8 +69,7 @@ pub const DEFAULT_RETENTION_MS: i64 = -1;
 impl Default for TopicLayout {
     fn default() -> Self {
         TopicLayout {
-            data: DEFAULT_DATA_TOPIC.into(),
-            voice: DEFAULT_VOICE_TOPIC.into(),
+            kinds: Catalog::builtin(),
             dlq: DEFAULT_DLQ_TOPIC.into(),
             checkpoints: DEFAULT_CHECKPOINT_TOPIC.into(),
             partitions: DEFAULT_PARTITIONS,
@@ -107,12 +113,11 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
         .filter(|t| t.error().is_none())
         .map(|t| (t.name().to_string(), t.partitions().len()))
         .collect();
-    let wanted = [
-        (&layout.data, layout.partitions, false),
-        (&layout.voice, layout.partitions, false),
-        (&layout.dlq, layout.partitions, false),
-        (&layout.checkpoints, 1, true),
-    ];
+    let wanted = layout
+        .record_topics()
+        .into_iter()
+        .map(|t| (t, layout.partitions, false))
+        .chain([(layout.checkpoints.as_str(), 1, true)]);
     let mut to_create = Vec::new();
     for (name, partitions, compacted) in wanted {
         match existing.iter().find(|(n, _)| n == name) {
@@ -120,7 +125,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
                 tracing::warn!(topic = %name, have, configured = partitions, "existing topic has a different partition count; left as it is");
             }
             Some(_) => {}
-            None => to_create.push((name.as_str(), partitions, compacted)),
+            None => to_create.push((name, partitions, compacted)),
         }
     }
     if to_create.is_empty() {

@@ -65,6 +65,8 @@ pub struct FileContext {
     /// `","_source_file":"<name>","_ingestion_timestamp":"`: what follows the
     /// last field value of a valid row.
     value_tail: Piece<TAIL_BLOCK>,
+    /// What precedes each declared column's value (see [`json::declared_keys`]).
+    keys: Vec<Piece<KEY_BLOCK>>,
     /// `","_record_type":"<kind>"}`: what ends a valid row.
     value_end: Piece<KEY_BLOCK>,
     /// `{"_source_file":"<name>","_row":`: how a dead-letter value starts.
@@ -89,6 +91,7 @@ impl FileContext {
             value_end: Piece::new(&join(&[b"\",\"_record_type\":\"", kind.as_str().as_bytes(), b"\"}"])),
             dlq_head: join(&[b"{\"_source_file\":\"", &name, b"\",\"_row\":"]),
             file_name: file_name.to_owned(),
+            keys: json::declared_keys(&kind),
             kind,
             sha256_hex,
             key_head,
@@ -101,8 +104,8 @@ impl FileContext {
     }
 
     /// The file's record kind.
-    pub fn kind(&self) -> RecordKind {
-        self.kind
+    pub fn kind(&self) -> &RecordKind {
+        &self.kind
     }
 
     /// The file's SHA-256, 64 lowercase hex digits (the `cdr-file-sha256` header).
@@ -136,11 +139,10 @@ pub fn ingestion_timestamp(now: DateTime<Utc>) -> String {
 /// computed once per batch rather than per row.
 pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
-    let keys = json::required_keys(row.kind());
     let mut fields = row.json_fields();
-    // The row's first fields are its kind's required columns, in order (a
-    // guarantee of `ValidRow`), whose key pieces are prepared once.
-    for (key, f) in keys.iter().zip(fields.by_ref()) {
+    // The row's first fields are its kind's declared columns, in order (a
+    // guarantee of `ValidRow`), whose key pieces are prepared once per file.
+    for (key, f) in ctx.keys.iter().zip(fields.by_ref()) {
         key.write(&mut w);
         write_field_value(&mut w, f.value, f.padded, f.plain);
     }

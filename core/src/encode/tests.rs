@@ -19,7 +19,7 @@ fn sha() -> [u8; 32] {
 /// Encodes every row of `csv` (valid rows as values, invalid ones as
 /// dead-letter values) and returns them with their keys.
 fn encode_all(kind: RecordKind, file: &str, csv: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let ctx = FileContext::new(file, kind, &sha());
+    let ctx = FileContext::new(file, kind.clone(), &sha());
     let mut r = CdrReader::new(kind, file, csv, &Validation::default()).unwrap();
     let mut out = Vec::new();
     let (mut key, mut value) = (Vec::new(), Vec::new());
@@ -49,7 +49,7 @@ fn parse_map(value: &[u8]) -> Vec<(String, Value)> {
 #[test]
 fn the_contract_example_encodes_byte_for_byte() {
     let csv = format!("{DATA_HEADER}\n{DATA_ROW}\n");
-    let got = encode_all(RecordKind::Data, "cdr_data_20240102_224000.csv", csv.as_bytes());
+    let got = encode_all(crate::schema::data(), "cdr_data_20240102_224000.csv", csv.as_bytes());
     let expected = r#"{"msisdn":"9724515726732","tower_id":"1800","up_bytes":"787119","down_bytes":"662662","data_type":"application","ip_address":"221.128.139.195","website_url":"http://example.com","event_datetime":"2024-01-01 01:01:15.291148","_source_file":"cdr_data_20240102_224000.csv","_ingestion_timestamp":"2025-12-06T20:55:06.123456","_record_type":"data"}"#;
     assert_eq!(got.len(), 1);
     assert_eq!(String::from_utf8(got[0].1.clone()).unwrap(), expected);
@@ -59,7 +59,7 @@ fn the_contract_example_encodes_byte_for_byte() {
 #[test]
 fn voice_values_carry_every_field_and_the_metadata() {
     let csv = "msisdn,tower_id,call_type,dest_nr,call_duration_sec,start_time\n5837025539272,724,voice,1693098090050,262,2024-01-01 01:01:29.707413\n";
-    let got = encode_all(RecordKind::Voice, "cdr_voice_1.csv", csv.as_bytes());
+    let got = encode_all(crate::schema::voice(), "cdr_voice_1.csv", csv.as_bytes());
     let value: Value = serde_json::from_slice(&got[0].1).unwrap();
     assert_eq!(
         value,
@@ -83,7 +83,7 @@ fn escaped_values_and_extra_columns_round_trip_through_serde_json() {
         &DATA_ROW[..DATA_ROW.find(",http").unwrap()]
     );
     let csv = format!("{header}\n{row}\n");
-    let got = encode_all(RecordKind::Data, "cdr_data_\"odd\"\\é.csv", csv.as_bytes());
+    let got = encode_all(crate::schema::data(), "cdr_data_\"odd\"\\é.csv", csv.as_bytes());
     let text = String::from_utf8(got[0].1.clone()).unwrap();
     assert!(text.is_ascii(), "{text}");
     let order: Vec<usize> = [
@@ -110,7 +110,7 @@ fn escaped_values_and_extra_columns_round_trip_through_serde_json() {
 
 #[test]
 fn keys_are_the_hash_prefix_and_the_row_index() {
-    let ctx = FileContext::new("f", RecordKind::Data, &sha());
+    let ctx = FileContext::new("f", crate::schema::data(), &sha());
     assert_eq!(ctx.sha256_hex().len(), 64);
     assert!(ctx.sha256_hex().starts_with(ctx.key_prefix()));
     let mut key = b"stale".to_vec();
@@ -129,7 +129,7 @@ fn ingestion_timestamps_always_have_six_fraction_digits() {
 #[test]
 fn dead_letter_values_have_position_error_and_raw_line() {
     let csv = format!("{DATA_HEADER}\n{}\r\n", DATA_ROW.replace("787119", "12x4"));
-    let got = encode_all(RecordKind::Data, "cdr_data_x.csv", csv.as_bytes());
+    let got = encode_all(crate::schema::data(), "cdr_data_x.csv", csv.as_bytes());
     let expected = format!(
         r#"{{"_source_file":"cdr_data_x.csv","_row":1,"_line":2,"_record_type":"data","_error":"field \"up_bytes\": expected an unsigned 64-bit integer, found \"12x4\"","_raw":"{}","_ingestion_timestamp":"{TS}"}}"#,
         DATA_ROW.replace("787119", "12x4")
@@ -145,7 +145,7 @@ fn dead_letter_values_of_non_utf8_rows_keep_the_exact_bytes_in_base64() {
     csv[at] = 0xff;
     csv[at + 1] = 0xfe;
     let raw: Vec<u8> = csv[DATA_HEADER.len() + 1..csv.len() - 1].to_vec();
-    let got = encode_all(RecordKind::Data, "d.csv", &csv);
+    let got = encode_all(crate::schema::data(), "d.csv", &csv);
     let v: Value = serde_json::from_slice(&got[0].1).unwrap();
     assert_eq!(v["_row"], json!(1));
     assert_eq!(v["_line"], json!(2));
@@ -158,7 +158,7 @@ fn dead_letter_values_of_non_utf8_rows_keep_the_exact_bytes_in_base64() {
         .contains("\"_raw_base64\":\""));
     // Valid UTF-8 rows have no base64 copy.
     let csv = format!("{DATA_HEADER}\nbad\n");
-    let got = encode_all(RecordKind::Data, "d.csv", csv.as_bytes());
+    let got = encode_all(crate::schema::data(), "d.csv", csv.as_bytes());
     let v: Value = serde_json::from_slice(&got[0].1).unwrap();
     assert!(v.get("_raw_base64").is_none());
     assert_eq!(v.as_object().unwrap().len(), 7);
@@ -167,7 +167,7 @@ fn dead_letter_values_of_non_utf8_rows_keep_the_exact_bytes_in_base64() {
 #[test]
 fn output_buffers_are_replaced_not_appended() {
     let csv = format!("{DATA_HEADER}\n{DATA_ROW}\n{DATA_ROW}\n");
-    let got = encode_all(RecordKind::Data, "f", csv.as_bytes());
+    let got = encode_all(crate::schema::data(), "f", csv.as_bytes());
     assert_eq!(got[0].1, got[1].1);
 }
 
@@ -177,7 +177,7 @@ fn long_file_names_and_values_encode_intact() {
     let url = format!("http://x/{}é\"{}", "a".repeat(5000), "b".repeat(40));
     let row = DATA_ROW.replace("http://example.com", &format!("\"{}\"", url.replace('"', "\"\"")));
     let csv = format!("{DATA_HEADER}\n{row}\n{DATA_ROW}\n");
-    let got = encode_all(RecordKind::Data, &name, csv.as_bytes());
+    let got = encode_all(crate::schema::data(), &name, csv.as_bytes());
     for (i, expected_url) in [url.as_str(), "http://example.com"].into_iter().enumerate() {
         let v: Value = serde_json::from_slice(&got[i].1).unwrap();
         assert_eq!(v["website_url"], json!(expected_url));
@@ -190,8 +190,8 @@ fn long_file_names_and_values_encode_intact() {
 #[test]
 fn an_unusual_ingestion_timestamp_is_still_escaped() {
     let csv = format!("{DATA_HEADER}\n{DATA_ROW}\n");
-    let ctx = FileContext::new("f", RecordKind::Data, &sha());
-    let mut r = CdrReader::new(RecordKind::Data, "f", csv.as_bytes(), &Validation::default()).unwrap();
+    let ctx = FileContext::new("f", crate::schema::data(), &sha());
+    let mut r = CdrReader::new(crate::schema::data(), "f", csv.as_bytes(), &Validation::default()).unwrap();
     let Some(Row::Valid(row)) = r.next_row().unwrap() else {
         panic!()
     };
@@ -204,7 +204,7 @@ fn an_unusual_ingestion_timestamp_is_still_escaped() {
 }
 
 fn data_context() -> FileContext {
-    FileContext::new("cdr_data_20240101_000000.csv", RecordKind::Data, &[7; 32])
+    FileContext::new("cdr_data_20240101_000000.csv", crate::schema::data(), &[7; 32])
 }
 
 #[test]

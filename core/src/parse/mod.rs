@@ -51,13 +51,9 @@ pub use reader::{CdrReader, MAX_RECORD_BYTES};
 
 use crate::schema::RecordKind;
 
-/// The configurable parts of validation.
+/// The configurable parts of validation beyond the kinds' declarations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
-    /// Allowed `data_type` values, matched exactly (case-sensitive).
-    pub data_types: Vec<String>,
-    /// Allowed `call_type` values, matched exactly (case-sensitive).
-    pub call_types: Vec<String>,
     /// The zone the files' timestamps are written in; UTC unless configured.
     pub time_offset: chrono::FixedOffset,
     /// Event times after this instant (UTC epoch ms) are invalid rows. Kafka
@@ -69,11 +65,9 @@ pub struct Validation {
 }
 
 impl Default for Validation {
-    /// The contract's lists and UTC.
+    /// UTC, no bound on event times.
     fn default() -> Self {
         Validation {
-            data_types: ["application", "text", "image", "video"].map(String::from).to_vec(),
-            call_types: ["voice", "video"].map(String::from).to_vec(),
             time_offset: chrono::Utc.fix(),
             latest_event_ms: None,
         }
@@ -125,7 +119,7 @@ pub struct ValidRow<'r> {
     /// The record's bytes as they were in the file (as [`InvalidRow::raw`]),
     /// for a row that must be dead-lettered after all (too large to produce).
     pub raw: &'r [u8],
-    kind: RecordKind,
+    kind: &'r RecordKind,
     /// The bytes the field spans index: the record itself, or the unquoted copy
     /// of it when the record had quoted fields. Checked to be valid UTF-8 (kept
     /// as bytes so that a pure-ASCII record needs no second pass to become `str`).
@@ -157,7 +151,7 @@ pub(crate) struct JsonField<'r> {
 impl<'r> ValidRow<'r> {
     /// The kind of file the row came from; its required columns are the first
     /// `kind.columns().len()` fields.
-    pub fn kind(&self) -> RecordKind {
+    pub fn kind(&self) -> &'r RecordKind {
         self.kind
     }
 
@@ -239,7 +233,7 @@ pub enum RowError {
     #[error("field {column:?}: {reason}, found {value_excerpt:?}")]
     Field {
         /// The field's column.
-        column: &'static str,
+        column: String,
         /// The value, cut to [`RowError::EXCERPT_CHARS`] characters (then `…`).
         value_excerpt: String,
         /// The rule, as what was expected.
@@ -252,13 +246,13 @@ impl RowError {
     /// problem, bounded so a huge field cannot bloat the dead-letter record.
     pub const EXCERPT_CHARS: usize = 64;
 
-    fn field(column: &'static str, value: &str, reason: Cow<'static, str>) -> RowError {
+    fn field(column: &str, value: &str, reason: Cow<'static, str>) -> RowError {
         let value_excerpt = match value.char_indices().nth(Self::EXCERPT_CHARS) {
             Some((cut, _)) => format!("{}…", &value[..cut]),
             None => value.to_owned(),
         };
         RowError::Field {
-            column,
+            column: column.to_owned(),
             value_excerpt,
             reason,
         }

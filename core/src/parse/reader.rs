@@ -52,12 +52,16 @@ struct Record {
     line: u64,
 }
 
-/// A required column's check, with where its value is in the header order.
+/// A declared column's check, with where its value is in the header order.
 #[derive(Debug)]
 struct Check {
     header_pos: usize,
-    column: &'static str,
+    column: Box<str>,
     rule: Rule,
+    /// An empty value passes without its rule.
+    optional: bool,
+    /// The kind's time column: its instant is the row's event time.
+    event_time: bool,
 }
 
 /// Reads the rows of one CDR file. See the [module doc](super) for the dialect,
@@ -94,7 +98,6 @@ pub struct CdrReader<R: Read> {
     /// (see `Rule::admits_only_plain`).
     plain: Vec<bool>,
     checks: Vec<Check>,
-    offset_secs: i32,
     latest_event_ms: Option<i64>,
 }
 
@@ -122,7 +125,6 @@ impl<R: Read> CdrReader<R> {
             columns: Vec::new(),
             plain: Vec::new(),
             checks: Vec::new(),
-            offset_secs: validation.time_offset.local_minus_utc(),
             latest_event_ms: validation.latest_event_ms,
         };
         // csv_core strips a UTF-8 BOM only if its first call sees all three
@@ -155,12 +157,13 @@ impl<R: Read> CdrReader<R> {
                 column: dup.clone(),
             });
         }
-        let required = self.kind.columns();
+        let kind = self.kind.clone();
+        let declared = kind.columns();
         let position = |col: &str| names.iter().position(|n| n == col);
-        let missing: Vec<String> = required
+        let missing: Vec<String> = declared
             .iter()
-            .filter(|c| position(c).is_none())
-            .map(|c| c.to_string())
+            .filter(|c| position(&c.name).is_none())
+            .map(|c| c.name.clone())
             .collect();
         if !missing.is_empty() {
             return Err(FileError::MissingColumn {
@@ -169,28 +172,24 @@ impl<R: Read> CdrReader<R> {
                 columns: missing,
             });
         }
-        for &col in required {
-            let header_pos = position(col).expect("a missing column returned an error above");
+        let offset_secs = validation.time_offset.local_minus_utc();
+        for col in declared {
+            let header_pos = position(&col.name).expect("a missing column returned an error above");
             self.order.push(header_pos);
-            self.columns.push(col.into());
-            // Every column of schema.rs has a rule (a unit test of validate.rs proves it).
-            let rule = Rule::for_column(
-                col,
-                self.kind.time_column(),
-                &validation.data_types,
-                &validation.call_types,
-            );
-            self.plain.push(rule.as_ref().is_some_and(Rule::admits_only_plain));
-            if let Some(rule) = rule {
-                self.checks.push(Check {
-                    header_pos,
-                    column: col,
-                    rule,
-                });
-            }
+            self.columns.push(col.name.as_str().into());
+            let rule = Rule::for_type(&col.ty, offset_secs);
+            // An optional column's empty value is copied as it is: "" is plain.
+            self.plain.push(rule.admits_only_plain());
+            self.checks.push(Check {
+                header_pos,
+                column: col.name.as_str().into(),
+                rule,
+                optional: col.optional,
+                event_time: col.name == kind.time_column(),
+            });
         }
         for (pos, name) in names.iter().enumerate() {
-            if !required.contains(&name.as_str()) {
+            if !declared.iter().any(|c| &c.name == name) {
                 self.order.push(pos);
                 self.columns.push(name.as_str().into());
                 self.plain.push(false);
@@ -206,8 +205,8 @@ impl<R: Read> CdrReader<R> {
     }
 
     /// The kind of file being read.
-    pub fn kind(&self) -> RecordKind {
-        self.kind
+    pub fn kind(&self) -> &RecordKind {
+        &self.kind
     }
 
     /// Column names in output order: the kind's required columns in canonical
@@ -237,7 +236,7 @@ impl<R: Read> CdrReader<R> {
                 line,
                 event_time_ms,
                 raw: &self.buf[rec.raw.clone()],
-                kind: self.kind,
+                kind: &self.kind,
                 text: self.text(&rec),
                 padded: self.padded(&rec),
                 spans: &self.spans,
@@ -288,17 +287,22 @@ impl<R: Read> CdrReader<R> {
         let mut event_time_ms = 0;
         for check in &self.checks {
             let (a, b) = self.spans[check.header_pos];
-            match check.rule.check(&bytes[a..b], self.offset_secs) {
-                Ok(None) => {}
-                Ok(Some(ms)) if self.latest_event_ms.is_some_and(|latest| ms > latest) => {
-                    let value = String::from_utf8_lossy(&bytes[a..b]);
-                    let reason = "event time is too far in the future for the broker to accept";
-                    return Err(RowError::field(check.column, &value, reason.into()));
+            if check.optional && a == b {
+                continue;
+            }
+            match check.rule.check(&bytes[a..b]) {
+                Ok(Some(ms)) if check.event_time => {
+                    if self.latest_event_ms.is_some_and(|latest| ms > latest) {
+                        let value = String::from_utf8_lossy(&bytes[a..b]);
+                        let reason = "event time is too far in the future for the broker to accept";
+                        return Err(RowError::field(&check.column, &value, reason.into()));
+                    }
+                    event_time_ms = ms;
                 }
-                Ok(Some(ms)) => event_time_ms = ms,
+                Ok(_) => {}
                 Err(reason) => {
                     let value = String::from_utf8_lossy(&bytes[a..b]);
-                    return Err(RowError::field(check.column, &value, reason));
+                    return Err(RowError::field(&check.column, &value, reason));
                 }
             }
         }

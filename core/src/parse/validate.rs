@@ -8,53 +8,83 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::IpAddr;
 
-/// What a required column must hold. Chosen by column name (see [`Rule::for_column`]).
+use crate::schema::ColumnType;
+
+/// What a column's values must be: its [`ColumnType`] compiled once per file,
+/// with the reason a failing value gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Rule {
-    /// msisdn, dest_nr: 6 to 15 ASCII digits (E.164 allows at most 15).
-    Phone,
-    /// tower_id, byte counts, durations: ASCII digits that fit in a u64.
-    U64,
-    /// data_type, call_type: exactly one of a configured list (case-sensitive).
+    /// `min` to `max` ASCII digits.
+    Digits {
+        min: usize,
+        max: usize,
+        reason: Cow<'static, str>,
+    },
+    /// ASCII digits that fit in a u64.
+    Unsigned,
+    /// An optional `-`, then digits that fit in an i64.
+    Signed,
+    /// An optional `-`, digits, and at most `scale` fraction digits after a `.`.
+    Decimal { scale: usize, reason: Cow<'static, str> },
+    /// Exactly one of a list (case-sensitive).
     OneOf {
         allowed: Vec<Box<str>>,
         reason: Cow<'static, str>,
     },
-    /// ip_address: what `std::net::IpAddr` parses.
+    /// What `std::net::IpAddr` parses.
     Ip,
-    /// website_url: anything but the empty string.
+    /// Anything but the empty string.
     NonEmpty,
-    /// event_datetime, start_time: `YYYY-MM-DD HH:MM:SS[.f{1,6}]`.
-    Time(MinuteCache),
+    /// `YYYY-MM-DD HH:MM:SS[.f{1,precision}]`, read at `offset_secs` east of UTC.
+    Time {
+        cache: MinuteCache,
+        precision: usize,
+        offset_secs: i32,
+        reason: Cow<'static, str>,
+    },
 }
 
-const REASON_PHONE: &str = "expected 6 to 15 digits";
 const REASON_U64: &str = "expected an unsigned 64-bit integer";
+const REASON_I64: &str = "expected a signed 64-bit integer";
 const REASON_IP: &str = "expected an IPv4 or IPv6 address";
 const REASON_EMPTY: &str = "must not be empty";
-const REASON_TIME: &str = "expected YYYY-MM-DD HH:MM:SS[.ffffff]";
 
 impl Rule {
-    /// The rule of a required column; `None` for a name the contract has no rule
-    /// for (a unit test proves every column of `schema.rs` has one).
-    pub(super) fn for_column(
-        column: &str,
-        time_column: &str,
-        data_types: &[String],
-        call_types: &[String],
-    ) -> Option<Rule> {
-        if column == time_column {
-            return Some(Rule::Time(MinuteCache::default()));
+    /// The rule of a column of type `ty`; a timestamp without a zone of its
+    /// own is read at `default_offset_secs`.
+    pub(super) fn for_type(ty: &ColumnType, default_offset_secs: i32) -> Rule {
+        match ty {
+            ColumnType::Digits { min, max } => Rule::Digits {
+                min: usize::from(*min),
+                max: usize::from(*max),
+                reason: Cow::Owned(format!("expected {min} to {max} digits")),
+            },
+            ColumnType::Unsigned => Rule::Unsigned,
+            ColumnType::Signed => Rule::Signed,
+            ColumnType::Decimal { scale } => Rule::Decimal {
+                scale: usize::from(*scale),
+                reason: Cow::Owned(format!(
+                    "expected a decimal number with at most {scale} fraction digits"
+                )),
+            },
+            ColumnType::Enum { symbols } => Rule::OneOf {
+                allowed: symbols.iter().map(|s| s.as_str().into()).collect(),
+                reason: Cow::Owned(format!("expected one of {}", symbols.join(", "))),
+            },
+            ColumnType::Ip => Rule::Ip,
+            // A required text's value must not be empty; an optional column's
+            // empty value never reaches its rule.
+            ColumnType::Text | ColumnType::Url => Rule::NonEmpty,
+            ColumnType::Timestamp { precision, offset_secs } => Rule::Time {
+                cache: MinuteCache::default(),
+                precision: usize::from(*precision),
+                offset_secs: offset_secs.unwrap_or(default_offset_secs),
+                reason: Cow::Owned(match precision {
+                    0 => "expected YYYY-MM-DD HH:MM:SS".to_owned(),
+                    p => format!("expected YYYY-MM-DD HH:MM:SS[.{}]", "f".repeat(usize::from(*p))),
+                }),
+            },
         }
-        Some(match column {
-            "msisdn" | "dest_nr" => Rule::Phone,
-            "tower_id" | "up_bytes" | "down_bytes" | "call_duration_sec" => Rule::U64,
-            "data_type" => Rule::one_of(data_types),
-            "call_type" => Rule::one_of(call_types),
-            "ip_address" => Rule::Ip,
-            "website_url" => Rule::NonEmpty,
-            _ => return None,
-        })
     }
 
     /// Whether every value this rule accepts is "plain": printable ASCII other
@@ -62,40 +92,47 @@ impl Rule {
     /// looking at them, which is most of a row.
     pub(super) fn admits_only_plain(&self) -> bool {
         match self {
-            // Digits; IP text (hex digits, `.`, `:`); digits, `-`, ` `, `:`, `.`.
-            Rule::Phone | Rule::U64 | Rule::Ip | Rule::Time(_) => true,
+            // Digits, signs and dots; IP text (hex digits, `.`, `:`); digits, `-`, ` `, `:`, `.`.
+            Rule::Digits { .. }
+            | Rule::Unsigned
+            | Rule::Signed
+            | Rule::Decimal { .. }
+            | Rule::Ip
+            | Rule::Time { .. } => true,
             Rule::OneOf { allowed, .. } => allowed.iter().all(|a| is_plain(a.as_bytes())),
             Rule::NonEmpty => false,
         }
     }
 
-    fn one_of(list: &[String]) -> Rule {
-        Rule::OneOf {
-            allowed: list.iter().map(|s| s.as_str().into()).collect(),
-            reason: Cow::Owned(format!("expected one of {}", list.join(", "))),
-        }
-    }
-
     /// Checks `value`; on failure returns the reason for the row error. A time
-    /// column also yields its instant (UTC epoch millis, local time read at
-    /// `offset_secs` east of UTC), which the caller needs for the Kafka timestamp.
+    /// rule also yields its instant (UTC epoch millis), which the caller needs
+    /// for the Kafka timestamp.
     #[inline]
-    pub(super) fn check(&self, value: &[u8], offset_secs: i32) -> Result<Option<i64>, Cow<'static, str>> {
+    pub(super) fn check(&self, value: &[u8]) -> Result<Option<i64>, Cow<'static, str>> {
         let fail = |reason: &'static str| Err(Cow::Borrowed(reason));
         match self {
-            Rule::Phone if (6..=15).contains(&value.len()) && all_digits(value) => Ok(None),
-            Rule::Phone => fail(REASON_PHONE),
-            Rule::U64 if is_u64(value) => Ok(None),
-            Rule::U64 => fail(REASON_U64),
+            Rule::Digits { min, max, .. } if (*min..=*max).contains(&value.len()) && all_digits(value) => Ok(None),
+            Rule::Digits { reason, .. } => Err(reason.clone()),
+            Rule::Unsigned if is_u64(value) => Ok(None),
+            Rule::Unsigned => fail(REASON_U64),
+            Rule::Signed if is_i64(value) => Ok(None),
+            Rule::Signed => fail(REASON_I64),
+            Rule::Decimal { scale, .. } if is_decimal(value, *scale) => Ok(None),
+            Rule::Decimal { reason, .. } => Err(reason.clone()),
             Rule::OneOf { allowed, .. } if allowed.iter().any(|a| same_bytes(a.as_bytes(), value)) => Ok(None),
             Rule::OneOf { reason, .. } => Err(reason.clone()),
             Rule::Ip if is_ip(value) => Ok(None),
             Rule::Ip => fail(REASON_IP),
             Rule::NonEmpty if !value.is_empty() => Ok(None),
             Rule::NonEmpty => fail(REASON_EMPTY),
-            Rule::Time(cache) => match parse_time_ms_cached(value, offset_secs, cache) {
+            Rule::Time {
+                cache,
+                precision,
+                offset_secs,
+                reason,
+            } => match parse_time_ms_cached(value, *offset_secs, *precision, cache) {
                 Some(ms) => Ok(Some(ms)),
-                None => fail(REASON_TIME),
+                None => Err(reason.clone()),
             },
         }
     }
@@ -127,6 +164,39 @@ fn all_digits(v: &[u8]) -> bool {
         None => v.iter().all(u8::is_ascii_digit),
         Some(last) => word(last) && v.chunks_exact(8).all(|c| c.first_chunk::<8>().is_some_and(word)),
     }
+}
+
+/// An optional `-`, then digits (no `+`, no spaces), within the range of an i64.
+#[inline]
+pub(super) fn is_i64(v: &[u8]) -> bool {
+    const MIN_ABS: &[u8] = b"9223372036854775808";
+    const MAX: &[u8] = b"9223372036854775807";
+    let (digits, limit) = match v {
+        [b'-', rest @ ..] => (rest, MIN_ABS),
+        _ => (v, MAX),
+    };
+    match digits.len() {
+        0 => false,
+        1..=18 => all_digits(digits),
+        19 => all_digits(digits) && digits <= limit,
+        _ => false,
+    }
+}
+
+/// An optional `-`, at least one digit, and optionally a `.` followed by 1 to
+/// `scale` digits. The integer part is bounded only by the decimal's 38 digits.
+#[inline]
+fn is_decimal(v: &[u8], scale: usize) -> bool {
+    let v = v.strip_prefix(b"-").unwrap_or(v);
+    let (int, frac) = match v.iter().position(|&b| b == b'.') {
+        Some(dot) => (&v[..dot], Some(&v[dot + 1..])),
+        None => (v, None),
+    };
+    let frac_ok = match frac {
+        None => true,
+        Some(f) => (1..=scale).contains(&f.len()) && all_digits(f),
+    };
+    !int.is_empty() && int.len() + frac.map_or(0, <[u8]>::len) <= 38 && all_digits(int) && frac_ok
 }
 
 /// Digits only (no sign, no spaces, unlike `u64::from_str` which takes a `+`),
@@ -184,17 +254,17 @@ fn is_plain_ipv4(v: &[u8]) -> bool {
 #[cfg(test)]
 fn parse_time_ms(v: &[u8], offset_secs: i32) -> Option<i64> {
     let (minute, rest) = split_minute(v)?;
-    Some(parse_minute(minute, offset_secs)? + parse_seconds(rest)?)
+    Some(parse_minute(minute, offset_secs)? + parse_seconds(rest, 6)?)
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS` with an optional `.` and 1 to 6 fraction digits,
+/// Parses `YYYY-MM-DD HH:MM:SS` with an optional `.` and 1 to `precision` (at most 6) fraction digits,
 /// a real calendar date and time (no leap second), read as local time at
 /// `offset_secs` east of UTC; returns UTC epoch milliseconds (fraction truncated).
 ///
 /// It remembers the last minute it parsed: CDR files are in time order, so
 /// most rows share their minute with the row before and only the seconds are
 /// left to read.
-pub(super) fn parse_time_ms_cached(v: &[u8], offset_secs: i32, cache: &MinuteCache) -> Option<i64> {
+pub(super) fn parse_time_ms_cached(v: &[u8], offset_secs: i32, precision: usize, cache: &MinuteCache) -> Option<i64> {
     let (minute, rest) = split_minute(v)?;
     let minute_ms = match cache.0.get() {
         Some((m, ms)) if m == *minute => ms,
@@ -204,7 +274,7 @@ pub(super) fn parse_time_ms_cached(v: &[u8], offset_secs: i32, cache: &MinuteCac
             ms
         }
     };
-    Some(minute_ms + parse_seconds(rest)?)
+    Some(minute_ms + parse_seconds(rest, precision)?)
 }
 
 /// The last valid `YYYY-MM-DD HH:MM` seen and its epoch millis (see
@@ -241,17 +311,17 @@ fn parse_minute(h: &[u8; 16], offset_secs: i32) -> Option<i64> {
     Some(secs * 1000)
 }
 
-/// Milliseconds into the minute of `:SS` with an optional `.` and 1 to 6
-/// fraction digits (truncated to millis).
+/// Milliseconds into the minute of `:SS` with an optional `.` and 1 to
+/// `precision` (at most 6) fraction digits (truncated to millis).
 #[inline]
-fn parse_seconds(rest: &[u8]) -> Option<i64> {
+fn parse_seconds(rest: &[u8], precision: usize) -> Option<i64> {
     let (sec, frac) = match rest {
         [b':', s @ ..] if s.len() == 2 => (s, &[][..]),
         [b':', s0, s1, b'.', frac @ ..] if !frac.is_empty() => (&[*s0, *s1][..], frac),
         _ => return None,
     };
     let second = num(sec)?;
-    if second > 59 || frac.len() > 6 {
+    if second > 59 || frac.len() > precision.min(6) {
         return None;
     }
     let mut micros = num(frac)?;
@@ -299,7 +369,6 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::RecordKind;
     use chrono::{NaiveDateTime, TimeZone};
 
     fn chrono_ms(s: &str, offset_secs: i32) -> Option<i64> {
@@ -313,17 +382,99 @@ mod tests {
         Some(tz.from_local_datetime(&naive).single()?.timestamp_millis())
     }
 
+    fn rule(ty: ColumnType) -> Rule {
+        Rule::for_type(&ty, 0)
+    }
+
+    fn one_of(symbols: &[&str]) -> Rule {
+        rule(ColumnType::Enum {
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
     #[test]
-    fn every_schema_column_has_a_rule() {
-        let types = vec!["x".to_string()];
-        for kind in RecordKind::ALL {
-            for col in kind.columns() {
-                assert!(
-                    Rule::for_column(col, kind.time_column(), &types, &types).is_some(),
-                    "{col} has no rule"
-                );
-            }
+    fn the_builtin_kinds_keep_the_contract_reasons() {
+        let reasons: Vec<String> = crate::schema::data()
+            .columns()
+            .iter()
+            .chain(crate::schema::voice().columns())
+            .map(|c| rule(c.ty.clone()).check(b"").unwrap_err().into_owned())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "expected 6 to 15 digits",
+                "expected an unsigned 64-bit integer",
+                "expected an unsigned 64-bit integer",
+                "expected an unsigned 64-bit integer",
+                "expected one of application, text, image, video",
+                "expected an IPv4 or IPv6 address",
+                "must not be empty",
+                "expected YYYY-MM-DD HH:MM:SS[.ffffff]",
+                "expected 6 to 15 digits",
+                "expected an unsigned 64-bit integer",
+                "expected one of voice, video",
+                "expected 6 to 15 digits",
+                "expected an unsigned 64-bit integer",
+                "expected YYYY-MM-DD HH:MM:SS[.ffffff]",
+            ]
+        );
+    }
+
+    #[test]
+    fn signed_takes_a_minus_and_the_whole_i64_range_only() {
+        for ok in ["0", "-1", "42", "9223372036854775807", "-9223372036854775808"] {
+            assert!(is_i64(ok.as_bytes()), "{ok}");
+            assert!(ok.parse::<i64>().is_ok());
         }
+        for bad in [
+            "",
+            "-",
+            "+1",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "1.5",
+            " 1",
+            "--1",
+        ] {
+            assert!(!is_i64(bad.as_bytes()), "{bad}");
+        }
+        assert_eq!(rule(ColumnType::Signed).check(b"x").unwrap_err(), REASON_I64);
+    }
+
+    #[test]
+    fn decimal_bounds_its_fraction_digits_by_the_scale() {
+        let r = rule(ColumnType::Decimal { scale: 2 });
+        for ok in ["0", "12", "-12", "12.3", "12.34", "-0.01"] {
+            assert!(r.check(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in ["", "-", ".5", "12.", "12.345", "1,5", "1e3", "+1", "1.2.3"] {
+            assert!(r.check(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(
+            r.check(b"x").unwrap_err(),
+            "expected a decimal number with at most 2 fraction digits"
+        );
+        assert!(rule(ColumnType::Decimal { scale: 0 }).check(b"1.0").is_err());
+    }
+
+    #[test]
+    fn a_timestamp_takes_at_most_its_precision_and_its_own_zone() {
+        let whole = rule(ColumnType::Timestamp {
+            precision: 0,
+            offset_secs: Some(3600),
+        });
+        assert_eq!(whole.check(b"1970-01-01 01:00:00"), Ok(Some(0)));
+        assert_eq!(
+            whole.check(b"1970-01-01 01:00:00.5").unwrap_err(),
+            "expected YYYY-MM-DD HH:MM:SS"
+        );
+        let millis = rule(ColumnType::Timestamp {
+            precision: 3,
+            offset_secs: None,
+        });
+        assert_eq!(millis.check(b"1970-01-01 00:00:01.250"), Ok(Some(1250)));
+        assert!(millis.check(b"1970-01-01 00:00:01.2500").is_err());
     }
 
     #[test]
@@ -361,7 +512,7 @@ mod tests {
         ] {
             for _ in 0..2 {
                 assert_eq!(
-                    parse_time_ms_cached(s.as_bytes(), 3600, &cache),
+                    parse_time_ms_cached(s.as_bytes(), 3600, 6, &cache),
                     parse_time_ms(s.as_bytes(), 3600),
                     "{s}"
                 );
@@ -428,14 +579,14 @@ mod tests {
 
     #[test]
     fn phone_needs_6_to_15_digits() {
-        let r = Rule::Phone;
-        assert!(r.check(b"123456", 0).is_ok());
-        assert!(r.check(b"123456789012345", 0).is_ok());
-        assert_eq!(r.check(b"12345", 0).unwrap_err(), REASON_PHONE);
-        assert!(r.check(b"1234567890123456", 0).is_err());
-        assert!(r.check(b"+972451572673", 0).is_err());
-        assert!(r.check(b"97245 1572673", 0).is_err());
-        assert!(r.check(b"", 0).is_err());
+        let r = rule(ColumnType::Digits { min: 6, max: 15 });
+        assert!(r.check(b"123456").is_ok());
+        assert!(r.check(b"123456789012345").is_ok());
+        assert_eq!(r.check(b"12345").unwrap_err(), "expected 6 to 15 digits");
+        assert!(r.check(b"1234567890123456").is_err());
+        assert!(r.check(b"+972451572673").is_err());
+        assert!(r.check(b"97245 1572673").is_err());
+        assert!(r.check(b"").is_err());
     }
 
     #[test]
@@ -501,15 +652,24 @@ mod tests {
 
     #[test]
     fn plain_rules_admit_only_plain_values() {
-        assert!(
-            Rule::Phone.admits_only_plain()
-                && Rule::Ip.admits_only_plain()
-                && Rule::Time(MinuteCache::default()).admits_only_plain()
-        );
-        assert!(!Rule::NonEmpty.admits_only_plain());
-        assert!(Rule::one_of(&["voice".into()]).admits_only_plain());
-        assert!(!Rule::one_of(&["a\"b".into()]).admits_only_plain());
-        assert!(!Rule::one_of(&["é".into()]).admits_only_plain());
+        for ty in [
+            ColumnType::Digits { min: 1, max: 2 },
+            ColumnType::Unsigned,
+            ColumnType::Signed,
+            ColumnType::Decimal { scale: 2 },
+            ColumnType::Ip,
+            ColumnType::Timestamp {
+                precision: 6,
+                offset_secs: None,
+            },
+        ] {
+            assert!(rule(ty.clone()).admits_only_plain(), "{ty}");
+        }
+        assert!(!rule(ColumnType::Text).admits_only_plain());
+        assert!(!rule(ColumnType::Url).admits_only_plain());
+        assert!(one_of(&["voice"]).admits_only_plain());
+        assert!(!one_of(&["a\"b"]).admits_only_plain());
+        assert!(!one_of(&["é"]).admits_only_plain());
         for v in ["::ffff:1.2.3.4", "2001:db8::1", "1.2.3.4", "2024-01-01 00:00:00.123"] {
             assert!(is_plain(v.as_bytes()));
         }
@@ -517,16 +677,16 @@ mod tests {
 
     #[test]
     fn one_of_is_exact_and_case_sensitive() {
-        let r = Rule::one_of(&["voice".to_string(), "video".to_string()]);
-        assert!(r.check(b"voice", 0).is_ok());
-        assert_eq!(r.check(b"Voice", 0).unwrap_err(), "expected one of voice, video");
-        assert!(r.check(b"voice ", 0).is_err());
-        assert!(r.check(b"", 0).is_err());
+        let r = one_of(&["voice", "video"]);
+        assert!(r.check(b"voice").is_ok());
+        assert_eq!(r.check(b"Voice").unwrap_err(), "expected one of voice, video");
+        assert!(r.check(b"voice ").is_err());
+        assert!(r.check(b"").is_err());
     }
 
     #[test]
     fn non_empty_rejects_only_the_empty_string() {
-        assert!(Rule::NonEmpty.check(b" ", 0).is_ok());
-        assert_eq!(Rule::NonEmpty.check(b"", 0).unwrap_err(), REASON_EMPTY);
+        assert!(Rule::NonEmpty.check(b" ").is_ok());
+        assert_eq!(Rule::NonEmpty.check(b"").unwrap_err(), REASON_EMPTY);
     }
 }

@@ -69,7 +69,7 @@ impl Fixture {
         self.ledger.put_file(&record).unwrap();
         let job = Job {
             record,
-            kind: RecordKind::Data,
+            kind: crate::schema::data(),
             staged: &self.staged,
             sha256: &self.sha256,
             progress: Progress::default(),

@@ -67,7 +67,7 @@ fn collect<R: Read>(mut r: CdrReader<R>) -> Result<Vec<Got>, FileError> {
 }
 
 fn read(kind: RecordKind, input: &[u8]) -> Result<Vec<Got>, FileError> {
-    let whole = collect(CdrReader::new(kind, "f.csv", input, &Validation::default())?);
+    let whole = collect(CdrReader::new(kind.clone(), "f.csv", input, &Validation::default())?);
     // The same input handed out one byte per read must give the same rows: this
     // puts a buffer boundary at every position of every record.
     let trickled = CdrReader::new(kind, "f.csv", Trickle(input), &Validation::default()).and_then(collect);
@@ -80,11 +80,11 @@ fn read(kind: RecordKind, input: &[u8]) -> Result<Vec<Got>, FileError> {
 }
 
 fn data(body: &str) -> Vec<Got> {
-    read(RecordKind::Data, format!("{DATA_HEADER}\n{body}").as_bytes()).unwrap()
+    read(crate::schema::data(), format!("{DATA_HEADER}\n{body}").as_bytes()).unwrap()
 }
 
 fn voice(body: &str) -> Vec<Got> {
-    read(RecordKind::Voice, format!("{VOICE_HEADER}\n{body}").as_bytes()).unwrap()
+    read(crate::schema::voice(), format!("{VOICE_HEADER}\n{body}").as_bytes()).unwrap()
 }
 
 /// Hands out one byte per `read`.
@@ -102,7 +102,7 @@ impl Read for Trickle<'_> {
     }
 }
 
-fn field_error(got: &Got) -> (&'static str, &str, &str) {
+fn field_error(got: &Got) -> (&str, &str, &str) {
     match got.error() {
         RowError::Field {
             column,
@@ -115,25 +115,28 @@ fn field_error(got: &Got) -> (&'static str, &str, &str) {
 
 /// The data row with one field replaced.
 fn data_with(column: &str, value: &str) -> String {
-    let pos = DATA_COLUMNS.iter().position(|c| *c == column).unwrap();
+    let pos = names(crate::schema::data()).iter().position(|c| c == column).unwrap();
     let mut fields: Vec<&str> = DATA_ROW.split(',').collect();
     fields[pos] = value;
     fields.join(",")
 }
 
 fn voice_with(column: &str, value: &str) -> String {
-    let pos = VOICE_COLUMNS.iter().position(|c| *c == column).unwrap();
+    let pos = names(crate::schema::voice()).iter().position(|c| c == column).unwrap();
     let mut fields: Vec<&str> = VOICE_ROW.split(',').collect();
     fields[pos] = value;
     fields.join(",")
 }
 
-use crate::schema::{DATA_COLUMNS, VOICE_COLUMNS};
+/// The declared column names of a kind, in output order.
+fn names(kind: crate::schema::RecordKind) -> Vec<String> {
+    kind.columns().iter().map(|c| c.name.clone()).collect()
+}
 
 #[test]
 fn contract_example_rows_are_valid_with_values_as_in_the_file() {
     let rows = data(&format!("{DATA_ROW}\n"));
-    let expected: Vec<(String, String)> = DATA_COLUMNS
+    let expected: Vec<(String, String)> = names(crate::schema::data())
         .iter()
         .zip(DATA_ROW.split(','))
         .map(|(c, v)| (c.to_string(), v.to_string()))
@@ -231,7 +234,7 @@ fn the_first_failing_field_in_canonical_order_is_reported() {
     // Header order puts website_url first, but msisdn comes first canonically.
     let header = "website_url,msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,event_datetime";
     let input = format!("{header}\n,1,1800,1,1,text,1.2.3.4,2024-01-01 00:00:00\n");
-    let rows = read(RecordKind::Data, input.as_bytes()).unwrap();
+    let rows = read(crate::schema::data(), input.as_bytes()).unwrap();
     assert_eq!(field_error(&rows[0]).0, "msisdn");
 }
 
@@ -247,13 +250,14 @@ fn long_values_are_cut_in_the_error() {
 #[test]
 fn configured_types_and_offset_are_used() {
     let validation = Validation {
-        data_types: vec!["stream".into()],
-        call_types: vec![],
         time_offset: chrono::FixedOffset::east_opt(2 * 3600).unwrap(),
         latest_event_ms: None,
     };
+    let streams =
+        crate::schema::Catalog::new(vec![crate::schema::builtin::data_spec("cdr-data", &["stream"])]).unwrap();
+    let kind = streams.get("data").unwrap().clone();
     let input = format!("{DATA_HEADER}\n{}\n{DATA_ROW}\n", data_with("data_type", "stream"));
-    let rows = collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &validation).unwrap()).unwrap();
+    let rows = collect(CdrReader::new(kind, "f", input.as_bytes(), &validation).unwrap()).unwrap();
     assert!(
         matches!(
             rows[0],
@@ -308,7 +312,7 @@ fn invalid_utf8_names_the_first_bad_column_and_keeps_raw_bytes() {
     bad[at] = 0xff;
     input.extend(&bad);
     input.extend(b"\n");
-    let rows = read(RecordKind::Data, &input).unwrap();
+    let rows = read(crate::schema::data(), &input).unwrap();
     assert_eq!(
         rows[0].error(),
         &RowError::InvalidUtf8 {
@@ -337,7 +341,7 @@ fn a_character_split_by_quoting_is_invalid_utf8() {
         .collect();
     input.extend(&row);
     input.push(b'\n');
-    let rows = read(RecordKind::Data, &input).unwrap();
+    let rows = read(crate::schema::data(), &input).unwrap();
     assert_eq!(
         rows[0].error(),
         &RowError::InvalidUtf8 {
@@ -387,7 +391,7 @@ fn raw_of_an_invalid_quoted_record_is_the_original_text() {
 fn crlf_lf_and_bare_cr_endings_give_the_same_rows_and_lines() {
     for sep in ["\n", "\r\n", "\r"] {
         let input = [DATA_HEADER, DATA_ROW, DATA_ROW, ""].join(sep);
-        let rows = read(RecordKind::Data, input.as_bytes()).unwrap();
+        let rows = read(crate::schema::data(), input.as_bytes()).unwrap();
         assert_eq!(
             rows.iter().map(Got::index_line).collect::<Vec<_>>(),
             [(1, 2), (2, 3)],
@@ -422,12 +426,12 @@ fn header_columns_are_matched_by_name_in_any_order_with_extras_kept() {
     let header = "region,event_datetime,website_url,ip_address,data_type,down_bytes,up_bytes,tower_id,msisdn,note";
     let row = "eu,2024-01-01 01:01:15.291148,http://example.com,221.128.139.195,application,662662,787119,1800,9724515726732,\"a, b\"";
     let input = format!("{header}\n{row}\n");
-    let reader = CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap();
-    let mut expected_cols: Vec<&str> = DATA_COLUMNS.to_vec();
-    expected_cols.extend(["region", "note"]);
+    let reader = CdrReader::new(crate::schema::data(), "f", input.as_bytes(), &Validation::default()).unwrap();
+    let mut expected_cols = names(crate::schema::data());
+    expected_cols.extend(["region".to_owned(), "note".to_owned()]);
     assert_eq!(reader.columns().collect::<Vec<_>>(), expected_cols);
     let rows = collect(reader).unwrap();
-    let mut expected: Vec<(String, String)> = DATA_COLUMNS
+    let mut expected: Vec<(String, String)> = names(crate::schema::data())
         .iter()
         .zip(DATA_ROW.split(','))
         .map(|(c, v)| (c.to_string(), v.to_string()))
@@ -448,7 +452,7 @@ fn header_columns_are_matched_by_name_in_any_order_with_extras_kept() {
 #[test]
 fn a_bom_before_the_header_is_ignored() {
     let input = format!("\u{feff}{VOICE_HEADER}\r\n{VOICE_ROW}\r\n");
-    let rows = read(RecordKind::Voice, input.as_bytes()).unwrap();
+    let rows = read(crate::schema::voice(), input.as_bytes()).unwrap();
     assert!(matches!(rows[..], [Got::Valid { index: 1, line: 2, .. }]));
 }
 
@@ -456,7 +460,7 @@ fn a_bom_before_the_header_is_ignored() {
 fn a_missing_column_is_named_with_file_and_line() {
     let input = "msisdn,tower_id,down_bytes,data_type,ip_address,website_url,event_datetime\n1,2\n";
     let err = CdrReader::new(
-        RecordKind::Data,
+        crate::schema::data(),
         "cdr_data_x.csv",
         input.as_bytes(),
         &Validation::default(),
@@ -467,7 +471,7 @@ fn a_missing_column_is_named_with_file_and_line() {
         "cdr_data_x.csv line 1: header lacks required column(s) up_bytes"
     );
     let err = CdrReader::new(
-        RecordKind::Voice,
+        crate::schema::voice(),
         "cdr_voice_x.csv",
         input.as_bytes(),
         &Validation::default(),
@@ -479,14 +483,26 @@ fn a_missing_column_is_named_with_file_and_line() {
     );
     assert!(matches!(err, FileError::MissingColumn { ref columns, .. } if columns.len() == 4));
     // A voice header is not a data header.
-    let err = CdrReader::new(RecordKind::Data, "f", VOICE_HEADER.as_bytes(), &Validation::default()).unwrap_err();
+    let err = CdrReader::new(
+        crate::schema::data(),
+        "f",
+        VOICE_HEADER.as_bytes(),
+        &Validation::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, FileError::MissingColumn { .. }));
 }
 
 #[test]
 fn a_duplicated_column_is_a_file_error() {
     let input = format!("{VOICE_HEADER},tower_id\n");
-    let err = CdrReader::new(RecordKind::Voice, "v.csv", input.as_bytes(), &Validation::default()).unwrap_err();
+    let err = CdrReader::new(
+        crate::schema::voice(),
+        "v.csv",
+        input.as_bytes(),
+        &Validation::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "v.csv line 1: header has column \"tower_id\" more than once"
@@ -496,7 +512,7 @@ fn a_duplicated_column_is_a_file_error() {
 #[test]
 fn an_empty_file_or_only_blank_lines_is_empty() {
     for input in [&b""[..], b"\n\r\n\n", b"\xef\xbb\xbf"] {
-        let err = CdrReader::new(RecordKind::Data, "e.csv", input, &Validation::default()).unwrap_err();
+        let err = CdrReader::new(crate::schema::data(), "e.csv", input, &Validation::default()).unwrap_err();
         assert!(matches!(err, FileError::Empty { .. }), "{input:?}");
         assert_eq!(err.to_string(), "e.csv: empty file, no header line");
     }
@@ -511,13 +527,13 @@ fn a_header_only_file_has_no_rows() {
 fn skip_rows_keeps_the_index_and_line_of_later_rows() {
     let body = format!("{DATA_ROW}\nbad\n\"{}\"\n{DATA_ROW}\n", "x\ny");
     let input = format!("{DATA_HEADER}\n{body}");
-    let mut r = CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap();
+    let mut r = CdrReader::new(crate::schema::data(), "f", input.as_bytes(), &Validation::default()).unwrap();
     assert_eq!(r.skip_rows(3).unwrap(), 3);
     assert_eq!(r.rows_read(), 3);
     let rows = collect(r).unwrap();
     assert_eq!(rows.iter().map(Got::index_line).collect::<Vec<_>>(), [(4, 6)]);
 
-    let mut r = CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap();
+    let mut r = CdrReader::new(crate::schema::data(), "f", input.as_bytes(), &Validation::default()).unwrap();
     assert_eq!(r.skip_rows(10).unwrap(), 4);
     assert!(r.next_row().unwrap().is_none());
 }
@@ -531,7 +547,7 @@ fn a_record_longer_than_the_buffer_is_read_whole() {
         data_with("website_url", &url)
     );
     let rows =
-        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
+        collect(CdrReader::new(crate::schema::data(), "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].value("website_url"), url);
     assert_eq!(rows[1].error(), &RowError::FieldCount { expected: 8, found: 1 });
@@ -542,7 +558,7 @@ fn a_record_just_under_the_limit_is_read() {
     let url = "a".repeat(MAX_RECORD_BYTES - DATA_ROW.len());
     let input = format!("{DATA_HEADER}\n{}\n{DATA_ROW}\n", data_with("website_url", &url));
     let rows =
-        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
+        collect(CdrReader::new(crate::schema::data(), "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].value("website_url").len(), url.len());
 }
@@ -550,7 +566,13 @@ fn a_record_just_under_the_limit_is_read() {
 #[test]
 fn a_record_over_the_limit_fails_the_file() {
     let input = format!("{DATA_HEADER}\n\"{}", "a".repeat(MAX_RECORD_BYTES + 1));
-    let mut r = CdrReader::new(RecordKind::Data, "big.csv", input.as_bytes(), &Validation::default()).unwrap();
+    let mut r = CdrReader::new(
+        crate::schema::data(),
+        "big.csv",
+        input.as_bytes(),
+        &Validation::default(),
+    )
+    .unwrap();
     let err = r.next_row().unwrap_err();
     assert!(matches!(err, FileError::RecordTooLong { line: 2, .. }), "{err:?}");
 }
@@ -574,7 +596,7 @@ fn many_rows_across_buffer_refills_keep_exact_positions() {
         input.push_str(if i % 3 == 0 { "\r\n" } else { "\n" });
     }
     let rows =
-        collect(CdrReader::new(RecordKind::Data, "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
+        collect(CdrReader::new(crate::schema::data(), "f", input.as_bytes(), &Validation::default()).unwrap()).unwrap();
     assert!(rows.iter().all(|r| matches!(r, Got::Valid { .. })));
     assert_eq!(rows.iter().map(Got::index_line).collect::<Vec<_>>(), expected);
 }
@@ -590,7 +612,7 @@ fn gzip_and_plain_files_give_the_same_rows() {
     let text = format!("{VOICE_HEADER}\n{VOICE_ROW}\n{}\n", voice_with("dest_nr", "1"));
     let plain = collect(
         CdrReader::new(
-            RecordKind::Voice,
+            crate::schema::voice(),
             "v",
             decode(text.as_bytes()).unwrap(),
             &Validation::default(),
@@ -601,7 +623,7 @@ fn gzip_and_plain_files_give_the_same_rows() {
     let gz = gzip(text.as_bytes());
     let unzipped = collect(
         CdrReader::new(
-            RecordKind::Voice,
+            crate::schema::voice(),
             "v.gz",
             decode(&gz[..]).unwrap(),
             &Validation::default(),
@@ -619,7 +641,7 @@ fn truncated_gzip_is_a_read_error_with_file_and_line() {
     let gz = gzip(text.as_bytes());
     let cut = &gz[..gz.len() * 2 / 3];
     let result = CdrReader::new(
-        RecordKind::Voice,
+        crate::schema::voice(),
         "v.csv.gz",
         decode(cut).unwrap(),
         &Validation::default(),
@@ -682,7 +704,7 @@ fn event_times_past_the_latest_accepted_instant_are_invalid_rows() {
         data_with("event_datetime", "2023-12-31 23:59:59"),
         data_with("event_datetime", "2024-01-01 00:00:01")
     );
-    let mut reader = CdrReader::new(RecordKind::Data, "f.csv", input.as_bytes(), &validation).unwrap();
+    let mut reader = CdrReader::new(crate::schema::data(), "f.csv", input.as_bytes(), &validation).unwrap();
     assert!(matches!(reader.next_row().unwrap(), Some(Row::Valid(_))));
     match reader.next_row().unwrap() {
         Some(Row::Invalid(r)) => {
