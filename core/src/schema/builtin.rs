@@ -45,7 +45,6 @@ pub fn data_spec(topic: &str, data_types: &[impl AsRef<str>]) -> KindSpec {
         ],
         time_column: "event_datetime".into(),
         dead_letter_topic: None,
-        partition_by: None,
     }
 }
 
@@ -65,7 +64,6 @@ pub fn voice_spec(topic: &str, call_types: &[impl AsRef<str>]) -> KindSpec {
         ],
         time_column: "start_time".into(),
         dead_letter_topic: None,
-        partition_by: None,
     }
 }
 

@@ -6,7 +6,6 @@
 //! topic = "cdr-sms"
 //! time-column = "sent_time"
 //! # dead-letter-topic = "cdr-sms-dlq"    (default: the one of all kinds)
-//! # partition-by = "msisdn"               (default: by record key)
 //! columns = [
 //!   { name = "msisdn", type = "digits", min = 6, max = 15 },
 //!   { name = "sms_type", type = "enum", symbols = ["mo", "mt"] },
@@ -38,8 +37,6 @@ struct KindDecl {
     columns: Vec<ColumnDecl>,
     #[serde(default)]
     dead_letter_topic: Option<String>,
-    #[serde(default)]
-    partition_by: Option<String>,
 }
 
 /// One entry of `columns`.
@@ -89,7 +86,6 @@ pub fn from_json(text: &str) -> Result<Vec<KindSpec>, SchemaError> {
                 columns,
                 time_column: decl.time_column,
                 dead_letter_topic: decl.dead_letter_topic,
-                partition_by: decl.partition_by,
             })
         })
         .collect()

@@ -2,7 +2,7 @@
 //!
 //! A kind is a name, the file-name globs that route a file to it, its topic,
 //! its columns (each with a [`ColumnType`]), its event-time column, and
-//! optionally its own dead-letter topic and a column to partition by. The
+//! optionally its own dead-letter topic. The
 //! contract's `data` and `voice` kinds are declared in [`builtin`] the same way
 //! an operator declares a third one in the config file ([`declare`]); parsing,
 //! validation and encoding read only the declaration.
@@ -36,9 +36,6 @@ pub struct KindSpec {
     pub time_column: String,
     /// Where its invalid rows go; `None`: the dead-letter topic of all kinds.
     pub dead_letter_topic: Option<String>,
-    /// The column whose value picks the partition (murmur2, as the Kafka
-    /// client's default partitioner hashes a key); `None`: the record key.
-    pub partition_by: Option<String>,
 }
 
 /// A kind, shared: cheap to clone, compared and ordered by name.
@@ -146,7 +143,7 @@ pub struct Catalog {
 impl Catalog {
     /// Checks each declaration and their set: unique kind names, columns
     /// named as Avro and JSON keys allow and unique, an event-time column of
-    /// type timestamp that is required, a partition column that exists.
+    /// type timestamp that is required.
     pub fn new(specs: Vec<KindSpec>) -> Result<Catalog, SchemaError> {
         let mut kinds: Vec<RecordKind> = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -239,11 +236,6 @@ fn check(spec: &KindSpec) -> Result<(), SchemaError> {
         }
         Some(c) if c.optional => return fail(format!("time-column {:?} must not be optional", c.name)),
         Some(_) => {}
-    }
-    if let Some(p) = &spec.partition_by {
-        if !spec.columns.iter().any(|c| &c.name == p) {
-            return fail(format!("partition-by {p:?} is not one of its columns"));
-        }
     }
     Ok(())
 }
