@@ -334,16 +334,12 @@ pub struct IngestArgs {
     pub file_backoff_max_seconds: u64,
 }
 
+/// The files' zone: read as a declared timestamp column's `zone` is.
 fn parse_offset(s: &str) -> Result<FixedOffset, String> {
-    let bad = || format!("expected an offset like +02:00 or -05:30, got {s:?}");
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'+') => (1, &s[1..]),
-        Some(b'-') => (-1, &s[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let secs = h.parse::<i32>().map_err(|_| bad())? * 3600 + m.parse::<i32>().map_err(|_| bad())? * 60;
-    FixedOffset::east_opt(sign * secs).ok_or_else(bad)
+    schema::declare::parse_zone(s)
+        .ok()
+        .and_then(FixedOffset::east_opt)
+        .ok_or_else(|| format!("expected an offset like +02:00 or -05:30, got {s:?}"))
 }
 
 fn parse_after(s: &str) -> Result<AfterIngest, String> {
