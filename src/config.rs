@@ -354,10 +354,11 @@ fn parse_after(s: &str) -> Result<AfterIngest, String> {
 }
 
 impl IngestArgs {
-    /// The engine's settings; staging lives under the ledger directory.
-    pub fn settings(&self, kafka: &KafkaArgs, ledger: &LedgerArgs) -> Result<IngestSettings, SchemaError> {
+    /// The engine's settings, writing to `topics` (see [`KafkaArgs::topics`]);
+    /// staging lives under the ledger directory.
+    pub fn settings(&self, topics: TopicLayout, ledger: &LedgerArgs) -> IngestSettings {
         let mut s = IngestSettings::new(ledger.ledger_dir.join("staging"));
-        s.topics = kafka.topics()?;
+        s.topics = topics;
         s.chunk_rows = self.chunk_rows.max(1);
         s.chunk_time = Duration::from_secs(self.chunk_seconds.max(1));
         s.validation = Validation {
@@ -375,7 +376,7 @@ impl IngestArgs {
             backoff: Duration::from_secs(self.file_backoff_seconds),
             backoff_cap: Duration::from_secs(self.file_backoff_max_seconds.max(self.file_backoff_seconds)),
         };
-        Ok(s)
+        s
     }
 }
 

@@ -261,18 +261,8 @@ fn bytes_changed_on_sftp_after_ingest_are_reported_by_rehash() {
         let mut c = bin();
         c.args(args);
         topics.apply(&mut c, ledger.path());
-        for v in [
-            "SFTP_HOST",
-            "SFTP_PORT",
-            "SFTP_USER",
-            "SFTP_PASSWORD",
-            "SFTP_KNOWN_HOSTS",
-        ] {
-            c.env(v, env(v));
-        }
-        c.env("SFTP_REMOTE_PATH", &remote)
-            .env_remove("SFTP_KEY_FILE")
-            .env_remove("CDR_LOCAL_DIR");
+        sftp_env(&mut c, &remote);
+        c.env_remove("CDR_LOCAL_DIR");
         c
     };
     let out = sftp(&["once"]).output().unwrap();

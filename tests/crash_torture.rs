@@ -19,16 +19,7 @@ fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<S
     let mut cmd = bin();
     cmd.args(["once", "--chunk-rows", "150"]);
     topics.apply(&mut cmd, ledger);
-    for v in [
-        "SFTP_HOST",
-        "SFTP_PORT",
-        "SFTP_USER",
-        "SFTP_KEY_FILE",
-        "SFTP_KNOWN_HOSTS",
-    ] {
-        cmd.env(v, env(v));
-    }
-    cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
+    sftp_key_env(&mut cmd, remote);
     match failpoints {
         Some(f) => cmd.env("CDR_FAILPOINTS", f),
         None => cmd.env_remove("CDR_FAILPOINTS"),

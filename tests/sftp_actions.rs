@@ -14,16 +14,7 @@ fn once(topics: &Topics, remote: &str, ledger: &Path, extra: &[&str], envs: &[(&
     let mut cmd = bin();
     cmd.arg("once").args(extra);
     topics.apply(&mut cmd, ledger);
-    for v in [
-        "SFTP_HOST",
-        "SFTP_PORT",
-        "SFTP_USER",
-        "SFTP_KEY_FILE",
-        "SFTP_KNOWN_HOSTS",
-    ] {
-        cmd.env(v, env(v));
-    }
-    cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_PASSWORD");
+    sftp_key_env(&mut cmd, remote);
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -49,16 +49,7 @@ fn sshd_restart_mid_download_refetches_and_lands_every_row_once() {
     let mut cmd = bin();
     cmd.arg("once");
     topics.apply(&mut cmd, ledger.path());
-    for v in [
-        "SFTP_HOST",
-        "SFTP_PORT",
-        "SFTP_USER",
-        "SFTP_KEY_FILE",
-        "SFTP_KNOWN_HOSTS",
-    ] {
-        cmd.env(v, env(v));
-    }
-    cmd.env("SFTP_REMOTE_PATH", &remote).env_remove("SFTP_PASSWORD");
+    sftp_key_env(&mut cmd, &remote);
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
 
     let until = Instant::now() + Duration::from_secs(60);

@@ -33,7 +33,7 @@ use crate::sink::{Checkpoint, CheckpointStore, KafkaConfig};
 use crate::source::{RemoteFile, Source, SourceError};
 use report::{AuditReport, CheckpointView, Counts, FileAudit, Finding, InTopics, Rehash, Summary};
 use rows::sha_prefix;
-use scan::{Owner, Place, Scan, Tally, TopicSet, EXAMPLES};
+use scan::{Owner, Scan, Tally, TopicSet, EXAMPLES};
 use scope::Scope;
 
 /// Why an audit could not run (exit status 2). Discrepancies are not errors:
@@ -359,7 +359,7 @@ fn check_topics(
     // records then count as found elsewhere.
     let (own, dlq) = match topics.kinds.get(&rec.kind) {
         Some(&(own, dlq)) => (Some(own), dlq),
-        None => (None, topics.kinds.values().next().map_or(Place(0), |&(_, dlq)| dlq)),
+        None => (None, topics.dlq),
     };
     let missing: Vec<(u64, u64)> = tally.rows.missing().collect();
     let missing_rows: u64 = missing.iter().map(|(a, b)| b - a + 1).sum();

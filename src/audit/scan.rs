@@ -39,6 +39,8 @@ pub struct TopicSet {
     pub names: Vec<String>,
     /// Per kind name: its topic and its dead-letter topic.
     pub kinds: BTreeMap<String, (Place, Place)>,
+    /// The dead-letter topic of kinds without one of their own.
+    pub dlq: Place,
 }
 
 impl TopicSet {
@@ -58,7 +60,11 @@ impl TopicSet {
             .iter()
             .map(|k| (k.as_str().to_owned(), (place(k.topic()), place(layout.dlq_for(k)))))
             .collect();
-        TopicSet { names, kinds }
+        TopicSet {
+            dlq: place(&layout.dlq),
+            names,
+            kinds,
+        }
     }
 
     /// The topic at `place`.

@@ -1,6 +1,7 @@
 //! The reconciliation rules, without a broker: what the ledger, a checkpoint
 //! and a tally must look like for a file to agree.
 
+use super::scan::Place;
 use super::*;
 use crate::sink::topics::TopicLayout;
 

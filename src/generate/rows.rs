@@ -7,7 +7,6 @@ use rand::{Rng, SeedableRng};
 
 use super::text::{push_hex, push_u64, TimestampWriter};
 use super::InvalidClass;
-use crate::schema::builtin::is_builtin;
 use crate::schema::{ColumnType, RecordKind};
 
 /// Subscribers in the pool numbers are drawn from, so that numbers repeat
@@ -219,8 +218,8 @@ impl<'a> RowWriter<'a> {
         self.fields = 0;
         self.field_starts.clear();
         match self.kind.as_str() {
-            "data" if is_builtin(&self.kind) => self.push_data(out, micros, defect),
-            "voice" if is_builtin(&self.kind) => self.push_voice(out, micros, defect),
+            "data" => self.push_data(out, micros, defect),
+            "voice" => self.push_voice(out, micros, defect),
             _ => self.push_declared(out, micros, defect),
         }
         match defect {

@@ -100,6 +100,7 @@ pub fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
 /// worker slots, each with its own source.
 fn start_workers(
     args: &IngestCommand,
+    layout: &TopicLayout,
     slots: u32,
     shutdown: &Shutdown,
     limits: &RecordLimits,
@@ -111,7 +112,7 @@ fn start_workers(
         source,
     })?;
     park::apply_pending(dir, &ledger)?;
-    let mut settings = args.ingest.settings(&args.kafka, &args.ledger)?;
+    let mut settings = args.ingest.settings(layout.clone(), &args.ledger);
     let build = |n: u32| {
         (0..n)
             .map(|_| args.source.build())
@@ -215,7 +216,7 @@ impl OnceOutcome {
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let layout = args.kafka.topics()?;
     let limits = prepare_topics(&admin_runtime()?, args, &layout)?;
-    let mut workers = start_workers(args, args.workers, &Shutdown::default(), &limits, None)?;
+    let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, None)?;
     let mut selector = Selector::new(args.source.select_config(&layout.kinds));
     let first = list(workers.source_mut()).map_err(ServiceError::Listing)?;
     selector.ready(&first, now_ms());
@@ -291,7 +292,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         Some(name) => Some(join_group(&rt, args, name)?),
         None => None,
     };
-    let mut workers = start_workers(common, common.workers, &shutdown, &limits, group)?;
+    let mut workers = start_workers(common, &layout, common.workers, &shutdown, &limits, group)?;
     if let Some(g) = workers.group() {
         // So that `status --group` on this ledger knows which member it is.
         workers.ledger().set_group_member(g.name(), g.member_name())?;

@@ -195,6 +195,24 @@ pub fn key_counts(records: &[Seen]) -> BTreeMap<String, usize> {
     m
 }
 
+/// The stack's SFTP settings on `cmd`, reading `remote`, logging in with the
+/// password (the key file's variable removed, so the password is what is tried).
+pub fn sftp_env(cmd: &mut Command, remote: &str) {
+    sftp_login_env(cmd, remote, "SFTP_PASSWORD", "SFTP_KEY_FILE");
+}
+
+/// [`sftp_env`], logging in with the key instead.
+pub fn sftp_key_env(cmd: &mut Command, remote: &str) {
+    sftp_login_env(cmd, remote, "SFTP_KEY_FILE", "SFTP_PASSWORD");
+}
+
+fn sftp_login_env(cmd: &mut Command, remote: &str, with: &str, without: &str) {
+    for v in ["SFTP_HOST", "SFTP_PORT", "SFTP_USER", with, "SFTP_KNOWN_HOSTS"] {
+        cmd.env(v, env(v));
+    }
+    cmd.env("SFTP_REMOTE_PATH", remote).env_remove(without);
+}
+
 /// The service binary built by cargo for this test run.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cdr-to-redpanda"))

@@ -26,20 +26,6 @@ pub struct Daemon {
     pub metrics: String,
 }
 
-/// The SFTP settings of the local stack, reading `remote`.
-pub fn sftp_env(cmd: &mut Command, remote: &str) {
-    for v in [
-        "SFTP_HOST",
-        "SFTP_PORT",
-        "SFTP_USER",
-        "SFTP_PASSWORD",
-        "SFTP_KNOWN_HOSTS",
-    ] {
-        cmd.env(v, env(v));
-    }
-    cmd.env("SFTP_REMOTE_PATH", remote).env_remove("SFTP_KEY_FILE");
-}
-
 impl Daemon {
     /// `run` with `cmd`'s environment, the metrics server on a free port and
     /// its log in `log_dir`.

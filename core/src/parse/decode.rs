@@ -64,6 +64,7 @@ impl<R: Read> Read for Decoded<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::trickle::Trickle;
     use flate2::write::GzEncoder;
     use flate2::Compression;
     use std::io::Write;
@@ -79,21 +80,6 @@ mod tests {
         let mut r = r;
         r.read_to_end(&mut v)?;
         Ok(v)
-    }
-
-    /// A reader that hands out one byte per call, as a slow network might.
-    struct Trickle<'a>(&'a [u8]);
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            match (self.0.split_first(), buf.first_mut()) {
-                (Some((b, rest)), Some(slot)) => {
-                    *slot = *b;
-                    self.0 = rest;
-                    Ok(1)
-                }
-                _ => Ok(0),
-            }
-        }
     }
 
     #[test]

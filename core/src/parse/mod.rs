@@ -39,6 +39,8 @@
 
 pub mod decode;
 mod reader;
+#[cfg(test)]
+mod trickle;
 mod validate;
 
 use std::borrow::Cow;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::parse::decode;
+use crate::parse::trickle::Trickle;
 use std::io::Write;
 
 const DATA_HEADER: &str = "msisdn,tower_id,up_bytes,down_bytes,data_type,ip_address,website_url,event_datetime";
@@ -85,21 +86,6 @@ fn data(body: &str) -> Vec<Got> {
 
 fn voice(body: &str) -> Vec<Got> {
     read(crate::schema::voice(), format!("{VOICE_HEADER}\n{body}").as_bytes()).unwrap()
-}
-
-/// Hands out one byte per `read`.
-struct Trickle<'a>(&'a [u8]);
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match (self.0.split_first(), buf.first_mut()) {
-            (Some((b, rest)), Some(slot)) => {
-                *slot = *b;
-                self.0 = rest;
-                Ok(1)
-            }
-            _ => Ok(0),
-        }
-    }
 }
 
 fn field_error(got: &Got) -> (&str, &str, &str) {
