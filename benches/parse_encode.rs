@@ -69,7 +69,7 @@ fn run(kind: RecordKind, input: &[u8]) -> Run {
         match reader.next_row() {
             Ok(Some(Row::Valid(row))) => {
                 encode::write_key(&ctx, row.index, &mut key);
-                encode::write_value(&ctx, &row, &ts, &mut value);
+                encode::write_value(&ctx, &row, &ts, &mut value).expect("json values always encode");
             }
             Ok(Some(Row::Invalid(row))) => {
                 invalid += 1;

@@ -123,7 +123,7 @@ fn encode_dir(dir: &Path, records: &Path) -> Result<u64> {
             let (topic, index, timestamp) = match &row {
                 Row::Valid(r) => {
                     encode::write_key(&ctx, r.index, &mut key);
-                    encode::write_value(&ctx, r, &ts, &mut value);
+                    encode::write_value(&ctx, r, &ts, &mut value)?;
                     (own, r.index, r.event_time_ms)
                 }
                 Row::Invalid(r) => {

@@ -6,11 +6,13 @@
 pub mod file;
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::FixedOffset;
 
+use crate::encode::{Format, UnknownFormat};
 use crate::ingest;
 use crate::ingest::park::ParkPolicy;
 use crate::ingest::{AfterIngest, IngestSettings, OnChanged};
@@ -155,6 +157,22 @@ pub struct KindArgs {
     /// docs/configuration.md)
     #[arg(long, env = "CDR_KINDS", value_name = "JSON")]
     pub kind_declarations: Option<String>,
+    /// Format of the valid rows of every kind: json (the Python streamer's,
+    /// every value a string), json-typed (numbers as numbers, timestamps
+    /// ISO-8601 with their zone) or avro (Confluent wire format; needs
+    /// --schema-registry-url).
+    #[arg(long, env = "CDR_FORMAT", default_value = "json")]
+    pub format: Format,
+    /// Per-kind formats over --format, comma-separated `<kind>=<format>`
+    /// (e.g. data=avro,voice=json).
+    #[arg(long, env = "CDR_KIND_FORMATS", value_delimiter = ',', value_name = "KIND=FORMAT", value_parser = parse_kind_format)]
+    pub kind_formats: Vec<(String, Format)>,
+}
+
+/// `<kind>=<format>`.
+fn parse_kind_format(s: &str) -> Result<(String, Format), String> {
+    let (kind, format) = s.split_once('=').ok_or_else(|| format!("expected <kind>=<format>, got {s:?}"))?;
+    Ok((kind.trim().to_owned(), format.trim().parse().map_err(|e: UnknownFormat| e.to_string())?))
 }
 
 impl Default for KindArgs {
@@ -164,6 +182,8 @@ impl Default for KindArgs {
             data_types: schema::builtin::DATA_TYPES.map(String::from).to_vec(),
             call_types: schema::builtin::CALL_TYPES.map(String::from).to_vec(),
             kind_declarations: None,
+            format: Format::Json,
+            kind_formats: Vec::new(),
         }
     }
 }
@@ -180,6 +200,24 @@ impl KindArgs {
             specs.extend(schema::declare::from_json(json)?);
         }
         Catalog::new(specs)
+    }
+
+    /// Each kind's format: --format unless --kind-formats names the kind,
+    /// which must be one of `kinds`.
+    pub fn formats(&self, kinds: &Catalog) -> Result<BTreeMap<String, Format>, SchemaError> {
+        let mut formats: BTreeMap<String, Format> = kinds.iter().map(|k| (k.as_str().to_owned(), self.format)).collect();
+        for (kind, format) in &self.kind_formats {
+            match formats.get_mut(kind) {
+                Some(f) => *f = *format,
+                None => {
+                    return Err(SchemaError {
+                        kind: kind.clone(),
+                        problem: "--kind-formats names a kind that is not declared".into(),
+                    })
+                }
+            }
+        }
+        Ok(formats)
     }
 }
 
@@ -238,6 +276,30 @@ pub struct KafkaArgs {
     /// with `_` for `.`: KAFKA_CONFIG_SASL_MECHANISM=SCRAM-SHA-256.
     #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
     pub kafka_config: Vec<Property>,
+    /// Where the avro format's schemas are registered.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// The schema registry the `avro` format needs (Confluent REST API: Redpanda,
+/// Confluent, Apicurio's `/apis/ccompat/v7`, Karapace).
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Schema registry")]
+pub struct RegistryArgs {
+    /// Base URL of the registry's Confluent API, in full: Redpanda serves
+    /// it at http://redpanda-0:8081, Apicurio under /apis/ccompat/v7.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
+    pub schema_registry_url: Option<String>,
+    /// User for HTTP basic authentication.
+    #[arg(long, env = "SCHEMA_REGISTRY_USER")]
+    pub schema_registry_user: Option<String>,
+    /// Password for HTTP basic authentication.
+    #[arg(long, env = "SCHEMA_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub schema_registry_password: Option<Secret>,
+    /// PEM file of the CA(s) that signed the registry's certificate
+    /// (default: the system's and the web's roots).
+    #[arg(long, env = "SCHEMA_REGISTRY_CA_FILE")]
+    pub schema_registry_ca_file: Option<PathBuf>,
 }
 
 impl KafkaArgs {
@@ -263,8 +325,10 @@ impl KafkaArgs {
     /// The topics written and how they are created; fails on a kind
     /// declaration that cannot be used.
     pub fn topics(&self) -> Result<TopicLayout, SchemaError> {
+        let kinds = self.kinds.catalog(&self.data_topic, &self.voice_topic)?;
         Ok(TopicLayout {
-            kinds: self.kinds.catalog(&self.data_topic, &self.voice_topic)?,
+            formats: self.kinds.formats(&kinds)?,
+            kinds,
             dlq: self.dlq_topic.clone(),
             checkpoints: self.checkpoint_topic.clone(),
             partitions: self.partitions,

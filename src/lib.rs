@@ -21,6 +21,7 @@ pub mod group;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod registry;
 pub mod secret;
 pub(crate) mod service;
 pub mod sink;

@@ -144,7 +144,7 @@ proptest! {
             prop_assert_eq!(row.line, expected_lines[n - 1]);
             encode::write_key(&ctx, row.index, &mut key);
             prop_assert_eq!(String::from_utf8(key.clone()).unwrap(), format!("abababababababab-{n}"));
-            encode::write_value(&ctx, &row, TS, &mut value);
+            encode::write_value(&ctx, &row, TS, &mut value).unwrap();
             prop_assert!(value.is_ascii());
             let json: Map<String, Value> = serde_json::from_slice(&value).unwrap();
             prop_assert_eq!(json.len(), values.len() + 3);
@@ -298,7 +298,7 @@ fn read_everything(kind: RecordKind, input: &[u8]) -> Result<Vec<(u64, u64)>, Fi
     while let Some(row) = reader.next_row()? {
         seen.push((row.index(), row.line()));
         match row {
-            Row::Valid(r) => encode::write_value(&ctx, &r, TS, &mut out),
+            Row::Valid(r) => encode::write_value(&ctx, &r, TS, &mut out).unwrap(),
             Row::Invalid(r) => {
                 let hv = [&b"k"[..], b"f.csv", b"1", ctx.sha256_hex().as_bytes()];
                 encode::encode_invalid_row(&ctx, &r, "dlq", usize::MAX, &hv, TS, &mut out).unwrap()

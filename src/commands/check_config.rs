@@ -9,6 +9,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, RunCommand};
 use crate::config::validate::Origin;
+use crate::registry;
 use crate::secret::scrub;
 use crate::sink::probe::BrokerProbe;
 
@@ -18,7 +19,7 @@ fn is_secret_arg(arg: &clap::Arg) -> bool {
 }
 
 /// Prints the effective settings and where each came from, then tests the
-/// source and the brokers; exit 1 if either fails.
+/// source, the brokers and (for avro) the schema registry; exit 1 if one fails.
 pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) -> anyhow::Result<ExitCode> {
     let cli = Cli::command();
     let matches = cli.clone().try_get_matches_from(argv)?;
@@ -55,10 +56,11 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
     for kind in layout.kinds.iter() {
         let spec = kind.spec();
         println!(
-            "  {} ({}) -> {}, dead letters -> {}, event time {}",
+            "  {} ({}) -> {} as {}, dead letters -> {}, event time {}",
             kind,
             spec.files.join(" "),
             kind.topic(),
+            layout.format_of(kind),
             layout.dlq_for(kind),
             kind.time_column()
         );
@@ -87,6 +89,19 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
         Err(e) => {
             ok = false;
             println!("kafka: FAILED: {}", scrub(&e.to_string()));
+        }
+    }
+    match registry::check(&layout, &args.common.kafka.registry) {
+        Ok(None) => {}
+        Ok(Some(lines)) => {
+            println!("schema registry: ok");
+            for line in lines {
+                println!("  {line}");
+            }
+        }
+        Err(e) => {
+            ok = false;
+            println!("schema registry: FAILED: {}", scrub(&e.to_string()));
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

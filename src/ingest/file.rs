@@ -267,7 +267,8 @@ pub fn produce_file(
     settings: &IngestSettings,
     job: Job<'_>,
 ) -> Result<FileRecord, IngestError> {
-    let ctx = FileContext::new(&job.record.name, job.kind.clone(), job.sha256);
+    let ctx =
+        FileContext::new(&job.record.name, job.kind.clone(), job.sha256).with_format(settings.value_format(&job.kind));
     let topic = job.kind.topic();
     let mut rec = job.record.clone();
     rec.status = FileStatus::InProgress;
@@ -496,10 +497,21 @@ fn produce_chunk(
         };
         match row {
             Row::Valid(r) => {
-                encode::write_value(ctx, &r, &s.ingestion_ts, &mut s.value);
-                let size = record_size(&s.key, &s.value, &hv);
-                match settings.limits.check(topic, size) {
+                // A value its format cannot hold, or a record no broker of
+                // this cluster accepts: the row is dead-lettered with its
+                // neighbours' transaction.
+                let refused = match encode::write_value(ctx, &r, &s.ingestion_ts, &mut s.value) {
                     Ok(()) => {
+                        let size = record_size(&s.key, &s.value, &hv);
+                        settings.limits.check(topic, size).err().map(|over| {
+                            METRICS.oversized_rows.add(1);
+                            format!("record of {size} bytes exceeds the limit of {} for topic {topic}", over.limit)
+                        })
+                    }
+                    Err(e) => Some(e.to_string()),
+                };
+                match refused {
+                    None => {
                         progress.saw_event(r.event_time_ms);
                         progress.valid += 1;
                         producer.send(OutRecord {
@@ -510,13 +522,7 @@ fn produce_chunk(
                             headers: Some(headers(hv)),
                         })?;
                     }
-                    Err(over) => {
-                        // A record no broker of this cluster accepts: the row
-                        // is dead-lettered with its neighbours' transaction.
-                        let error = format!(
-                            "record of {size} bytes exceeds the limit of {} for topic {topic}",
-                            over.limit
-                        );
+                    Some(error) => {
                         tracing::warn!(file = %ctx.file_name(), row = r.index, line = r.line, "{error}; sent to the dead-letter topic");
                         let letter = DeadLetter {
                             index: r.index,
@@ -535,7 +541,6 @@ fn produce_chunk(
                             &mut s.value,
                         )
                         .map_err(|e| ChunkError::File(BadFile::from(e).into()))?;
-                        METRICS.oversized_rows.add(1);
                         progress.invalid += 1;
                         producer.send(OutRecord {
                             value: &s.value,

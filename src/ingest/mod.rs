@@ -18,13 +18,16 @@ pub(crate) mod park;
 pub(crate) mod recover;
 pub(crate) mod workers;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::encode::ValueFormat;
 use crate::parse::Validation;
+use crate::schema::RecordKind;
 use crate::sink::limits::RecordLimits;
 use crate::sink::topics::TopicLayout;
 use park::ParkPolicy;
@@ -62,6 +65,8 @@ pub const DEFAULT_MAX_FUTURE_SECONDS: u64 = 3300;
 pub struct IngestSettings {
     /// Where records go.
     pub topics: TopicLayout,
+    /// Each kind's value format, prepared (by kind name; `json` if absent).
+    pub values: BTreeMap<String, ValueFormat>,
     /// A transaction holds at most this many rows...
     pub chunk_rows: u64,
     /// ...and stays open at most this long, so it commits well inside the
@@ -118,6 +123,7 @@ impl IngestSettings {
     pub fn new(staging_dir: PathBuf) -> Self {
         IngestSettings {
             topics: TopicLayout::default(),
+            values: BTreeMap::new(),
             chunk_rows: DEFAULT_CHUNK_ROWS,
             chunk_time: Duration::from_secs(DEFAULT_CHUNK_SECONDS),
             validation: Validation::default(),
@@ -134,6 +140,13 @@ impl IngestSettings {
             park: ParkPolicy::default(),
             shutdown: Shutdown::default(),
         }
+    }
+}
+
+impl IngestSettings {
+    /// The prepared format of `kind`'s values.
+    pub fn value_format(&self, kind: &RecordKind) -> ValueFormat {
+        self.values.get(kind.as_str()).cloned().unwrap_or_default()
     }
 }
 

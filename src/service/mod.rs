@@ -10,6 +10,7 @@ mod gauges;
 mod signals;
 mod wait;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use cdr_state::{Ledger, LedgerError};
 
 use crate::backoff::backoff;
 use crate::cli::{IngestCommand, RunCommand};
+use crate::encode::ValueFormat;
 use crate::group::topic::ensure_assignment_topic;
 use crate::group::{Group, GroupError};
 use crate::ingest::engine::{EngineError, PassSummary};
@@ -25,6 +27,7 @@ use crate::ingest::workers::Workers;
 use crate::ingest::{now_ms, Shutdown};
 use crate::metrics::server::{self, ServerError};
 use crate::metrics::HEALTH;
+use crate::registry::{self, RegistryError};
 use crate::schema::SchemaError;
 use crate::sink::limits::{self, RecordLimits};
 use crate::sink::topics::{ensure_topics, TopicError, TopicLayout};
@@ -61,6 +64,9 @@ pub enum ServiceError {
     /// A declared record kind cannot be used.
     #[error("the record kinds")]
     Kinds(#[from] SchemaError),
+    /// The avro format's schemas could not be looked up or registered.
+    #[error("preparing the value formats")]
+    Registry(#[from] RegistryError),
     /// The topics could not be created or their limits learned.
     #[error("preparing topics")]
     Topics(#[from] TopicError),
@@ -104,6 +110,7 @@ fn start_workers(
     slots: u32,
     shutdown: &Shutdown,
     limits: &RecordLimits,
+    values: BTreeMap<String, ValueFormat>,
     group: Option<Group>,
 ) -> Result<Workers, ServiceError> {
     let dir = &args.ledger.ledger_dir;
@@ -125,6 +132,7 @@ fn start_workers(
     tracing::info!(source = %sources[0].describe(), slots, read_ahead = settings.read_ahead, "source configured");
     settings.shutdown = shutdown.clone();
     settings.limits = limits.clone();
+    settings.values = values;
     let mut kafka = args.kafka.kafka_config();
     kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
     Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)
@@ -216,7 +224,8 @@ impl OnceOutcome {
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let layout = args.kafka.topics()?;
     let limits = prepare_topics(&admin_runtime()?, args, &layout)?;
-    let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, None)?;
+    let values = registry::prepare(&layout, &args.kafka.registry, zone_of(args))?;
+    let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, values, None)?;
     let mut selector = Selector::new(args.source.select_config(&layout.kinds));
     let first = list(workers.source_mut()).map_err(ServiceError::Listing)?;
     selector.ready(&first, now_ms());
@@ -288,11 +297,23 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         return Ok(());
     }
     HEALTH.set_source_ok(true);
+    // Schema ids are learned once; ingestion never waits on the registry after this.
+    let mut values = BTreeMap::new();
+    let reached = wait_for(
+        "the schema registry",
+        &shutdown,
+        || registry::prepare(&layout, &common.kafka.registry, zone_of(common)).map(|v| values = v),
+        RegistryError::is_transient,
+    )?;
+    if !reached {
+        stopped();
+        return Ok(());
+    }
     let group = match &args.group.group {
         Some(name) => Some(join_group(&rt, args, name)?),
         None => None,
     };
-    let mut workers = start_workers(common, &layout, common.workers, &shutdown, &limits, group)?;
+    let mut workers = start_workers(common, &layout, common.workers, &shutdown, &limits, values, group)?;
     if let Some(g) = workers.group() {
         // So that `status --group` on this ledger knows which member it is.
         workers.ledger().set_group_member(g.name(), g.member_name())?;
@@ -376,6 +397,11 @@ fn join_group(rt: &tokio::runtime::Runtime, args: &RunCommand, name: &str) -> Re
         shards,
         &common.kafka.checkpoint_topic,
     )?)
+}
+
+/// Seconds east of UTC of the files' timestamps (`--time-offset`).
+fn zone_of(args: &IngestCommand) -> i32 {
+    args.ingest.time_offset.local_minus_utc()
 }
 
 fn stopped() {

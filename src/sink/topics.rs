@@ -1,6 +1,7 @@
 //! Creates the topics the service writes to, if missing. Existing topics are
 //! checked and never altered: their layout belongs to the operator.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -10,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::producer::KafkaConfig;
+use crate::encode::Format;
 use crate::schema::{Catalog, RecordKind};
 
 /// Topic names and the layout of topics the service creates.
@@ -31,9 +33,16 @@ pub struct TopicLayout {
     /// from the call, not from the ingest: a week's default retention would
     /// delete last month's CDRs right after they land. -1 keeps them.
     pub retention_ms: i64,
+    /// Each kind's value format, by kind name (`json` for one not listed).
+    pub formats: BTreeMap<String, Format>,
 }
 
 impl TopicLayout {
+    /// The format `kind`'s valid rows are written in.
+    pub fn format_of(&self, kind: &RecordKind) -> Format {
+        self.formats.get(kind.as_str()).copied().unwrap_or_default()
+    }
+
     /// The topic of a kind's invalid rows.
     pub fn dlq_for<'a>(&'a self, kind: &'a RecordKind) -> &'a str {
         kind.spec().dead_letter_topic.as_deref().unwrap_or(&self.dlq)
@@ -75,6 +84,7 @@ impl Default for TopicLayout {
             partitions: DEFAULT_PARTITIONS,
             replication: DEFAULT_REPLICATION,
             retention_ms: DEFAULT_RETENTION_MS,
+            formats: BTreeMap::new(),
         }
     }
 }

@@ -38,9 +38,13 @@
 //! control characters and DEL as `\u00XX`, non-ASCII as `\uXXXX` (lowercase hex;
 //! a surrogate pair above the BMP). Output is pure ASCII.
 
+pub mod avro;
 mod dead_letter;
+mod format;
 mod json;
+mod json_typed;
 pub mod record;
+mod typed;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -48,6 +52,8 @@ use chrono::{DateTime, Utc};
 use crate::parse::{InvalidRow, ValidRow};
 use crate::schema::RecordKind;
 pub use dead_letter::{encode_dead_letter, DeadLetterTooLarge, CUT_KEEP};
+use format::Prepared;
+pub use format::{Format, UnknownFormat, ValueError, ValueFormat};
 use json::{push_str, push_u64, write_field_value, Piece, Writer, KEY_BLOCK};
 
 /// Block size of the piece after a row's fields: its 44 fixed bytes and a file
@@ -71,6 +77,8 @@ pub struct FileContext {
     value_end: Piece<KEY_BLOCK>,
     /// `{"_source_file":"<name>","_row":`: how a dead-letter value starts.
     dlq_head: Vec<u8>,
+    /// How valid rows are written.
+    format: ValueFormat,
 }
 
 impl FileContext {
@@ -95,7 +103,15 @@ impl FileContext {
             kind,
             sha256_hex,
             key_head,
+            format: ValueFormat::json(),
         }
+    }
+
+    /// The same context, writing valid rows in `format` (prepared for this
+    /// file's kind) instead of `json`.
+    pub fn with_format(mut self, format: ValueFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The file's name: `_source_file` and the `cdr-source-file` header.
@@ -133,11 +149,32 @@ pub fn ingestion_timestamp(now: DateTime<Utc>) -> String {
     now.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
-/// Writes the JSON value of a valid row into `out`, replacing its content.
-/// Keys and values come from the row; `_source_file` and `_record_type` from
-/// `ctx`. `ingestion_ts` is normally what [`ingestion_timestamp`] returned,
-/// computed once per batch rather than per row.
-pub fn write_value(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
+/// Writes the value of a valid row into `out` in its context's format,
+/// replacing its content. Keys and values come from the row; `_source_file`
+/// and `_record_type` from `ctx`. `ingestion_ts` is normally what
+/// [`ingestion_timestamp`] returned, computed once per batch rather than per
+/// row. Only a typed format can fail, for a value its type cannot hold.
+pub fn write_value(
+    ctx: &FileContext,
+    row: &ValidRow<'_>,
+    ingestion_ts: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    match &ctx.format.0 {
+        Prepared::Json => {
+            write_json(ctx, row, ingestion_ts, out);
+            Ok(())
+        }
+        Prepared::JsonTyped(typing) => {
+            json_typed::write(ctx, typing, row, ingestion_ts, out);
+            Ok(())
+        }
+        Prepared::Avro(writer) => writer.write(ctx, row, ingestion_ts, out),
+    }
+}
+
+/// The `json` value: every field a string, as in the file (see the module doc).
+fn write_json(ctx: &FileContext, row: &ValidRow<'_>, ingestion_ts: &str, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
     let mut fields = row.json_fields();
     // The row's first fields are its kind's declared columns, in order (a

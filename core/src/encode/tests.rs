@@ -26,7 +26,7 @@ fn encode_all(kind: RecordKind, file: &str, csv: &[u8]) -> Vec<(String, Vec<u8>)
     while let Some(row) = r.next_row().unwrap() {
         write_key(&ctx, row.index(), &mut key);
         match row {
-            Row::Valid(v) => write_value(&ctx, &v, TS, &mut value),
+            Row::Valid(v) => write_value(&ctx, &v, TS, &mut value).unwrap(),
             Row::Invalid(i) => {
                 let hv = [&key[..], ctx.file_name().as_bytes(), b"", ctx.sha256_hex().as_bytes()];
                 encode_invalid_row(&ctx, &i, "dlq", usize::MAX, &hv, TS, &mut value).unwrap()
@@ -197,7 +197,7 @@ fn an_unusual_ingestion_timestamp_is_still_escaped() {
     };
     let mut out = Vec::new();
     for ts in ["2025-12-06T20:55:06.12345\"", "now", ""] {
-        write_value(&ctx, &row, ts, &mut out);
+        write_value(&ctx, &row, ts, &mut out).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["_ingestion_timestamp"], json!(ts));
     }
@@ -262,5 +262,29 @@ fn a_dead_letter_that_fits_no_cut_fails_naming_file_row_line_and_topic() {
         err.to_string()
             .starts_with("cdr_data_20240101_000000.csv: row 3 (line 4): even with its line cut"),
         "{err}"
+    );
+}
+
+#[test]
+fn json_typed_writes_numbers_as_numbers_and_times_with_their_zone() {
+    let kind = crate::schema::data();
+    let csv = format!("{DATA_HEADER},cell_note\n007,0018,787119,662662,application,221.128.139.195,http://e.com/?a=\"b\",2024-01-01 01:01:15.291148,n1\n");
+    let csv = csv.replace("007,", "9724515726732,");
+    let ctx = FileContext::new("cdr_data_x.csv", kind.clone(), &sha()).with_format(ValueFormat::json_typed(&kind, 7200));
+    let mut r = CdrReader::new(kind, "cdr_data_x.csv", csv.as_bytes(), &Validation::default()).unwrap();
+    let Some(Row::Valid(row)) = r.next_row().unwrap() else {
+        panic!("the row is valid")
+    };
+    let mut out = Vec::new();
+    write_value(&ctx, &row, TS, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        concat!(
+            r#"{"msisdn":"9724515726732","tower_id":18,"up_bytes":787119,"down_bytes":662662,"data_type":"application","#,
+            r#""ip_address":"221.128.139.195","website_url":"http://e.com/?a=\"b\"","#,
+            r#""event_datetime":"2024-01-01T01:01:15.291148+02:00","cell_note":"n1","#,
+            r#""_source_file":"cdr_data_x.csv","_ingestion_timestamp":"2025-12-06T20:55:06.123456Z","_record_type":"data"}"#
+        )
     );
 }

@@ -43,6 +43,8 @@ mod reader;
 mod trickle;
 mod validate;
 
+pub(crate) use validate::time_micros;
+
 use std::borrow::Cow;
 use std::io;
 

@@ -311,10 +311,24 @@ fn parse_minute(h: &[u8; 16], offset_secs: i32) -> Option<i64> {
     Some(secs * 1000)
 }
 
+/// UTC epoch microseconds of a timestamp its rule accepted (any precision up
+/// to 6), read at `offset_secs` east of UTC: the typed formats' value.
+pub(crate) fn time_micros(v: &[u8], offset_secs: i32) -> Option<i64> {
+    let (minute, rest) = split_minute(v)?;
+    Some(parse_minute(minute, offset_secs)? * 1000 + parse_seconds_micros(rest, 6)?)
+}
+
 /// Milliseconds into the minute of `:SS` with an optional `.` and 1 to
 /// `precision` (at most 6) fraction digits (truncated to millis).
 #[inline]
 fn parse_seconds(rest: &[u8], precision: usize) -> Option<i64> {
+    Some(parse_seconds_micros(rest, precision)? / 1000)
+}
+
+/// Microseconds into the minute of `:SS` with an optional `.` and 1 to
+/// `precision` (at most 6) fraction digits.
+#[inline]
+fn parse_seconds_micros(rest: &[u8], precision: usize) -> Option<i64> {
     let (sec, frac) = match rest {
         [b':', s @ ..] if s.len() == 2 => (s, &[][..]),
         [b':', s0, s1, b'.', frac @ ..] if !frac.is_empty() => (&[*s0, *s1][..], frac),
@@ -328,7 +342,7 @@ fn parse_seconds(rest: &[u8], precision: usize) -> Option<i64> {
     for _ in frac.len()..6 {
         micros *= 10;
     }
-    Some(i64::from(second * 1000 + micros / 1000))
+    Some(i64::from(second) * 1_000_000 + i64::from(micros))
 }
 
 /// Decimal value of up to 9 ASCII digits; `None` if any byte is not a digit.
