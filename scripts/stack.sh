@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Local test stack: a real Apache Kafka 4.x (KRaft, jars from Maven Central)
-# and a private OpenSSH sftp server, both on 127.0.0.1 with ports picked free.
+# Local test stack: a real Apache Kafka 4.x (KRaft, jars from Maven Central),
+# a private OpenSSH sftp server and, on request, an Apicurio Registry 3.x
+# (Confluent API under /apis/ccompat/v7, in-memory storage; from Maven
+# Central, run on a Java 21+ JDK), all on 127.0.0.1 with ports picked free.
 #
-#   scripts/stack.sh up [--kafka-nodes 1|3] [--no-sftp] [--no-kafka]
+#   scripts/stack.sh up [--kafka-nodes 1|3] [--no-sftp] [--no-kafka] [--schema-registry]
 #   scripts/stack.sh down | status | env
 #   scripts/stack.sh kafka-stop N | kafka-kill N | kafka-start N     (N is 1-based)
 #   scripts/stack.sh sshd-stop | sshd-start
+#   scripts/stack.sh registry-stop | registry-start
 #
-#   eval "$(scripts/stack.sh env)"   # KAFKA_BROKERS, SFTP_* ... for tests
+#   eval "$(scripts/stack.sh env)"   # KAFKA_BROKERS, SFTP_*, SCHEMA_REGISTRY_URL ... for tests
 #
 # All state (ports, configs, data, logs, keys) lives in $STACK_DIR, default
 # <repo>/.stack, so several stacks can run side by side with different
@@ -23,6 +26,9 @@ KAFKA_LIBS=${KAFKA_LIBS_DIR:-$REPO_DIR/.cache/kafka-libs}
 KAFKA_READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-60}
 SSHD_READY_TIMEOUT=20
+REGISTRY_VERSION=3.3.3
+REGISTRY_APP=${REGISTRY_APP_DIR:-$REPO_DIR/.cache/apicurio-registry-$REGISTRY_VERSION}
+REGISTRY_READY_TIMEOUT=${REGISTRY_READY_TIMEOUT:-90}
 SFTP_USER=cdrsftp
 # The password of the machine-wide user cdrsftp is shared by every stack on
 # this machine: a new random one per stack would lock out the stacks already
@@ -51,7 +57,7 @@ load_state() {
 save_state() {
   local tmp var
   tmp=$(mktemp "$STACK_DIR/.state.XXXXXX")
-  for var in KAFKA_NODES SFTP_ENABLED CLUSTER_ID SFTP_PORT $(kafka_port_vars); do
+  for var in KAFKA_NODES SFTP_ENABLED CLUSTER_ID SFTP_PORT REGISTRY_ENABLED REGISTRY_PORT REGISTRY_MPORT $(kafka_port_vars); do
     printf '%s=%q\n' "$var" "${!var-}" >>"$tmp"
   done
   mv "$tmp" "$(state_file)"
@@ -115,7 +121,7 @@ release_ports() {
 all_ports() {
   local n
   for ((n = 1; n <= ${KAFKA_NODES:-0}; n++)); do echo "$(kafka_port "$n") $(kafka_cport "$n")"; done
-  echo "${SFTP_PORT-}"
+  echo "${SFTP_PORT-} ${REGISTRY_PORT-} ${REGISTRY_MPORT-}"
 }
 
 # --------------------------------------------------------------------------
@@ -540,16 +546,103 @@ stop_sshd() {
 }
 
 # ==========================================================================
+# schema registry (Apicurio Registry, the Quarkus build from Maven Central)
+
+registry_dir() { echo "$STACK_DIR/registry"; }
+registry_log() { echo "$(registry_dir)/registry.log"; }
+registry_pid() { pid_of "$(registry_dir)/registry.pid" "quarkus.http.port=$REGISTRY_PORT"; }
+registry_url() { echo "http://$HOST:$REGISTRY_PORT/apis/ccompat/v7"; }
+
+# The newest JDK of this machine that is 21 or later (Apicurio 3 needs it;
+# the brokers keep the default java).
+registry_java() {
+  local j v best='' best_v=0
+  for j in /usr/lib/jvm/*/bin/java; do
+    [[ -x $j ]] || continue
+    v=$("$j" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+    [[ $v =~ ^[0-9]+$ ]] && ((v >= 21 && v > best_v)) && { best=$j; best_v=$v; }
+  done
+  [[ -n $best ]] || die "the schema registry needs Java 21 or later: none in /usr/lib/jvm (this machine kind has temurin-25-jdk-amd64)"
+  echo "$best"
+}
+
+ensure_registry_app() {
+  local tmp
+  [[ -f $REGISTRY_APP/.complete ]] && return 0
+  mkdir -p "$(dirname "$REGISTRY_APP")"
+  exec 8>"$REGISTRY_APP.lock"
+  flock 8
+  if [[ -f $REGISTRY_APP/.complete ]]; then exec 8>&-; return 0; fi
+  log "downloading Apicurio Registry $REGISTRY_VERSION into $REGISTRY_APP (first run only)"
+  tmp=$(mktemp -d "$REGISTRY_APP.tmp.XXXXXX")
+  if ! mvn -q -B dependency:copy \
+    -Dartifact="io.apicurio:apicurio-registry-app:$REGISTRY_VERSION:tar.gz:all" \
+    -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+    show_log "$tmp.log"
+    rm -rf "$tmp"
+    die "mvn could not fetch the Apicurio Registry"
+  fi
+  tar -xzf "$tmp"/apicurio-registry-app-*.tar.gz -C "$tmp"
+  rm -f "$tmp"/apicurio-registry-app-*.tar.gz "$tmp.log"
+  touch "$tmp/.complete"
+  rm -rf "$REGISTRY_APP"
+  mv "$tmp" "$REGISTRY_APP"
+  exec 8>&-
+}
+
+start_registry() {
+  local pid java
+  if pid=$(registry_pid); then
+    log "schema registry already running (pid $pid)"
+    return 0
+  fi
+  java=$(registry_java)
+  mkdir -p "$(registry_dir)"
+  # Both the API and the management port on loopback: the management port
+  # would otherwise bind 0.0.0.0:9000 and collide between stacks.
+  (cd "$(registry_dir)" && exec setsid "$java" -Xmx512m -XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError \
+    "-Dquarkus.http.host=$HOST" "-Dquarkus.http.port=$REGISTRY_PORT" \
+    "-Dquarkus.management.host=$HOST" "-Dquarkus.management.port=$REGISTRY_MPORT" \
+    -jar "$REGISTRY_APP/quarkus-run.jar" >"$(registry_log)" 2>&1 8>&- 9>&- </dev/null &
+    echo $! >"$(registry_dir)/registry.pid")
+  log "schema registry starting ($(registry_url))"
+}
+
+wait_registry_ready() {
+  local deadline=$(($(now) + REGISTRY_READY_TIMEOUT))
+  until curl -sf -o /dev/null "$(registry_url)/subjects"; do
+    if (($(now) >= deadline)) || ! registry_pid >/dev/null; then
+      log "schema registry not ready after ${REGISTRY_READY_TIMEOUT}s"
+      show_log "$(registry_log)"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+stop_registry() {
+  local pid
+  if pid=$(registry_pid); then
+    log "stopping schema registry (pid $pid)"
+    stop_pid "$pid" 20
+  else
+    log "schema registry is not running"
+  fi
+  rm -f "$(registry_dir)/registry.pid"
+}
+
+# ==========================================================================
 # commands
 
 cmd_up() {
-  local nodes=1 sftp=1 kafka=1 n t0
+  local nodes=1 sftp=1 kafka=1 registry=0 n t0
   while (($#)); do
     case $1 in
       --kafka-nodes) (($# >= 2)) || die "--kafka-nodes needs a value"; nodes=$2; shift 2 ;;
       --kafka-nodes=*) nodes=${1#*=}; shift ;;
       --no-sftp) sftp=0; shift ;;
       --no-kafka) kafka=0; shift ;;
+      --schema-registry) registry=1; shift ;;
       *) die "unknown option for up: $1" ;;
     esac
   done
@@ -563,16 +656,17 @@ cmd_up() {
 
   if [[ -f $(state_file) ]]; then
     load_state
-    [[ $KAFKA_NODES == "$nodes" && $SFTP_ENABLED == "$sftp" ]] ||
-      die "$STACK_DIR already holds a stack with kafka nodes=$KAFKA_NODES sftp=$SFTP_ENABLED; run down first"
+    [[ $KAFKA_NODES == "$nodes" && $SFTP_ENABLED == "$sftp" && ${REGISTRY_ENABLED:-0} == "$registry" ]] ||
+      die "$STACK_DIR already holds a stack with kafka nodes=$KAFKA_NODES sftp=$SFTP_ENABLED schema registry=${REGISTRY_ENABLED:-0}; run down first"
   else
-    KAFKA_NODES=$nodes SFTP_ENABLED=$sftp CLUSTER_ID='' SFTP_PORT=''
+    KAFKA_NODES=$nodes SFTP_ENABLED=$sftp REGISTRY_ENABLED=$registry CLUSTER_ID='' SFTP_PORT='' REGISTRY_PORT='' REGISTRY_MPORT=''
     for ((n = 1; n <= KAFKA_NODES; n++)); do
       claim_port; printf -v "KAFKA_PORT_$n" %s "$REPLY"
       claim_port; printf -v "KAFKA_CPORT_$n" %s "$REPLY"
     done
     ((KAFKA_NODES)) && CLUSTER_ID=$(random_cluster_id)
     if ((SFTP_ENABLED)); then claim_port; SFTP_PORT=$REPLY; fi
+    if ((REGISTRY_ENABLED)); then claim_port; REGISTRY_PORT=$REPLY; claim_port; REGISTRY_MPORT=$REPLY; fi
     save_state
   fi
 
@@ -586,7 +680,11 @@ cmd_up() {
     ((failed == 0)) || die "kafka storage format failed"
     for ((n = 1; n <= KAFKA_NODES; n++)); do start_kafka_node "$n"; done
   fi
-  # sftp comes up while the brokers boot
+  # sftp and the registry come up while the brokers boot
+  if ((REGISTRY_ENABLED)); then
+    ensure_registry_app
+    start_registry
+  fi
   if ((SFTP_ENABLED)); then
     write_sftp_files
     start_sshd
@@ -597,6 +695,10 @@ cmd_up() {
     wait_kafka_ready $(seq 1 "$KAFKA_NODES") || exit 1
     log "kafka ready: $(brokers)"
   fi
+  if ((REGISTRY_ENABLED)); then
+    wait_registry_ready || exit 1
+    log "schema registry ready: $(registry_url)"
+  fi
   log "stack up in $(($(now) - t0))s ($STACK_DIR); eval \"\$(scripts/stack.sh env)\""
 }
 
@@ -606,6 +708,7 @@ cmd_down() {
   load_state
   local n pid pids=()
   ((SFTP_ENABLED)) && stop_sshd
+  ((${REGISTRY_ENABLED:-0})) && stop_registry
   # all nodes at once: stopping a quorum one by one stalls the last ones
   for ((n = 1; n <= KAFKA_NODES; n++)); do
     if pid=$(kafka_pid "$n"); then kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); fi
@@ -614,7 +717,7 @@ cmd_down() {
   # shellcheck disable=SC2046 # ports are plain numbers
   release_ports $(all_ports)
   # the dir itself and its .lock stay: a concurrent command may wait on that lock
-  rm -rf "$STACK_DIR/kafka" "$STACK_DIR/sftp" "$STACK_DIR/stack.state" "$STACK_DIR"/.state.*
+  rm -rf "$STACK_DIR/kafka" "$STACK_DIR/sftp" "$STACK_DIR/registry" "$STACK_DIR/stack.state" "$STACK_DIR"/.state.*
   log "stack in $STACK_DIR is down"
 }
 
@@ -634,6 +737,13 @@ cmd_status() {
       echo "sshd: running pid $pid on $HOST:$SFTP_PORT"
     else
       echo "sshd: stopped ($HOST:$SFTP_PORT)"; rc=1
+    fi
+  fi
+  if ((${REGISTRY_ENABLED:-0})); then
+    if pid=$(registry_pid); then
+      echo "schema registry: running pid $pid at $(registry_url)"
+    else
+      echo "schema registry: stopped ($(registry_url))"; rc=1
     fi
   fi
   for ((n = 1; n <= KAFKA_NODES; n++)); do
@@ -675,6 +785,10 @@ cmd_env() {
     emit SFTP_UPLOAD_DIR "$(upload_dir)"
     emit SFTP_LOG_FILE "$(sshd_log)"
   fi
+  if ((${REGISTRY_ENABLED:-0})); then
+    emit SCHEMA_REGISTRY_URL "$(registry_url)"
+    emit SCHEMA_REGISTRY_LOG_FILE "$(registry_log)"
+  fi
 }
 
 cmd_kafka_stop() { lock_stack; load_state; check_node_arg "${1:-}"; stop_kafka_node "$1" TERM; }
@@ -699,6 +813,16 @@ cmd_sshd_start() {
   wait_sshd_ready || exit 1
 }
 
+cmd_registry_stop() { lock_stack; load_state; ((${REGISTRY_ENABLED:-0})) || die "no schema registry in this stack"; stop_registry; }
+
+cmd_registry_start() {
+  lock_stack
+  load_state
+  ((${REGISTRY_ENABLED:-0})) || die "no schema registry in this stack"
+  start_registry
+  wait_registry_ready || exit 1
+}
+
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
@@ -720,6 +844,8 @@ main() {
     kafka-start) cmd_kafka_start "$@" ;;
     sshd-stop) cmd_sshd_stop ;;
     sshd-start) cmd_sshd_start ;;
+    registry-stop) cmd_registry_stop ;;
+    registry-start) cmd_registry_start ;;
     -h | --help | help) usage 0 ;;
     *) usage 1 >&2 ;;
   esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, checks the gates (rustfmt,
 # clippy with warnings as errors, rustdoc), starts a private local stack (real
-# Kafka broker + real sshd on loopback), runs every test of the workspace
+# Kafka broker, real sshd and a real schema registry on loopback), runs every test of the workspace
 # against it (the `integration` feature: without it the stack's tests are
 # listed as ignored), a short fuzz run, and tears the stack down.
 # Exit status is non-zero on any failure.
@@ -24,7 +24,7 @@ cargo clippy --workspace --all-targets --features integration -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
-scripts/stack.sh up
+scripts/stack.sh up --schema-registry
 eval "$(scripts/stack.sh env)"
 
 started=$(date +%s)

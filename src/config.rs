@@ -171,8 +171,13 @@ pub struct KindArgs {
 
 /// `<kind>=<format>`.
 fn parse_kind_format(s: &str) -> Result<(String, Format), String> {
-    let (kind, format) = s.split_once('=').ok_or_else(|| format!("expected <kind>=<format>, got {s:?}"))?;
-    Ok((kind.trim().to_owned(), format.trim().parse().map_err(|e: UnknownFormat| e.to_string())?))
+    let (kind, format) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected <kind>=<format>, got {s:?}"))?;
+    Ok((
+        kind.trim().to_owned(),
+        format.trim().parse().map_err(|e: UnknownFormat| e.to_string())?,
+    ))
 }
 
 impl Default for KindArgs {
@@ -205,7 +210,8 @@ impl KindArgs {
     /// Each kind's format: --format unless --kind-formats names the kind,
     /// which must be one of `kinds`.
     pub fn formats(&self, kinds: &Catalog) -> Result<BTreeMap<String, Format>, SchemaError> {
-        let mut formats: BTreeMap<String, Format> = kinds.iter().map(|k| (k.as_str().to_owned(), self.format)).collect();
+        let mut formats: BTreeMap<String, Format> =
+            kinds.iter().map(|k| (k.as_str().to_owned(), self.format)).collect();
         for (kind, format) in &self.kind_formats {
             match formats.get_mut(kind) {
                 Some(f) => *f = *format,

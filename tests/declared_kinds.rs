@@ -83,7 +83,7 @@ fn a_kind_declared_only_in_the_config_is_generated_ingested_dead_lettered_and_au
     assert!(checked.status.success(), "{}", output_text(&checked));
     assert!(
         shown.contains(&format!(
-            "sms (cdr_sms_*.csv cdr_sms_*.csv.gz) -> {sms_topic}, dead letters -> {}",
+            "sms (cdr_sms_*.csv cdr_sms_*.csv.gz) -> {sms_topic} as json, dead letters -> {}",
             topics.dlq
         )) && shown.contains("sms_type                 enum mo|mt"),
         "check-config prints the declared kind: {shown}"

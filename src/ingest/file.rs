@@ -505,7 +505,10 @@ fn produce_chunk(
                         let size = record_size(&s.key, &s.value, &hv);
                         settings.limits.check(topic, size).err().map(|over| {
                             METRICS.oversized_rows.add(1);
-                            format!("record of {size} bytes exceeds the limit of {} for topic {topic}", over.limit)
+                            format!(
+                                "record of {size} bytes exceeds the limit of {} for topic {topic}",
+                                over.limit
+                            )
                         })
                     }
                     Err(e) => Some(e.to_string()),

@@ -42,7 +42,9 @@ pub enum RegistryError {
         message: String,
     },
     /// A change the subject's compatibility rule refuses.
-    #[error("the schema of subject {subject} is incompatible with its registered version under the rule {rule}: {why}")]
+    #[error(
+        "the schema of subject {subject} is incompatible with its registered version under the rule {rule}: {why}"
+    )]
     Incompatible {
         /// The subject.
         subject: String,
@@ -219,7 +221,10 @@ impl Client {
 }
 
 /// The status and JSON body of an answer (a body that is not JSON as a string).
-fn answer(url: &str, sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<(u16, Value), RegistryError> {
+fn answer(
+    url: &str,
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, Value), RegistryError> {
     let unreachable = |e: ureq::Error| RegistryError::Unreachable {
         url: url.to_owned(),
         reason: e.to_string(),
@@ -231,5 +236,7 @@ fn answer(url: &str, sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>
 }
 
 fn id_of(body: &Value) -> Option<u32> {
-    body.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok())
+    body.get("id")
+        .and_then(Value::as_u64)
+        .and_then(|id| u32::try_from(id).ok())
 }

@@ -39,7 +39,9 @@ pub fn prepare(
             Format::Json => ValueFormat::json(),
             Format::JsonTyped => ValueFormat::json_typed(kind, default_offset_secs),
             Format::Avro => {
-                let client = client.as_ref().expect("registry_for makes a client when a kind is avro");
+                let client = client
+                    .as_ref()
+                    .expect("registry_for makes a client when a kind is avro");
                 ValueFormat::avro(kind, default_offset_secs, ensure_schema(client, kind)?)
             }
         };
@@ -101,7 +103,9 @@ fn ensure_schema(client: &Client, kind: &RecordKind) -> Result<u32, RegistryErro
     }
     let id = client.register(&subject, &schema).map_err(|e| match e {
         // Registered by another instance meanwhile, and refused: the same refusal.
-        RegistryError::Status { status: 409, message, .. } => RegistryError::Incompatible {
+        RegistryError::Status {
+            status: 409, message, ..
+        } => RegistryError::Incompatible {
             subject: subject.clone(),
             rule: "the subject's".into(),
             why: message,

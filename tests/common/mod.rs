@@ -59,10 +59,16 @@ impl PrivateStack {
 
     /// Its brokers, as `stack.sh env` exports them.
     pub fn brokers(&self) -> String {
+        self.env_var("KAFKA_BROKERS")
+    }
+
+    /// A variable `stack.sh env` exports for this stack.
+    pub fn env_var(&self, name: &str) -> String {
+        let prefix = format!("export {name}=");
         self.sh(&["env"])
             .lines()
-            .find_map(|l| l.strip_prefix("export KAFKA_BROKERS="))
-            .expect("KAFKA_BROKERS in stack env")
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("{name} in stack env"))
             .trim_matches(|c| c == '\'' || c == '"')
             .to_string()
     }
@@ -317,4 +323,53 @@ pub fn expected_keys(dir: &Path) -> std::collections::BTreeSet<String> {
         keys.extend((1..=rows).map(|i| format!("{prefix}-{i}")));
     }
     keys
+}
+
+/// Decodes Confluent-framed Avro values with Python's fastavro (a decoder
+/// independent of ours), each with its writer schema fetched by id from the
+/// registry at `registry`. One `{"schema_id": N, "record": {...}}` per value.
+pub fn avro_decode(registry: &str, values: &[&[u8]]) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = Command::new(root.join("scripts/pytools.sh")).output().unwrap();
+    assert!(python.status.success(), "scripts/pytools.sh: {}", output_text(&python));
+    let python = String::from_utf8(python.stdout).unwrap();
+    let mut child = Command::new(python.trim())
+        .arg(root.join("tests/tools/avro_decode.py"))
+        .arg(registry)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input: String = values
+        .iter()
+        .map(|v| v.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+        .collect();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "avro_decode.py: {}", output_text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The registry's answer to `GET <registry><path>` as JSON.
+pub fn registry_get(registry: &str, path: &str) -> serde_json::Value {
+    let mut answer = ureq::get(format!("{registry}{path}")).call().unwrap();
+    serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+/// Sets `subject`'s compatibility rule (Apicurio's default is NONE,
+/// Confluent's and Redpanda's BACKWARD: tests say which they mean).
+pub fn set_compatibility(registry: &str, subject: &str, level: &str) {
+    let answer = ureq::put(format!("{registry}/config/{subject}"))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .send(serde_json::json!({ "compatibility": level }).to_string())
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
 }

@@ -114,12 +114,18 @@ pub fn incompatibility(old: &str, new: &str, backward: bool, forward: bool) -> O
     };
     if backward {
         if let Err(e) = SchemaCompatibility::can_read(&old, &new) {
-            return Some(format!("the new schema cannot read data of the registered one: {}", explain(e)));
+            return Some(format!(
+                "the new schema cannot read data of the registered one: {}",
+                explain(e)
+            ));
         }
     }
     if forward {
         if let Err(e) = SchemaCompatibility::can_read(&new, &old) {
-            return Some(format!("the registered schema cannot read data of the new one: {}", explain(e)));
+            return Some(format!(
+                "the registered schema cannot read data of the new one: {}",
+                explain(e)
+            ));
         }
     }
     None
@@ -140,7 +146,8 @@ impl AvroWriter {
     /// [`schema_text`]; timestamps without a zone of their own are read at
     /// `default_offset_secs` east of UTC.
     pub(super) fn new(kind: &RecordKind, default_offset_secs: i32, id: u32) -> AvroWriter {
-        let schema = Schema::parse(&schema_json(kind)).expect("the generated schema of a checked declaration is valid Avro");
+        let schema =
+            Schema::parse(&schema_json(kind)).expect("the generated schema of a checked declaration is valid Avro");
         let enums = kind
             .columns()
             .iter()

@@ -91,7 +91,11 @@ impl ValueFormat {
     /// `avro` for `kind`, framed with the registry's `schema_id` for the
     /// schema [`avro::schema_text`](super::avro::schema_text) gave.
     pub fn avro(kind: &RecordKind, default_offset_secs: i32, schema_id: u32) -> ValueFormat {
-        ValueFormat(Prepared::Avro(Arc::new(AvroWriter::new(kind, default_offset_secs, schema_id))))
+        ValueFormat(Prepared::Avro(Arc::new(AvroWriter::new(
+            kind,
+            default_offset_secs,
+            schema_id,
+        ))))
     }
 
     /// Which format this is.
@@ -134,6 +138,9 @@ mod tests {
             assert_eq!(f.as_str().parse::<Format>(), Ok(f));
         }
         let err = "protobuf".parse::<Format>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown format \"protobuf\": expected json, json-typed or avro");
+        assert_eq!(
+            err.to_string(),
+            "unknown format \"protobuf\": expected json, json-typed or avro"
+        );
     }
 }

@@ -83,7 +83,13 @@ fn push_decimal(out: &mut Vec<u8>, unscaled: i128, scale: u8) {
     let _ = if scale == 0 {
         write!(out, "{sign}{abs}")
     } else {
-        write!(out, "{sign}{}.{:0width$}", abs / pow, abs % pow, width = usize::from(scale))
+        write!(
+            out,
+            "{sign}{}.{:0width$}",
+            abs / pow,
+            abs % pow,
+            width = usize::from(scale)
+        )
     };
 }
 

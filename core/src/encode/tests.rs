@@ -270,7 +270,8 @@ fn json_typed_writes_numbers_as_numbers_and_times_with_their_zone() {
     let kind = crate::schema::data();
     let csv = format!("{DATA_HEADER},cell_note\n007,0018,787119,662662,application,221.128.139.195,http://e.com/?a=\"b\",2024-01-01 01:01:15.291148,n1\n");
     let csv = csv.replace("007,", "9724515726732,");
-    let ctx = FileContext::new("cdr_data_x.csv", kind.clone(), &sha()).with_format(ValueFormat::json_typed(&kind, 7200));
+    let ctx =
+        FileContext::new("cdr_data_x.csv", kind.clone(), &sha()).with_format(ValueFormat::json_typed(&kind, 7200));
     let mut r = CdrReader::new(kind, "cdr_data_x.csv", csv.as_bytes(), &Validation::default()).unwrap();
     let Some(Row::Valid(row)) = r.next_row().unwrap() else {
         panic!("the row is valid")

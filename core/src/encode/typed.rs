@@ -48,11 +48,18 @@ pub(super) enum Value<'a> {
     Unsigned(u64),
     Signed(i64),
     /// `unscaled / 10^scale`.
-    Decimal { unscaled: i128, scale: u8 },
+    Decimal {
+        unscaled: i128,
+        scale: u8,
+    },
     /// The symbol's position in the declaration, and the symbol.
     Symbol(u32, &'static str),
     /// UTC epoch microseconds, with the text and zone it was read from.
-    Timestamp { micros: i64, text: &'a str, offset_secs: i32 },
+    Timestamp {
+        micros: i64,
+        text: &'a str,
+        offset_secs: i32,
+    },
 }
 
 impl Typing {
@@ -99,11 +106,7 @@ impl TypedColumn {
                 scale: *scale,
             },
             Typed::Enum { symbols } => {
-                let (i, s) = symbols
-                    .iter()
-                    .enumerate()
-                    .find(|(_, s)| **s == text)
-                    .expect(accepted);
+                let (i, s) = symbols.iter().enumerate().find(|(_, s)| **s == text).expect(accepted);
                 Value::Symbol(i as u32, s)
             }
             Typed::Timestamp { offset_secs } => Value::Timestamp {
@@ -126,7 +129,9 @@ fn unscaled(text: &str, scale: u8) -> Option<i128> {
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
     let mut n: i128 = 0;
     for b in int.bytes().chain(frac.bytes()) {
-        n = n.checked_mul(10)?.checked_add(i128::from(b.checked_sub(b'0').filter(|d| *d < 10)?))?;
+        n = n
+            .checked_mul(10)?
+            .checked_add(i128::from(b.checked_sub(b'0').filter(|d| *d < 10)?))?;
     }
     for _ in frac.len()..usize::from(scale) {
         n = n.checked_mul(10)?;

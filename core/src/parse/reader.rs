@@ -99,6 +99,9 @@ pub struct CdrReader<R: Read> {
     plain: Vec<bool>,
     checks: Vec<Check>,
     latest_event_ms: Option<i64>,
+    /// Whether an optional column is absent from the header: each record's
+    /// spans then get an empty one at position `width` for it.
+    absent_columns: bool,
 }
 
 impl<R: Read> CdrReader<R> {
@@ -126,6 +129,7 @@ impl<R: Read> CdrReader<R> {
             plain: Vec::new(),
             checks: Vec::new(),
             latest_event_ms: validation.latest_event_ms,
+            absent_columns: false,
         };
         // csv_core strips a UTF-8 BOM only if its first call sees all three
         // bytes, and takes an input empty after the BOM for the end of the file.
@@ -160,9 +164,12 @@ impl<R: Read> CdrReader<R> {
         let kind = self.kind.clone();
         let declared = kind.columns();
         let position = |col: &str| names.iter().position(|n| n == col);
+        // An optional column the file lacks reads as empty in every row (a
+        // file written before the column was declared), from a span past the
+        // file's own fields that each record gets appended.
         let missing: Vec<String> = declared
             .iter()
-            .filter(|c| position(&c.name).is_none())
+            .filter(|c| position(&c.name).is_none() && !c.optional)
             .map(|c| c.name.clone())
             .collect();
         if !missing.is_empty() {
@@ -174,7 +181,10 @@ impl<R: Read> CdrReader<R> {
         }
         let offset_secs = validation.time_offset.local_minus_utc();
         for col in declared {
-            let header_pos = position(&col.name).expect("a missing column returned an error above");
+            let header_pos = position(&col.name).unwrap_or_else(|| {
+                self.absent_columns = true;
+                names.len()
+            });
             self.order.push(header_pos);
             self.columns.push(col.name.as_str().into());
             let rule = Rule::for_type(&col.ty, offset_secs);
@@ -229,6 +239,9 @@ impl<R: Read> CdrReader<R> {
             return Ok(None);
         };
         self.index += 1;
+        if self.absent_columns && rec.fields == self.width {
+            self.spans.push((0, 0));
+        }
         let (index, line) = (self.index, rec.line);
         Ok(Some(match self.validate(&rec) {
             Ok(event_time_ms) => Row::Valid(ValidRow {

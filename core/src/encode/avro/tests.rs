@@ -37,7 +37,9 @@ fn decode(kind: &RecordKind, framed: &[u8]) -> Vec<(String, Avro)> {
     assert_eq!(u32::from_be_bytes(framed[1..5].try_into().unwrap()), 7);
     let schema = Schema::parse_str(&schema_text(kind)).unwrap();
     let mut datum = &framed[5..];
-    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema).build().unwrap();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap();
     match reader.read_value(&mut datum).unwrap() {
         Avro::Record(fields) => {
             assert!(datum.is_empty(), "the datum is read whole");
@@ -52,7 +54,11 @@ const HEADER: &str = "msisdn,sms_type,message_bytes,balance,delta,band,sent_time
 #[test]
 fn a_row_is_framed_with_the_schema_id_and_decodes_to_its_typed_values() {
     let kind = sms();
-    let framed = encode(&kind, &format!("{HEADER}\n0049151,mt,140,-12.5,-3,5G,2024-03-01 10:00:00.25\n")).unwrap();
+    let framed = encode(
+        &kind,
+        &format!("{HEADER}\n0049151,mt,140,-12.5,-3,5G,2024-03-01 10:00:00.25\n"),
+    )
+    .unwrap();
     let fields = decode(&kind, &framed);
     let expected_time = chrono::DateTime::parse_from_rfc3339("2024-03-01T10:00:00.250+02:00").unwrap();
     let ingested = chrono::DateTime::parse_from_rfc3339("2025-12-06T20:55:06.123456Z").unwrap();
@@ -68,9 +74,15 @@ fn a_row_is_framed_with_the_schema_id_and_decodes_to_its_typed_values() {
             ),
             ("delta".into(), Avro::Long(-3)),
             ("band".into(), Avro::String("5G".into())),
-            ("sent_time".into(), Avro::TimestampMicros(expected_time.timestamp_micros())),
+            (
+                "sent_time".into(),
+                Avro::TimestampMicros(expected_time.timestamp_micros())
+            ),
             ("_source_file".into(), Avro::String("cdr_sms_1.csv".into())),
-            ("_ingestion_timestamp".into(), Avro::TimestampMicros(ingested.timestamp_micros())),
+            (
+                "_ingestion_timestamp".into(),
+                Avro::TimestampMicros(ingested.timestamp_micros())
+            ),
             ("_record_type".into(), Avro::String("sms".into())),
         ]
     );
@@ -124,7 +136,10 @@ fn the_schema_maps_each_declared_type_and_adds_the_metadata_fields() {
     assert_eq!(fields[1]["type"]["symbols"], json!(["mo", "mt"]));
     assert_eq!(fields[3]["type"][1]["logicalType"], "decimal");
     assert_eq!(fields[3]["default"], Json::Null, "an optional column defaults to null");
-    assert_eq!(fields[5]["type"], "string", "a symbol that is no Avro name makes a string");
+    assert_eq!(
+        fields[5]["type"], "string",
+        "a symbol that is no Avro name makes a string"
+    );
     assert_eq!(fields[6]["type"]["logicalType"], "timestamp-micros");
 }
 
@@ -133,10 +148,7 @@ fn the_builtin_kinds_schemas_are_valid_avro_with_enums() {
     for kind in [crate::schema::data(), crate::schema::voice()] {
         let schema = Schema::parse_str(&schema_text(&kind)).unwrap();
         let Schema::Record(record) = schema else { panic!() };
-        assert!(record
-            .fields
-            .iter()
-            .any(|f| matches!(f.schema, Schema::Enum(_))));
+        assert!(record.fields.iter().any(|f| matches!(f.schema, Schema::Enum(_))));
     }
 }
 
@@ -157,13 +169,25 @@ fn an_incompatible_change_is_explained_naming_the_field() {
             r#"{{"sms": {{"files": ["x*"], "topic": "t", "time-column": "t", "columns": [
             {{"name": "t", "type": "timestamp"}}{extra}]}}}}"#
         );
-        Catalog::new(declare::from_json(&json).unwrap()).unwrap().get("sms").unwrap().clone()
+        Catalog::new(declare::from_json(&json).unwrap())
+            .unwrap()
+            .get("sms")
+            .unwrap()
+            .clone()
     };
     let v1 = schema_text(&kind(""));
     let optional = schema_text(&kind(r#", {"name": "roaming", "type": "text", "optional": true}"#));
     let required = schema_text(&kind(r#", {"name": "roaming", "type": "text"}"#));
-    assert_eq!(incompatibility(&v1, &optional, true, true), None, "an optional column is a full-compatible change");
+    assert_eq!(
+        incompatibility(&v1, &optional, true, true),
+        None,
+        "an optional column is a full-compatible change"
+    );
     let why = incompatibility(&v1, &required, true, false).unwrap();
     assert!(why.contains("'roaming'") && why.contains("default"), "{why}");
-    assert_eq!(incompatibility(&v1, &required, false, true), None, "old readers ignore a new field");
+    assert_eq!(
+        incompatibility(&v1, &required, false, true),
+        None,
+        "old readers ignore a new field"
+    );
 }

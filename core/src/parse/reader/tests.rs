@@ -700,3 +700,36 @@ fn event_times_past_the_latest_accepted_instant_are_invalid_rows() {
         _ => panic!("a row past the latest instant must be invalid"),
     }
 }
+
+#[test]
+fn an_optional_column_the_file_lacks_reads_as_empty_and_a_required_one_still_fails() {
+    let json = r#"{"sms": {"files": ["cdr_sms_*"], "topic": "t", "time-column": "t", "columns": [
+        {"name": "n", "type": "unsigned"},
+        {"name": "roaming", "type": "text", "optional": true},
+        {"name": "t", "type": "timestamp"}]}}"#;
+    let catalog = crate::schema::Catalog::new(crate::schema::declare::from_json(json).unwrap()).unwrap();
+    let kind = catalog.get("sms").unwrap().clone();
+    let rows = read(kind.clone(), b"t,n,extra\n2024-01-01 00:00:00,5,x\n7\n").unwrap();
+    let Got::Valid { fields, .. } = &rows[0] else {
+        panic!("{rows:?}")
+    };
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(c, v)| (c.as_str(), v.as_str())).collect();
+    assert_eq!(
+        fields,
+        [
+            ("n", "5"),
+            ("roaming", ""),
+            ("t", "2024-01-01 00:00:00"),
+            ("extra", "x")
+        ]
+    );
+    assert!(
+        matches!(rows[1].error(), RowError::FieldCount { expected: 3, found: 1 }),
+        "the field count is the file's own: {rows:?}"
+    );
+    let err = CdrReader::new(kind, "cdr_sms_x.csv", &b"roaming,t\n"[..], &Validation::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cdr_sms_x.csv line 1: header lacks required column(s) n"
+    );
+}
