@@ -3,7 +3,10 @@
 //! ledger deleted now and then) while it ingests over the real sshd into the
 //! real broker. At the end every row of every file is in Kafka exactly once.
 //!
-//! CDR_TORTURE_KILLS sets how many kills (default 50; try 500 for a long run).
+//! Run with the `json` values of the Python streamer and again with `avro`
+//! values under the real schema registry (decoded at the end by fastavro).
+//! CDR_TORTURE_KILLS sets how many kills (default 50 with json, 20 with
+//! avro; try 500 for a long run).
 
 mod common;
 
@@ -15,10 +18,13 @@ use std::time::{Duration, Instant};
 use common::*;
 use rand::{Rng, SeedableRng};
 
-fn spawn_once(topics: &Topics, remote: &str, ledger: &Path, failpoints: Option<String>) -> Child {
+fn spawn_once(topics: &Topics, format: &str, remote: &str, ledger: &Path, failpoints: Option<String>) -> Child {
     let mut cmd = bin();
-    cmd.args(["once", "--chunk-rows", "150"]);
+    cmd.args(["once", "--chunk-rows", "150", "--format", format]);
     topics.apply(&mut cmd, ledger);
+    if format == "avro" {
+        cmd.env("SCHEMA_REGISTRY_URL", env("SCHEMA_REGISTRY_URL"));
+    }
     sftp_key_env(&mut cmd, remote);
     match failpoints {
         Some(f) => cmd.env("CDR_FAILPOINTS", f),
@@ -71,10 +77,33 @@ fn generate_batch(dir: &Path, batch: u32, invalid: &mut u64) {
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
+    torture("json", 50);
+}
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_an_avro_row() {
+    let (topics, data) = torture("avro", 20);
+    let values: Vec<&[u8]> = data.iter().map(|r| &r.value[..]).collect();
+    let decoded = avro_decode(&env("SCHEMA_REGISTRY_URL"), &values);
+    assert_eq!(decoded.len(), data.len());
+    assert!(decoded.iter().all(|d| d["record"]["_record_type"] == "data"));
+    let ids: BTreeSet<u64> = decoded.iter().map(|d| d["schema_id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "one schema across every crash and restart: {ids:?} ({})",
+        topics.data
+    );
+}
+
+/// Tortures ingests writing `format` values; returns the topics and the
+/// data topic's records.
+fn torture(format: &str, default_kills: u32) -> (Topics, Vec<Seen>) {
     let target: u32 = std::env::var("CDR_TORTURE_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(default_kills);
     let seed: u64 = std::env::var("CDR_TORTURE_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -104,11 +133,11 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
             let point = cdr_to_redpanda::failpoint::ALL[rng.random_range(0..cdr_to_redpanda::failpoint::ALL.len())];
             let nth = rng.random_range(1..=4);
             (
-                spawn_once(&topics, &remote, &ledger, Some(format!("{point}={nth}"))),
+                spawn_once(&topics, format, &remote, &ledger, Some(format!("{point}={nth}"))),
                 point.to_string(),
             )
         } else {
-            let child = spawn_once(&topics, &remote, &ledger, None);
+            let child = spawn_once(&topics, format, &remote, &ledger, None);
             (child, "sigkill".to_string())
         };
         let status = if how == "sigkill" {
@@ -132,7 +161,7 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
     eprintln!("{kills} kills in {runs} runs: {by_point:?}");
 
     // A last clean run finishes whatever the last crash interrupted.
-    let mut clean = spawn_once(&topics, &remote, &ledger, None);
+    let mut clean = spawn_once(&topics, format, &remote, &ledger, None);
     let status = wait_max(&mut clean, Duration::from_secs(300));
     assert!(status.success(), "final clean run failed: {status}");
 
@@ -166,4 +195,5 @@ fn repeated_sigkills_and_failpoint_aborts_never_lose_or_duplicate_a_row() {
         "audit after the torture: {}",
         output_text(&out)
     );
+    (topics, data)
 }
