@@ -152,9 +152,20 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
         "CDR_DATA_TOPIC",
         "CDR_VOICE_TOPIC",
         "METRICS_ADDR",
+        "SCHEMA_REGISTRY_URL",
     ] {
         assert!(env.contains_key(k), "compose sets {k}");
     }
+    assert_eq!(env["CDR_FORMAT"], "avro", "the compose service writes typed records");
+    for n in 0..3 {
+        let command = services[format!("redpanda-{n}").as_str()]["command"].to_string();
+        assert!(
+            command.contains("--schema-registry-addr internal://0.0.0.0:8081"),
+            "redpanda-{n} serves the registry the service uses: {command}"
+        );
+    }
+    let console = services["console"]["environment"].as_object().unwrap();
+    assert_eq!(console["KAFKA_SCHEMAREGISTRY_ENABLED"], "true", "Console decodes the avro records");
     let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
     argv.extend(env_as_flags(env));
     if let Err(e) = Cli::try_parse_from(&argv) {
