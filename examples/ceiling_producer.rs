@@ -209,6 +209,7 @@ fn produce(records: &Path, kafka: &KafkaArgs) -> Result<()> {
             key,
             value,
             timestamp_ms: (timestamp != i64::MIN).then_some(timestamp),
+            partition: None,
             headers: Some(headers),
         })?;
         n += 1;

@@ -167,17 +167,32 @@ pub struct KindArgs {
     /// (e.g. data=avro,voice=json).
     #[arg(long, env = "CDR_KIND_FORMATS", value_delimiter = ',', value_name = "KIND=FORMAT", value_parser = parse_kind_format)]
     pub kind_formats: Vec<(String, Format)>,
+    /// Kinds whose valid rows are partitioned by a column's value instead of
+    /// the record key, comma-separated `<kind>=<column>` (e.g.
+    /// data=msisdn,voice=msisdn): murmur2 of the value modulo the topic's
+    /// partitions, as Kafka clients partition by key, so each subscriber's
+    /// records sit in one partition in file order. The key stays the record id
+    #[arg(long, env = "CDR_PARTITION_BY", value_delimiter = ',', value_name = "KIND=COLUMN", value_parser = parse_kind_column)]
+    pub partition_by: Vec<(String, String)>,
+}
+
+/// `<kind>=<value>`, both trimmed.
+fn kind_pair<'a>(s: &'a str, what: &str) -> Result<(String, &'a str), String> {
+    let (kind, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected <kind>={what}, got {s:?}"))?;
+    Ok((kind.trim().to_owned(), value.trim()))
 }
 
 /// `<kind>=<format>`.
 fn parse_kind_format(s: &str) -> Result<(String, Format), String> {
-    let (kind, format) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected <kind>=<format>, got {s:?}"))?;
-    Ok((
-        kind.trim().to_owned(),
-        format.trim().parse().map_err(|e: UnknownFormat| e.to_string())?,
-    ))
+    let (kind, format) = kind_pair(s, "<format>")?;
+    Ok((kind, format.parse().map_err(|e: UnknownFormat| e.to_string())?))
+}
+
+/// `<kind>=<column>`.
+fn parse_kind_column(s: &str) -> Result<(String, String), String> {
+    kind_pair(s, "<column>").map(|(kind, column)| (kind, column.to_owned()))
 }
 
 impl Default for KindArgs {
@@ -189,6 +204,7 @@ impl Default for KindArgs {
             kind_declarations: None,
             format: Format::Json,
             kind_formats: Vec::new(),
+            partition_by: Vec::new(),
         }
     }
 }
@@ -224,6 +240,30 @@ impl KindArgs {
             }
         }
         Ok(formats)
+    }
+
+    /// For each kind partitioned by a column, the column's position among
+    /// the kind's declared columns.
+    pub fn partition_columns(&self, kinds: &Catalog) -> Result<BTreeMap<String, usize>, SchemaError> {
+        let fail = |kind: &str, problem: String| SchemaError {
+            kind: kind.to_owned(),
+            problem,
+        };
+        self.partition_by
+            .iter()
+            .map(|(kind, column)| {
+                let k = kinds
+                    .get(kind)
+                    .ok_or_else(|| fail(kind, "--partition-by names a kind that is not declared".into()))?;
+                let at = k.columns().iter().position(|c| &c.name == column).ok_or_else(|| {
+                    fail(
+                        kind,
+                        format!("--partition-by: column {column:?} is not one of its declared columns"),
+                    )
+                })?;
+                Ok((kind.clone(), at))
+            })
+            .collect()
     }
 }
 
@@ -334,6 +374,7 @@ impl KafkaArgs {
         let kinds = self.kinds.catalog(&self.data_topic, &self.voice_topic)?;
         Ok(TopicLayout {
             formats: self.kinds.formats(&kinds)?,
+            partition_by: self.kinds.partition_columns(&kinds)?,
             kinds,
             dlq: self.dlq_topic.clone(),
             checkpoints: self.checkpoint_topic.clone(),

@@ -165,7 +165,10 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
         );
     }
     let console = services["console"]["environment"].as_object().unwrap();
-    assert_eq!(console["KAFKA_SCHEMAREGISTRY_ENABLED"], "true", "Console decodes the avro records");
+    assert_eq!(
+        console["KAFKA_SCHEMAREGISTRY_ENABLED"], "true",
+        "Console decodes the avro records"
+    );
     let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
     argv.extend(env_as_flags(env));
     if let Err(e) = Cli::try_parse_from(&argv) {

@@ -17,6 +17,7 @@ fn send(p: &mut TxnProducer, topic: &str, key: &str) {
         key: key.as_bytes(),
         value: b"{}",
         timestamp_ms: None,
+        partition: None,
         headers: None,
     })
     .unwrap();

@@ -15,7 +15,7 @@ use super::{now_ms, IngestSettings};
 use crate::backoff::Backoff;
 use crate::encode::record::{record_size, HeaderValues, HEADER_NAMES};
 use crate::encode::DeadLetterTooLarge;
-use crate::encode::{self, DeadLetter, FileContext};
+use crate::encode::{self, partition, DeadLetter, FileContext};
 use crate::failpoint;
 use crate::metrics::METRICS;
 use crate::parse::{self, CdrReader, Decoded, FileError, Row};
@@ -327,6 +327,7 @@ pub fn produce_file(
                 key: rec.name.as_bytes(),
                 value: &cp.encode(),
                 timestamp_ms: None,
+                partition: None,
                 headers: None,
             })?;
             failpoint::hit("after-produce-before-commit");
@@ -450,6 +451,7 @@ fn produce_chunk(
     let topic = ctx.kind().topic();
     let dlq = settings.topics.dlq_for(ctx.kind());
     let dlq_limit = settings.limits.limit(dlq);
+    let partitioner = settings.partitioner(ctx.kind());
     producer.begin()?;
     let deadline = Instant::now() + settings.chunk_time;
     s.ingestion_ts = encode::ingestion_timestamp(chrono::Utc::now());
@@ -493,6 +495,7 @@ fn produce_chunk(
             key: &s.key,
             value: &[],
             timestamp_ms: None,
+            partition: None,
             headers: None,
         };
         match row {
@@ -517,11 +520,16 @@ fn produce_chunk(
                     None => {
                         progress.saw_event(r.event_time_ms);
                         progress.valid += 1;
+                        let partition = partitioner.map(|(column, count)| {
+                            let value = r.values().nth(column).expect("a valid row has every declared column");
+                            partition::partition_of(value.as_bytes(), count)
+                        });
                         producer.send(OutRecord {
                             topic,
                             key: &s.key,
                             value: &s.value,
                             timestamp_ms: Some(r.event_time_ms),
+                            partition,
                             headers: Some(headers(hv)),
                         })?;
                     }

@@ -67,6 +67,8 @@ pub struct IngestSettings {
     pub topics: TopicLayout,
     /// Each kind's value format, prepared (by kind name; `json` if absent).
     pub values: BTreeMap<String, ValueFormat>,
+    /// Partition counts of the topics of kinds partitioned by a column.
+    pub partition_counts: BTreeMap<String, i32>,
     /// A transaction holds at most this many rows...
     pub chunk_rows: u64,
     /// ...and stays open at most this long, so it commits well inside the
@@ -124,6 +126,7 @@ impl IngestSettings {
         IngestSettings {
             topics: TopicLayout::default(),
             values: BTreeMap::new(),
+            partition_counts: BTreeMap::new(),
             chunk_rows: DEFAULT_CHUNK_ROWS,
             chunk_time: Duration::from_secs(DEFAULT_CHUNK_SECONDS),
             validation: Validation::default(),
@@ -144,6 +147,13 @@ impl IngestSettings {
 }
 
 impl IngestSettings {
+    /// For a kind partitioned by a column: the column's position among the
+    /// declared ones and its topic's partition count.
+    pub fn partitioner(&self, kind: &RecordKind) -> Option<(usize, i32)> {
+        let column = *self.topics.partition_by.get(kind.as_str())?;
+        Some((column, *self.partition_counts.get(kind.topic())?))
+    }
+
     /// The prepared format of `kind`'s values.
     pub fn value_format(&self, kind: &RecordKind) -> ValueFormat {
         self.values.get(kind.as_str()).cloned().unwrap_or_default()

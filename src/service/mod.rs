@@ -30,7 +30,7 @@ use crate::metrics::HEALTH;
 use crate::registry::{self, RegistryError};
 use crate::schema::SchemaError;
 use crate::sink::limits::{self, RecordLimits};
-use crate::sink::topics::{ensure_topics, TopicError, TopicLayout};
+use crate::sink::topics::{ensure_topics, partition_counts, TopicError, TopicLayout};
 use crate::source::select::Selector;
 use crate::source::{RemoteFile, Source, SourceError};
 use gauges::{spawn_broker_probe, update_waiting};
@@ -133,6 +133,7 @@ fn start_workers(
     settings.shutdown = shutdown.clone();
     settings.limits = limits.clone();
     settings.values = values;
+    settings.partition_counts = partition_counts(&args.kafka.kafka_config(), layout)?;
     let mut kafka = args.kafka.kafka_config();
     kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
     Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)

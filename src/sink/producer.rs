@@ -259,6 +259,8 @@ pub struct OutRecord<'a> {
     pub value: &'a [u8],
     /// The row's event time, Unix millis; `None` lets the broker stamp it.
     pub timestamp_ms: Option<i64>,
+    /// The partition; `None`: the producer's partitioner, by key.
+    pub partition: Option<i32>,
     /// The contract's headers.
     pub headers: Option<OwnedHeaders>,
 }
@@ -383,6 +385,9 @@ impl TxnProducer {
             .payload(rec.value);
         if let Some(ts) = rec.timestamp_ms {
             record = record.timestamp(ts);
+        }
+        if let Some(p) = rec.partition {
+            record = record.partition(p);
         }
         if let Some(h) = rec.headers {
             record = record.headers(h);

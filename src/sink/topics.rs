@@ -35,6 +35,9 @@ pub struct TopicLayout {
     pub retention_ms: i64,
     /// Each kind's value format, by kind name (`json` for one not listed).
     pub formats: BTreeMap<String, Format>,
+    /// Kinds partitioned by a column: the column's position among the
+    /// kind's declared columns, by kind name.
+    pub partition_by: BTreeMap<String, usize>,
 }
 
 impl TopicLayout {
@@ -85,6 +88,7 @@ impl Default for TopicLayout {
             replication: DEFAULT_REPLICATION,
             retention_ms: DEFAULT_RETENTION_MS,
             formats: BTreeMap::new(),
+            partition_by: BTreeMap::new(),
         }
     }
 }
@@ -111,6 +115,31 @@ pub enum TopicError {
         /// The broker's error.
         code: RDKafkaErrorCode,
     },
+}
+
+/// The partition count of each topic of a kind partitioned by a column,
+/// learned once at start (records of one value stay in one partition only
+/// while the count does not change).
+pub fn partition_counts(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<BTreeMap<String, i32>, TopicError> {
+    let mut counts = BTreeMap::new();
+    if layout.partition_by.is_empty() {
+        return Ok(counts);
+    }
+    let probe: BaseConsumer = cfg.client_config().create()?;
+    for kind in layout
+        .kinds
+        .iter()
+        .filter(|k| layout.partition_by.contains_key(k.as_str()))
+    {
+        let md = probe.fetch_metadata(Some(kind.topic()), Duration::from_secs(10))?;
+        let n = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == kind.topic())
+            .map_or(0, |t| t.partitions().len());
+        counts.insert(kind.topic().to_owned(), i32::try_from(n).unwrap_or(i32::MAX));
+    }
+    Ok(counts)
 }
 
 /// Creates whatever of the layout is missing; returns the names it created.

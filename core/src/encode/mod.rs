@@ -43,6 +43,7 @@ mod dead_letter;
 mod format;
 mod json;
 mod json_typed;
+pub mod partition;
 pub mod record;
 mod typed;
 
