@@ -72,18 +72,18 @@ def main():
         meta = json.load(f)
     runs, shapes = {}, {}
     with open(os.path.join(run_dir, "runs.tsv")) as f:
-        for name, wall, timefile, counted, want, status, broker_cpu, instances, in_flight in csv.reader(
+        for name, wall, timefile, counted, want, status, broker_cpu, instances, in_flight, stored in csv.reader(
                 f, delimiter="\t"):
             runs.setdefault(name, []).append(
-                (float(wall), timefile, int(counted), int(want), status, float(broker_cpu)))
+                (float(wall), timefile, int(counted), int(want), status, float(broker_cpu), int(stored or 0)))
             if instances:
                 shapes[name] = (int(instances), int(in_flight))
     rows = []
     for name, tries in runs.items():
         # The best (shortest) run stands for the contender, and only if every
         # one of its runs delivered exactly what it should.
-        complete = all(c == w and s == "0" for _, _, c, w, s, _ in tries)
-        wall, timefile, counted, want, status, broker_cpu = min(tries)
+        complete = all(c == w and s == "0" for _, _, c, w, s, _, _ in tries)
+        wall, timefile, counted, want, status, broker_cpu, stored = min(tries)
         cpu, _ = time_v(timefile)
         # Memory is a bound, not a speed: the highest of the runs.
         rss = max(time_v(t[1])[1] for t in tries)
@@ -98,6 +98,7 @@ def main():
             "cpu_s": round(cpu, 2),
             "cpu_us_per_row": round(cpu * 1e6 / expected["rows"], 2),
             "broker_cpu_us_per_row": round(broker_cpu * 1e6 / expected["rows"], 2),
+            "stored_bytes_per_row": round(stored / counted, 1) if counted and stored else None,
             "records_counted": counted,
             "records_expected": want,
             "exit_status": int(status),
@@ -156,7 +157,8 @@ def main():
 
     os.makedirs(results_dir, exist_ok=True)
     columns = ["contender", "runs", "wall_s", "rows", "rows_per_s", "pct_of_ceiling", "csv_mb_per_s",
-               "peak_rss_mib", "cpu_s", "cpu_us_per_row", "broker_cpu_us_per_row", "records_counted",
+               "peak_rss_mib", "cpu_s", "cpu_us_per_row", "broker_cpu_us_per_row", "stored_bytes_per_row",
+               "records_counted",
                "records_expected", "complete", "speed_vs_python", "cpu_vs_python", "rss_vs_python"]
     with open(os.path.join(results_dir, "latest.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
@@ -179,6 +181,7 @@ def main():
           f"load average {meta.get('loadavg_start', '?')} at the start, {meta.get('loadavg_end', '?')} at the end")
     head = (f"| {'contender':<46} | {'runs':>4} | {'wall s':>7} | {'rows/s':>9} | {'% of ceiling':>12} "
             f"| {'MB/s':>6} | {'peak RSS MiB':>12} | {'CPU s':>7} | {'CPU us/row':>10} | {'broker CPU us/row':>17} "
+            f"| {'stored B/row':>12} "
             f"| {'records (read_committed)':>24} | {'x Python':>8} |")
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
@@ -190,7 +193,8 @@ def main():
         pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']}%"
         print(f"| {r['contender']:<46} | {r['runs']:>4} | {r['wall_s']:>7} | {rps:>9} | {pct:>12} | {mbs:>6} "
               f"| {r['peak_rss_mib']:>12} | {r['cpu_s']:>7} | {r['cpu_us_per_row']:>10} "
-              f"| {r['broker_cpu_us_per_row']:>17} | {got:>24} | {speed:>8} |")
+              f"| {r['broker_cpu_us_per_row']:>17} | {str(r['stored_bytes_per_row'] or '-'):>12} "
+              f"| {got:>24} | {speed:>8} |")
     if scale:
         print()
         print_scale(scale)

@@ -2,7 +2,9 @@
 //! value) over ~100 MB of data rows and ~100 MB of voice rows held in memory.
 //!
 //! `cargo bench --bench parse_encode` (release profile). The target is at least
-//! 500 MB/s of CSV per core. `CDR_BENCH_MB` sets the input size per kind (100),
+//! 500 MB/s of CSV per core. Each kind is measured in each output format
+//! (`json`, `json-typed`, `avro`; the avro value framed with a dummy schema
+//! id), side by side in one run; the value bytes per row are printed too. `CDR_BENCH_MB` sets the input size per kind (100),
 //! `CDR_BENCH_RUNS` the runs of which the best is reported (3).
 //!
 //! Besides wall-clock time it reports the thread's own CPU time (Linux
@@ -12,7 +14,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use cdr_to_redpanda::encode::{self, FileContext};
+use cdr_to_redpanda::encode::{self, FileContext, ValueFormat};
 use cdr_to_redpanda::parse::{CdrReader, Row, Validation};
 use cdr_to_redpanda::schema::{self, RecordKind};
 use rand::rngs::SmallRng;
@@ -23,18 +25,27 @@ fn main() {
     let (mb, n_runs) = (env("CDR_BENCH_MB", 100), env("CDR_BENCH_RUNS", 3));
     for kind in [schema::data(), schema::voice()] {
         let input = generate(&kind, mb << 20);
-        let runs: Vec<Run> = (0..n_runs).map(|_| run(kind.clone(), &input)).collect();
-        let best = |f: fn(&Run) -> Option<Duration>| runs.iter().filter_map(f).min();
-        let mb = input.len() as f64 / 1e6;
-        let rows = runs.first().map_or(0, |r| r.rows);
-        for (clock, time) in [("wall", best(|r| Some(r.wall))), ("cpu", best(|r| r.cpu))] {
-            let Some(time) = time else { continue };
-            let secs = time.as_secs_f64();
-            println!(
-                "{kind:>5} ({clock:>4}): {mb:.1} MB, {rows} rows in {secs:.3} s (best of {n_runs}): {:.0} MB/s, {:.2} M rows/s",
-                mb / secs,
-                rows as f64 / 1e6 / secs,
-            );
+        let formats = [
+            ValueFormat::json(),
+            ValueFormat::json_typed(&kind, 0),
+            ValueFormat::avro(&kind, 0, 1),
+        ];
+        for format in formats {
+            let name = format!("{kind} {}", format.format());
+            let runs: Vec<Run> = (0..n_runs).map(|_| run(kind.clone(), &format, &input)).collect();
+            let best = |f: fn(&Run) -> Option<Duration>| runs.iter().filter_map(f).min();
+            let mb = input.len() as f64 / 1e6;
+            let (rows, value_bytes) = runs.first().map_or((0, 0), |r| (r.rows, r.value_bytes));
+            for (clock, time) in [("wall", best(|r| Some(r.wall))), ("cpu", best(|r| r.cpu))] {
+                let Some(time) = time else { continue };
+                let secs = time.as_secs_f64();
+                println!(
+                    "{name:>16} ({clock:>4}): {mb:.1} MB, {rows} rows in {secs:.3} s (best of {n_runs}): {:.0} MB/s, {:.2} M rows/s, {:.1} value bytes/row",
+                    mb / secs,
+                    rows as f64 / 1e6 / secs,
+                    value_bytes as f64 / rows.max(1) as f64,
+                );
+            }
         }
     }
 }
@@ -43,6 +54,7 @@ struct Run {
     wall: Duration,
     cpu: Option<Duration>,
     rows: u64,
+    value_bytes: usize,
 }
 
 /// CPU time of the calling thread so far, where Linux tells it.
@@ -53,11 +65,12 @@ fn thread_cpu_time() -> Option<Duration> {
 }
 
 /// Reads every row, encoding keys and values as the ingest loop does.
-fn run(kind: RecordKind, input: &[u8]) -> Run {
-    let ctx = FileContext::new("cdr_bench_20240101_000000.csv", kind.clone(), &[7; 32]);
+fn run(kind: RecordKind, format: &ValueFormat, input: &[u8]) -> Run {
+    let ctx = FileContext::new("cdr_bench_20240101_000000.csv", kind.clone(), &[7; 32]).with_format(format.clone());
     let ts = encode::ingestion_timestamp(chrono::Utc::now());
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut out_bytes = 0usize;
+    let mut value_bytes = 0usize;
     let mut invalid = 0u64;
     let cpu_start = thread_cpu_time();
     let start = Instant::now();
@@ -69,7 +82,8 @@ fn run(kind: RecordKind, input: &[u8]) -> Run {
         match reader.next_row() {
             Ok(Some(Row::Valid(row))) => {
                 encode::write_key(&ctx, row.index, &mut key);
-                encode::write_value(&ctx, &row, &ts, &mut value).expect("json values always encode");
+                encode::write_value(&ctx, &row, &ts, &mut value).expect("generated values fit every format");
+                value_bytes += value.len();
             }
             Ok(Some(Row::Invalid(row))) => {
                 invalid += 1;
@@ -90,6 +104,7 @@ fn run(kind: RecordKind, input: &[u8]) -> Run {
         wall,
         cpu,
         rows: reader.rows_read(),
+        value_bytes,
     }
 }
 

@@ -214,7 +214,7 @@ fn produce(records: &Path, kafka: &KafkaArgs) -> Result<()> {
         })?;
         n += 1;
         // As often as the ingest serves delivery reports.
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             producer.poll();
         }
     }

@@ -3,6 +3,9 @@
 # one machine, over the same files on the same SFTP server and broker:
 #
 #   1. cdr-to-redpanda `once`, exactly-once transactions (the default);
+#   1b. the same with `--format json-typed` and `--format avro` (Confluent
+#      wire format under the stack's Apicurio registry): the cost of typed
+#      records, and the bytes each format stores on the broker per row;
 #   2. cdr-to-redpanda `once --transactions false` (idempotent producer only),
 #      to show what exactly-once costs, and `once --read-ahead false`, to
 #      show what downloading the next file during the current one gains;
@@ -26,6 +29,7 @@
 #
 # Each writes into topics of its own (12 partitions). Figures per contender:
 # wall time, rows/s, MB/s of CSV, peak RSS and CPU seconds (/usr/bin/time -v),
+# the bytes its topics' log segments hold on the broker per row,
 # the broker's CPU seconds over the run (its JVM's utime + stime from
 # /proc/<pid>/stat, before and after), and the records in its output topics
 # counted by kcat with
@@ -37,7 +41,7 @@
 #   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
-# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,noahead,plain,ceiling,group1,
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,typed,avro,noahead,plain,ceiling,group1,
 # group2,group3,group1x4,python: any subset, in that order; `base` as well
 # with BASE_REV), BASE_REV (a git revision: built beside this tree and run as
 # the contender `base`, `once` exactly-once like `eos`, for a before/after in
@@ -62,7 +66,7 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,noahead,plain,ceiling,group1,group2,group3,group1x4,python}
+CONTENDERS=${CONTENDERS:-eos,typed,avro,noahead,plain,ceiling,group1,group2,group3,group1x4,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
@@ -76,7 +80,7 @@ scripts/bootstrap.sh
 if [[ ${KEEP_STACK:-0} != 1 ]]; then
   trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
 fi
-scripts/stack.sh up
+scripts/stack.sh up --schema-registry
 eval "$(scripts/stack.sh env)"
 
 log "building (release)"
@@ -114,6 +118,16 @@ log "workload: $FILES data + $FILES voice files of $ROWS rows, bad rate $BAD_RAT
 python3 bench/workload.py "$RUN_DIR/generated.json" "$work_dir" >"$RUN_DIR/expected.json"
 chown -R "$SFTP_USER:" "$work_dir"
 expect() { python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, e))' "$RUN_DIR/expected.json" "$1"; }
+
+# Bytes the broker's log segments hold for topics $@ (all partitions).
+stored() {
+  local t total=0 n
+  for t in "$@"; do
+    n=$(find "$STACK_DIR/kafka" -path "*/$t-[0-9]*/*.log" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+    total=$((total + n))
+  done
+  echo "$total"
+}
 
 # Records in a topic as a read_committed consumer sees them.
 count() {
@@ -248,11 +262,13 @@ for tag in "${runs[@]}"; do
   # Instances and files in flight per instance, for the scale table.
   shape=("" "")
   case $contender in
-    eos | noahead | plain | base)
+    eos | typed | avro | noahead | plain | base)
       run_bin=$BIN
       case $contender in
         # The baseline of the scale table.
         eos) name="cdr-to-redpanda (exactly-once)" flags=() shape=(1 1) ;;
+        typed) name="cdr-to-redpanda (exactly-once, json-typed)" flags=(--format json-typed) ;;
+        avro) name="cdr-to-redpanda (exactly-once, avro)" flags=(--format avro) ;;
         noahead) name="cdr-to-redpanda (exactly-once, no read-ahead)" flags=(--read-ahead false) ;;
         plain) name="cdr-to-redpanda (transactions off)" flags=(--transactions false) ;;
         base)
@@ -312,8 +328,8 @@ for tag in "${runs[@]}"; do
     *) echo "unknown contender: $contender" >&2; exit 2 ;;
   esac
   log "$name: ${WALL}s, exit $RC, $counted of $want records"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$timefile" "$counted" "$want" "$RC" \
-    "$BROKER_CPU" "${shape[0]}" "${shape[1]}" >>"$RUN_DIR/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$WALL" "$timefile" "$counted" "$want" "$RC" \
+    "$BROKER_CPU" "${shape[0]}" "${shape[1]}" "$(stored "$prefix-data" "$prefix-voice" "$prefix-dlq")" >>"$RUN_DIR/runs.tsv"
 done
 
 # Flat memory: the same service on a small and a large single file.

@@ -125,7 +125,7 @@ fn torture(format: &str, default_kills: u32) -> (Topics, Vec<Seen>) {
     while kills < target {
         runs += 1;
         assert!(runs < target * 4 + 20, "too many runs without being killed");
-        if runs % 12 == 0 {
+        if runs.is_multiple_of(12) {
             // The ledger is lost: recovery rebuilds what it needs from the checkpoint topic.
             let _ = std::fs::remove_dir_all(&ledger);
         }

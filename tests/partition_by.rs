@@ -17,7 +17,7 @@ use serde_json::Value;
 /// producing them with kcat and reading back where they landed.
 fn kcat_partitions(keys: &[&str], partitions: i32) -> BTreeMap<String, i32> {
     let topic = unique("murmur");
-    let admin = cdr_to_redpanda::sink::KafkaConfig::new(&brokers());
+    let admin = cdr_to_redpanda::sink::KafkaConfig::new(brokers());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -40,7 +40,8 @@ pub fn read_all(kind: &RecordKind, rdr: impl Read) -> Result<Vec<Seen>, String> 
         match row {
             Row::Valid(r) => {
                 assert_eq!(r.field_count(), r.fields().count());
-                encode::write_value(&ctx, &r, "2025-01-01T00:00:00.000000", &mut value).expect("json values always encode");
+                encode::write_value(&ctx, &r, "2025-01-01T00:00:00.000000", &mut value)
+                    .expect("json values always encode");
             }
             Row::Invalid(r) => {
                 // The service's dead-letter path, with a limit low enough
