@@ -127,6 +127,16 @@ fn avro_rows_decode_independently_to_the_typed_values_of_their_csv_rows_exactly_
     assert!(seen.values().all(|&n| n == 1), "no key twice");
     assert_eq!(seen.len(), expected.len(), "every row once, valid or dead-lettered");
 
+    let checked = run(&["check-config"]);
+    let shown = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{}", output_text(&checked));
+    assert!(
+        shown.contains(&format!("-> {} as avro", topics.data))
+            && shown.contains("schema registry: ok")
+            && shown.contains(&format!("data: subject {}-value: registered, schema id", topics.data)),
+        "check-config shows each kind's format and what the registry holds: {shown}"
+    );
+
     let audit = run(&["audit"]);
     assert!(
         audit.status.success(),

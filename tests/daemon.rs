@@ -188,6 +188,27 @@ fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
     assert_eq!(st["invalid_rows_committed"].as_f64(), Some(dlq));
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(20)).success());
+
+    // Restarted with nothing new to do: the last success is the ledger's,
+    // not 0, and every outcome series is there at 0.
+    let last = metric(&m, "cdr_last_success_timestamp_seconds");
+    let cmd = run_cmd(&topics, &remote, &ledger, &[]);
+    let mut again = Daemon::spawn(cmd, work.path(), "metrics-again");
+    again.wait_log("running", Duration::from_secs(60));
+    let m = again.scrape();
+    let restored = metric(&m, "cdr_last_success_timestamp_seconds");
+    assert!(
+        restored > last - 60.0 && restored <= last,
+        "last success {restored} after a restart, {last} before"
+    );
+    for series in [
+        "cdr_files_total{outcome=\"failed\"}",
+        "cdr_transactions_total{outcome=\"aborted\"}",
+    ] {
+        assert_eq!(m.get(series), Some(&0.0), "{series} exported at 0 from the start");
+    }
+    again.signal("TERM");
+    assert!(again.wait_exit(Duration::from_secs(20)).success());
 }
 
 fn admin() -> AdminClient<DefaultClientContext> {

@@ -1,4 +1,5 @@
-//! No secret reaches any output: not the error line that quotes librdkafka's
+//! No secret reaches any output (Kafka's, the SFTP password, the schema
+//! registry's): not the error line that quotes librdkafka's
 //! refusal of a property, not a log line at any level, not `check-config`
 //! (no stack needed: the binary stops before connecting anywhere).
 
@@ -17,6 +18,10 @@ fn run(args: &[&str], log: &str, format: &str) -> String {
         .args(["--kafka-config", "sasl.password=SASL-S3CRET-2"])
         .env("KAFKA_BROKERS", "127.0.0.1:1")
         .env("SFTP_PASSWORD", "SFTP-S3CRET-3")
+        .env("CDR_FORMAT", "avro")
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1/apis/ccompat/v7")
+        .env("SCHEMA_REGISTRY_USER", "svc")
+        .env("SCHEMA_REGISTRY_PASSWORD", "REG-S3CRET-4")
         .env("CDR_LEDGER_DIR", dir.path())
         .env("CDR_LOCAL_DIR", dir.path())
         .env("RUST_LOG", log)
@@ -40,7 +45,13 @@ fn a_jaas_password_and_other_secrets_never_show_at_any_log_level_or_in_check_con
                 text.contains("JAAS configuration is not supported") || text.contains("sasl.jaas.config"),
                 "{text}"
             );
-            for secret in ["JAAS-S3CRET-1", "SASL-S3CRET-2", "SFTP-S3CRET-3"] {
+            if args == ["check-config"] {
+                assert!(
+                    text.contains("schema registry: FAILED"),
+                    "the registry was asked: {text}"
+                );
+            }
+            for secret in ["JAAS-S3CRET-1", "SASL-S3CRET-2", "SFTP-S3CRET-3", "REG-S3CRET-4"] {
                 assert!(
                     !text.contains(secret),
                     "{secret} shown by {args:?} at {log} ({format}):\n{text}"

@@ -85,6 +85,14 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
     }
     match BrokerProbe::new(&kafka, &args.common.kafka.checkpoint_topic).and_then(|p| p.brokers(Duration::from_secs(10)))
     {
+        Ok(n) if usize::try_from(args.common.kafka.replication_factor).is_ok_and(|r| r > n) => {
+            ok = false;
+            println!(
+                "kafka: FAILED: replication factor {} (--replication-factor / CDR_TOPIC_REPLICATION) \
+                 exceeds the {n} broker(s) at {}: topics could not be created",
+                args.common.kafka.replication_factor, kafka.brokers
+            );
+        }
         Ok(n) => println!("kafka: ok ({n} broker(s) at {})", kafka.brokers),
         Err(e) => {
             ok = false;

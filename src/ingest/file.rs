@@ -4,7 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
@@ -21,10 +22,26 @@ use crate::metrics::METRICS;
 use crate::parse::{self, CdrReader, Decoded, FileError, Row};
 
 /// The reader over a staged file, gzip decoded when it starts with the magic.
-type StagedReader = CdrReader<Decoded<BufReader<File>>>;
+type StagedReader = CdrReader<Decoded<BufReader<Counted>>>;
+
+/// The staged file, counting the bytes read from it (shared with the
+/// progress lines: how far into the file the reader is).
+struct Counted {
+    file: File,
+    read: Arc<AtomicU64>,
+}
+
+impl io::Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
 use crate::schema::RecordKind;
 use crate::sink::producer::OutRecord;
 use crate::sink::{Action, Checkpoint, CheckpointStore, SinkError, TransactionalSink};
+use crate::source::{percent, PROGRESS_EVERY};
 
 /// What is wrong with a file's bytes: it can never be ingested as it is.
 #[derive(Debug, thiserror::Error)]
@@ -143,16 +160,30 @@ fn parse_error(e: FileError) -> IngestError {
     }
 }
 
-fn open_reader(job: &Job<'_>, validation: &parse::Validation) -> Result<StagedReader, IngestError> {
+fn open_reader(
+    job: &Job<'_>,
+    validation: &parse::Validation,
+    read: &Arc<AtomicU64>,
+) -> Result<StagedReader, IngestError> {
     let name = &job.record.name;
     let file = File::open(job.staged).map_err(|e| read_error(name, e))?;
-    let decoded = parse::decode(BufReader::with_capacity(1 << 20, file)).map_err(|e| read_error(name, e))?;
+    read.store(0, Ordering::Relaxed);
+    let counted = Counted {
+        file,
+        read: Arc::clone(read),
+    };
+    let decoded = parse::decode(BufReader::with_capacity(1 << 20, counted)).map_err(|e| read_error(name, e))?;
     CdrReader::new(job.kind.clone(), name, decoded, validation).map_err(parse_error)
 }
 
 /// Opens the reader positioned after `rows_done` rows.
-fn reader_at(job: &Job<'_>, validation: &parse::Validation, rows_done: u64) -> Result<StagedReader, IngestError> {
-    let mut reader = open_reader(job, validation)?;
+fn reader_at(
+    job: &Job<'_>,
+    validation: &parse::Validation,
+    rows_done: u64,
+    read: &Arc<AtomicU64>,
+) -> Result<StagedReader, IngestError> {
+    let mut reader = open_reader(job, validation, read)?;
     let skipped = reader.skip_rows(rows_done).map_err(parse_error)?;
     if skipped < rows_done {
         return Err(BadFile::Shorter {
@@ -281,7 +312,8 @@ pub fn produce_file(
         latest_event_ms: Some(now_ms() + settings.max_future.as_millis() as i64),
         ..settings.validation.clone()
     };
-    let mut reader = reader_at(&job, &validation, progress.rows_done)?;
+    let bytes_read = Arc::new(AtomicU64::new(0));
+    let mut reader = reader_at(&job, &validation, progress.rows_done, &bytes_read)?;
     let mut scratch = Scratch {
         key: Vec::with_capacity(64),
         value: Vec::with_capacity(1024),
@@ -365,8 +397,13 @@ pub fn produce_file(
                         rows_done: progress.rows_done,
                     });
                 }
-                if last_log.elapsed() >= Duration::from_secs(5) {
-                    tracing::info!(file = %rec.name, rows = progress.rows_done, invalid = progress.invalid, "progress");
+                if last_log.elapsed() >= PROGRESS_EVERY {
+                    // Bytes of the staged file (compressed, for gzip) read so far.
+                    let bytes = bytes_read.load(Ordering::Relaxed);
+                    tracing::info!(
+                        file = %rec.name, rows = progress.rows_done, invalid = progress.invalid,
+                        bytes, of = rec.size, percent = %percent(bytes, rec.size), "progress"
+                    );
                     last_log = Instant::now();
                 }
             }
@@ -387,7 +424,7 @@ pub fn produce_file(
                     }
                     std::thread::sleep(settings.replay_backoff.delay(attempts));
                     progress = start;
-                    reader = reader_at(&job, &validation, start.rows_done)?;
+                    reader = reader_at(&job, &validation, start.rows_done, &bytes_read)?;
                 }
             },
         }

@@ -53,12 +53,20 @@ impl Gauge {
 // so every access goes on with them rather than dropping the metric.
 pub struct LabeledCounter {
     values: Mutex<BTreeMap<String, u64>>,
+    /// Labels exported from the start, at 0 until counted: an alert on a
+    /// rate of `failed` files needs the series before the first failure.
+    known: &'static [&'static str],
 }
 
 impl LabeledCounter {
     const fn new() -> Self {
+        Self::with_labels(&[])
+    }
+
+    const fn with_labels(known: &'static [&'static str]) -> Self {
         LabeledCounter {
             values: Mutex::new(BTreeMap::new()),
+            known,
         }
     }
 
@@ -80,8 +88,11 @@ impl LabeledCounter {
     }
 
     fn snapshot(&self) -> Vec<(String, u64)> {
-        let m = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        let mut m = self.values.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        for label in self.known {
+            m.entry((*label).to_owned()).or_insert(0);
+        }
+        m.into_iter().collect()
     }
 }
 
@@ -191,12 +202,22 @@ impl Metrics {
     /// Every metric at zero.
     pub const fn new() -> Self {
         Metrics {
-            files: LabeledCounter::new(),
+            files: LabeledCounter::with_labels(&[
+                "committed",
+                "skipped",
+                "conflict",
+                "duplicate",
+                "failed",
+                "retrying",
+                "parked",
+                "deferred",
+                "interrupted",
+            ]),
             rows_produced: LabeledCounter::new(),
             invalid_rows: Counter::new(),
             bytes_downloaded: Counter::new(),
-            read_ahead: LabeledCounter::new(),
-            transactions: LabeledCounter::new(),
+            read_ahead: LabeledCounter::with_labels(&["used", "discarded"]),
+            transactions: LabeledCounter::with_labels(&["committed", "aborted"]),
             chunk_seconds: Histogram::new(),
             files_waiting: Gauge::new(),
             oldest_waiting_age_seconds: Gauge::new(),
@@ -394,6 +415,22 @@ mod tests {
         assert!(text.contains("cdr_chunk_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("cdr_chunk_seconds_count 3\n"));
         assert!(text.contains("cdr_rows_produced_total{topic=\"a\\\"b\"} 5\n"), "{text}");
+    }
+
+    #[test]
+    fn outcome_series_exist_at_zero_before_their_first_event() {
+        let m = Metrics::new();
+        m.files.add("committed", 2);
+        let text = m.render();
+        for series in [
+            "cdr_files_total{outcome=\"committed\"} 2\n",
+            "cdr_files_total{outcome=\"failed\"} 0\n",
+            "cdr_files_total{outcome=\"parked\"} 0\n",
+            "cdr_transactions_total{outcome=\"aborted\"} 0\n",
+            "cdr_read_ahead_files_total{outcome=\"discarded\"} 0\n",
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cdr_state::{Ledger, LedgerError};
+use cdr_state::{FileStatus, Ledger, LedgerError};
 
 use crate::backoff::backoff;
 use crate::cli::{IngestCommand, RunCommand};
@@ -26,7 +26,7 @@ use crate::ingest::park::{self, RequestError, Stuck};
 use crate::ingest::workers::Workers;
 use crate::ingest::{now_ms, Shutdown};
 use crate::metrics::server::{self, ServerError};
-use crate::metrics::HEALTH;
+use crate::metrics::{HEALTH, METRICS};
 use crate::registry::{self, RegistryError};
 use crate::schema::SchemaError;
 use crate::sink::limits::{self, RecordLimits};
@@ -119,6 +119,17 @@ fn start_workers(
         source,
     })?;
     park::apply_pending(dir, &ledger)?;
+    // The last success survives a restart: an alert on its age must not
+    // fire because the process is new.
+    let last_success = ledger
+        .files()?
+        .iter()
+        .filter(|f| f.status == FileStatus::Committed)
+        .filter_map(|f| f.finished_ms)
+        .max();
+    if let Some(ms) = last_success {
+        METRICS.last_success_timestamp_seconds.set(ms as f64 / 1000.0);
+    }
     let mut settings = args.ingest.settings(layout.clone(), &args.ledger);
     let build = |n: u32| {
         (0..n)

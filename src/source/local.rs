@@ -115,7 +115,7 @@ impl Source for LocalSource {
         let (size, mtime) = stat(&path).map_err(|e| gone_or_io(e, "stat"))?;
         check_unchanged(file, size, mtime, "before reading")?;
         let mut src = File::open(&path).map_err(|e| gone_or_io(e, "open"))?;
-        let (copied, sha256) = stage(&mut src, staging, READ_BUFFER).map_err(|e| match e {
+        let (copied, sha256) = stage(&mut src, staging, READ_BUFFER, file).map_err(|e| match e {
             StageError::Read(e) => gone_or_io(e, "read"),
             StageError::Write(e) => SourceError::Staging {
                 path: staging.to_path_buf(),

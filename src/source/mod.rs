@@ -174,13 +174,28 @@ enum StageError {
 /// Not fsynced: a staging file is only read by the ingest that fetched it, and
 /// every ingest (after a crash too) fetches and hashes anew, so a staging file
 /// lost in a crash loses nothing.
-fn stage<R: Read>(reader: &mut R, staging: &Path, buf_size: usize) -> Result<(u64, [u8; 32]), StageError> {
+///
+/// A copy of `of` (the listing's file) that takes longer than
+/// [`PROGRESS_EVERY`] logs how far it is, so a long download is not silence.
+fn stage<R: Read>(
+    reader: &mut R,
+    staging: &Path,
+    buf_size: usize,
+    of: &RemoteFile,
+) -> Result<(u64, [u8; 32]), StageError> {
     let file = File::create(staging).map_err(StageError::Write)?;
     let mut out = BufWriter::with_capacity(STAGING_WRITE_BUFFER, file);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; buf_size];
     let mut total = 0u64;
+    let mut logged = std::time::Instant::now();
     loop {
+        if logged.elapsed() >= PROGRESS_EVERY {
+            tracing::info!(
+                file = %of.name, bytes = total, of = of.size, percent = %percent(total, of.size), "downloading"
+            );
+            logged = std::time::Instant::now();
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -196,6 +211,17 @@ fn stage<R: Read>(reader: &mut R, staging: &Path, buf_size: usize) -> Result<(u6
     }
     out.flush().map_err(StageError::Write)?;
     Ok((total, hasher.finalize().into()))
+}
+
+/// How often a long step (a download, a file's ingest) logs its progress.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `done` of `total` as a percentage with one decimal, for progress lines.
+pub fn percent(done: u64, total: u64) -> String {
+    match total {
+        0 => "100.0".to_owned(),
+        t => format!("{:.1}", done.min(t) as f64 * 100.0 / t as f64),
+    }
 }
 
 /// Compares a file's current size and mtime with what the listing said.
@@ -250,6 +276,23 @@ fn fetched(file: &RemoteFile, staging: &Path, copied: u64, sha256: [u8; 32]) -> 
 mod tests {
     use super::*;
 
+    /// A listing entry of `size` bytes, for `stage`'s progress lines.
+    fn listed(size: usize) -> RemoteFile {
+        RemoteFile {
+            name: "f".into(),
+            size: size as u64,
+            mtime: 0,
+        }
+    }
+
+    #[test]
+    fn progress_is_a_bounded_percentage() {
+        assert_eq!(percent(0, 200), "0.0");
+        assert_eq!(percent(49, 200), "24.5");
+        assert_eq!(percent(300, 200), "100.0");
+        assert_eq!(percent(0, 0), "100.0");
+    }
+
     #[test]
     fn plain_names_only() {
         assert!(is_plain_name("cdr_data_1.csv"));
@@ -273,7 +316,7 @@ mod tests {
         let staging = dir.path().join("s");
         std::fs::write(&staging, b"old content that is longer").unwrap();
         let data = vec![7u8; 3 * 1024 + 5];
-        let (n, sha) = match stage(&mut &data[..], &staging, 1024) {
+        let (n, sha) = match stage(&mut &data[..], &staging, 1024, &listed(data.len())) {
             Ok(v) => v,
             Err(_) => panic!("stage failed"),
         };
@@ -302,7 +345,12 @@ mod tests {
     #[test]
     fn stage_reports_a_read_failure_as_read() {
         let dir = tempfile::tempdir().unwrap();
-        let result = stage(&mut FailingReader { good: 10_000 }, &dir.path().join("s"), 1024);
+        let result = stage(
+            &mut FailingReader { good: 10_000 },
+            &dir.path().join("s"),
+            1024,
+            &listed(20_000),
+        );
         assert!(matches!(result, Err(StageError::Read(e)) if e.kind() == io::ErrorKind::ConnectionReset));
     }
 
@@ -310,7 +358,7 @@ mod tests {
     fn stage_reports_a_write_failure_as_write() {
         // /dev/full accepts the open and fails every write with ENOSPC.
         let endless = &mut io::repeat(0).take(1 << 30);
-        let result = stage(endless, Path::new("/dev/full"), 4096);
+        let result = stage(endless, Path::new("/dev/full"), 4096, &listed(1 << 20));
         assert!(matches!(result, Err(StageError::Write(_))));
     }
 }

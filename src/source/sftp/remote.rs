@@ -47,7 +47,7 @@ pub(super) fn fetch_once(
     let (size, mtime) = stat_size_mtime(sftp, cfg, &path, file, "before reading")?;
     check_unchanged(file, size, mtime, "before reading")?;
     let mut remote = sftp.open(&path).map_err(|e| sftp_error(cfg, e, "opening", &path))?;
-    let (copied, sha256) = stage(&mut remote, staging, READ_BUFFER).map_err(|e| match e {
+    let (copied, sha256) = stage(&mut remote, staging, READ_BUFFER, file).map_err(|e| match e {
         // The io::Error from ssh2 no longer carries the libssh2 code; a failed
         // read mid-transfer is almost always the connection, and reconnecting
         // then refetching is right in the rare other cases too.
