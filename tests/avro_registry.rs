@@ -148,24 +148,7 @@ fn avro_rows_decode_independently_to_the_typed_values_of_their_csv_rows_exactly_
 /// The sms kind's declaration, written as avro, with `extra` columns.
 fn sms_config(dir: &Path, name: &str, topic: &str, extra: &str) -> String {
     let path = dir.join(name);
-    let text = format!(
-        r#"
-format = "avro"
-[kind.sms]
-files = ["cdr_sms_*.csv"]
-topic = "{topic}"
-time-column = "sent_time"
-columns = [
-  {{ name = "msisdn", type = "digits", min = 6, max = 15 }},
-  {{ name = "dest_nr", type = "digits", min = 6, max = 15 }},
-  {{ name = "tower_id", type = "unsigned" }},
-  {{ name = "sms_type", type = "enum", symbols = ["mo", "mt"] }},
-  {{ name = "message_bytes", type = "unsigned" }},
-  {{ name = "sent_time", type = "timestamp", precision = 3 }},
-  {extra}
-]
-"#
-    );
+    let text = format!("format = \"avro\"\n{}", sms_declaration(topic, extra));
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
 }

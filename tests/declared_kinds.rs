@@ -13,22 +13,7 @@ use serde_json::Value;
 /// The declaration as an operator would write it, with this test's topic.
 fn config(dir: &Path, topic: &str) -> std::path::PathBuf {
     let path = dir.join("kinds.toml");
-    let text = format!(
-        r#"
-[kind.sms]
-files = ["cdr_sms_*.csv", "cdr_sms_*.csv.gz"]
-topic = "{topic}"
-time-column = "sent_time"
-columns = [
-  {{ name = "msisdn", type = "digits", min = 6, max = 15 }},
-  {{ name = "dest_nr", type = "digits", min = 6, max = 15 }},
-  {{ name = "tower_id", type = "unsigned" }},
-  {{ name = "sms_type", type = "enum", symbols = ["mo", "mt"] }},
-  {{ name = "message_bytes", type = "unsigned" }},
-  {{ name = "sent_time", type = "timestamp", precision = 3 }},
-]
-"#
-    );
+    let text = common::sms_declaration(topic, "");
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -373,3 +373,26 @@ pub fn set_compatibility(registry: &str, subject: &str, level: &str) {
         .unwrap();
     assert_eq!(answer.status().as_u16(), 200);
 }
+
+/// The `[kind.sms]` table of the tests' SMS kind (the issue's third kind),
+/// with its rows going to `topic` and `extra` columns (TOML inline tables,
+/// each followed by a comma) after the six it always has.
+pub fn sms_declaration(topic: &str, extra: &str) -> String {
+    format!(
+        r#"
+[kind.sms]
+files = ["cdr_sms_*.csv", "cdr_sms_*.csv.gz"]
+topic = "{topic}"
+time-column = "sent_time"
+columns = [
+  {{ name = "msisdn", type = "digits", min = 6, max = 15 }},
+  {{ name = "dest_nr", type = "digits", min = 6, max = 15 }},
+  {{ name = "tower_id", type = "unsigned" }},
+  {{ name = "sms_type", type = "enum", symbols = ["mo", "mt"] }},
+  {{ name = "message_bytes", type = "unsigned" }},
+  {{ name = "sent_time", type = "timestamp", precision = 3 }},
+  {extra}
+]
+"#
+    )
+}

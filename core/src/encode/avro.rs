@@ -60,7 +60,7 @@ fn schema_json(kind: &RecordKind) -> Json {
                 ColumnType::Decimal { scale } => {
                     json!({"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": scale})
                 }
-                ColumnType::Enum { symbols } if symbols.iter().all(|s| is_avro_name(s)) => {
+                ColumnType::Enum { symbols } if is_avro_enum(&c.ty) => {
                     json!({"type": "enum", "name": format!("{record}_{}", c.name), "symbols": symbols})
                 }
                 ColumnType::Enum { .. } => json!("string"),
@@ -83,6 +83,12 @@ fn schema_json(kind: &RecordKind) -> Json {
         "doc": format!("CDR kind {:?} (cdr-to-redpanda)", kind.as_str()),
         "fields": fields,
     })
+}
+
+/// Whether a column of type `ty` is an Avro `enum` (else a `string`): an
+/// enum whose every symbol Avro allows.
+fn is_avro_enum(ty: &ColumnType) -> bool {
+    matches!(ty, ColumnType::Enum { symbols } if symbols.iter().all(|s| is_avro_name(s)))
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`: what Avro allows as a name or enum symbol.
@@ -148,11 +154,7 @@ impl AvroWriter {
     pub(super) fn new(kind: &RecordKind, default_offset_secs: i32, id: u32) -> AvroWriter {
         let schema =
             Schema::parse(&schema_json(kind)).expect("the generated schema of a checked declaration is valid Avro");
-        let enums = kind
-            .columns()
-            .iter()
-            .map(|c| matches!(&c.ty, ColumnType::Enum { symbols } if symbols.iter().all(|s| is_avro_name(s))))
-            .collect();
+        let enums = kind.columns().iter().map(|c| is_avro_enum(&c.ty)).collect();
         AvroWriter {
             schema,
             id,
