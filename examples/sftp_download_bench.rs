@@ -96,7 +96,7 @@ fn ours(env: &Env, remote_dir: &str, name: &str, staging: &Path, want: &[u8; 32]
     config.host_key = HostKeyPolicy::KnownHosts(env.known_hosts.clone());
     let mut source = SftpSource::connect(config)?;
     let listing = source.list()?;
-    let Some(file) = listing.iter().find(|f| f.name == name) else {
+    let Some(file) = listing.files.iter().find(|f| f.name == name) else {
         bail!("{name} not listed");
     };
     let fetched = source.fetch(file, staging)?;

@@ -82,6 +82,12 @@ pub struct SourceArgs {
     /// Take a file only when `<name><suffix>` exists too (e.g. .done).
     #[arg(long, env = "CDR_MARKER_SUFFIX")]
     pub marker_suffix: Option<String>,
+    /// Take a symlink to a regular file as that file (its target's size and
+    /// mtime settle it; `--after-ingest delete` removes the link, not the
+    /// target). Off, symlinks are never taken and show in `status` as
+    /// ignored.
+    #[arg(long, env = "CDR_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
 }
 
 impl SourceArgs {
@@ -104,6 +110,7 @@ impl SourceArgs {
     pub fn sftp_config(&self) -> Result<SftpConfig, SourceError> {
         let mut c = SftpConfig::new(&self.sftp_host, &self.sftp_user, &self.sftp_remote_path);
         c.port = self.sftp_port;
+        c.follow_symlinks = self.follow_symlinks;
         c.password = match (&self.sftp_password_file, &self.sftp_password) {
             (Some(file), _) => Some(SecretSource::File(file.clone())),
             (None, Some(p)) => Some(SecretSource::Value(p.clone())),
@@ -130,7 +137,7 @@ impl SourceArgs {
     /// The configured source; nothing is contacted yet.
     pub fn build(&self) -> Result<Box<dyn Source>, SourceError> {
         match &self.local_dir {
-            Some(dir) => Ok(Box::new(LocalSource::new(dir))),
+            Some(dir) => Ok(Box::new(LocalSource::new(dir).follow_symlinks(self.follow_symlinks))),
             None => Ok(Box::new(SftpSource::new(self.sftp_config()?)?)),
         }
     }

@@ -466,3 +466,120 @@ fn legal_names_land_whatever_their_length_or_dots() {
     let landed: BTreeSet<String> = landed_once(&topics).into_keys().collect();
     assert_eq!(landed, expected);
 }
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn every_file_never_taken_shows_in_status_the_metric_and_one_log_line_while_it_stays() {
+    use std::os::unix::ffi::OsStrExt;
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("ignored"));
+    let work = tempfile::tempdir().unwrap();
+    let ledger = work.path().join("ledger");
+    let good = "cdr_data_20240101_000001.csv";
+    write_remote(&local, good, &csv(DATA_HEADER, &[data_row(1), data_row(2)]));
+    std::os::unix::fs::symlink(local.join(good), local.join("cdr_data_20240101_000002.csv")).unwrap();
+    write_remote(&local, "readme.txt", b"not a CDR");
+    write_remote(&local, "cdr_data_20240101_000003.csv.part", b"uploading");
+    std::fs::write(local.join(std::ffi::OsStr::from_bytes(b"cdr_data_\xe9t\xe9.csv")), b"x").unwrap();
+    let fifo = local.join("cdr_data_20240101_000004.csv");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+    let mut d = Daemon::spawn(ingest_cmd(&topics, &remote, &ledger, "run", &[]), work.path(), "daemon");
+    let ignored = |reason: &str| format!("cdr_files_ignored{{reason=\"{reason}\"}}");
+    d.wait_metrics("the good file committed", Duration::from_secs(60), |m| {
+        metric(m, "cdr_files_total{outcome=\"committed\"}") == 1.0
+    });
+    // Several polls later: still one line per file, not one per poll.
+    std::thread::sleep(Duration::from_secs(4));
+    let m = d.scrape();
+    for (reason, n) in [
+        ("symlink", 1.0),
+        ("not-utf8", 1.0),
+        ("not-a-regular-file", 1.0),
+        ("no-pattern", 1.0),
+        ("temporary", 1.0),
+        ("unsafe-name", 0.0),
+        ("no-size-or-mtime", 0.0),
+    ] {
+        assert_eq!(metric(&m, &ignored(reason)), n, "{reason}");
+    }
+    let log = d.log_text();
+    for name in [
+        "cdr_data_20240101_000002.csv",
+        "cdr_data_\u{fffd}t\u{fffd}.csv",
+        "cdr_data_20240101_000004.csv",
+        "readme.txt",
+    ] {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("not taking a file") && l.contains(name));
+        assert_eq!(lines.count(), 1, "one line for {name}:\n{log}");
+    }
+
+    let st = status_json(&ledger);
+    assert_eq!(st["ignored"]["symlink"]["count"], 1, "{st}");
+    assert_eq!(st["ignored"]["symlink"]["examples"][0], "cdr_data_20240101_000002.csv");
+    assert_eq!(st["ignored"]["not-utf8"]["count"], 1);
+    assert_eq!(st["ignored"]["unsafe-name"]["count"], 0);
+    let text = bin().arg("status").arg("--ledger-dir").arg(&ledger).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("ignored (in the directory, never taken): 5"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("not-a-regular-file") && l.contains("cdr_data_20240101_000004.csv")),
+        "{text}"
+    );
+
+    // A file that leaves the directory leaves the set.
+    std::fs::remove_file(local.join("readme.txt")).unwrap();
+    d.wait_metrics("readme.txt gone", Duration::from_secs(30), |m| {
+        metric(m, &ignored("no-pattern")) == 0.0
+    });
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(30)).success());
+    assert_eq!(status_json(&ledger)["ignored"]["no-pattern"]["count"], 0);
+}
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn once_takes_files_older_than_settle_plus_min_age_without_a_second_listing() {
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("old-files"));
+    let ledger = tempfile::tempdir().unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for i in 1..=3 {
+        let name = format!("cdr_data_20240101_00000{i}.csv");
+        write_remote(&local, &name, &csv(DATA_HEADER, &[data_row(i)]));
+        std::fs::File::options()
+            .write(true)
+            .open(local.join(&name))
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    let settle = ["--settle-seconds", "5", "--min-age-seconds", "10"];
+    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &settle)
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("committed 3 file(s)"), "{text}");
+    assert!(
+        !text.contains("listing again"),
+        "old files need no second listing: {text}"
+    );
+
+    // A young file asks for the second listing, and is left for the next run
+    // while it is younger than the minimum age.
+    write_remote(
+        &local,
+        "cdr_data_20240101_000004.csv",
+        &csv(DATA_HEADER, &[data_row(4)]),
+    );
+    let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &settle)
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(text.contains("listing again"), "{text}");
+    assert!(text.contains("committed 0 file(s)"), "{text}");
+}

@@ -8,7 +8,7 @@ use cdr_to_redpanda::source::local::LocalSource;
 use cdr_to_redpanda::source::{RemoteFile, Source, SourceError};
 
 fn listed(source: &mut LocalSource, name: &str) -> RemoteFile {
-    let listing = source.list().unwrap();
+    let listing = source.list().unwrap().files;
     listing
         .into_iter()
         .find(|f| f.name == name)

@@ -29,7 +29,7 @@ fn fetch_after_an_sshd_restart_reconnects_and_succeeds() {
 
     let mut source = SftpSource::connect(stack.password_config(&dir)).unwrap();
     let listing = source.list().unwrap();
-    let file = |name: &str| listing.iter().find(|f| f.name == name).unwrap().clone();
+    let file = |name: &str| listing.files.iter().find(|f| f.name == name).unwrap().clone();
     let first = source
         .fetch(&file("cdr_data_1.csv"), &staging.path().join("1"))
         .unwrap();
@@ -60,5 +60,5 @@ fn fetch_after_an_sshd_restart_reconnects_and_succeeds() {
         }
         assert!(!source.is_connected(), "the dead session was dropped");
     }
-    assert_eq!(source.list().unwrap().len(), 2);
+    assert_eq!(source.list().unwrap().files.len(), 2);
 }

@@ -39,7 +39,7 @@ fn password_auth_connects_lazily_and_describes_itself_without_the_password() {
     dir.write("cdr_data_20240101_000000.csv", b"x");
     let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
     assert!(!source.is_connected(), "connects lazily");
-    assert_eq!(source.list().unwrap().len(), 1);
+    assert_eq!(source.list().unwrap().files.len(), 1);
     assert!(source.is_connected());
     assert!(source.describe().contains(&stack.user));
     assert!(!source.describe().contains(&stack.password));
@@ -57,7 +57,7 @@ fn password_can_come_from_a_file() {
     let mut config = stack.password_config(&dir);
     config.password = Some(SecretSource::File(pw_file));
     let mut source = SftpSource::connect(config).unwrap();
-    assert_eq!(source.list().unwrap().len(), 1);
+    assert_eq!(source.list().unwrap().files.len(), 1);
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn key_auth_works() {
     dir.write("cdr_voice_20240101_000000.csv", b"msisdn\n1\n");
     let mut source = SftpSource::connect(stack.key_config(&dir)).unwrap();
     assert!(source.is_connected());
-    let listing = source.list().unwrap();
+    let listing = source.list().unwrap().files;
     let file = find(&listing, "cdr_voice_20240101_000000.csv");
     let staging = tempfile::NamedTempFile::new().unwrap();
     let fetched = source.fetch(&file, staging.path()).unwrap();
@@ -175,7 +175,7 @@ fn pinned_fingerprint_correct_connects_and_wrong_is_refused() {
     let mut config = stack.password_config(&dir);
     config.host_key = HostKeyPolicy::Fingerprint(right);
     let mut source = SftpSource::connect(config.clone()).unwrap();
-    assert_eq!(source.list().unwrap().len(), 1);
+    assert_eq!(source.list().unwrap().files.len(), 1);
 
     let tmp = tempfile::tempdir().unwrap();
     let other = new_key(tmp.path(), "other");
@@ -195,7 +195,7 @@ fn insecure_skip_connects_without_any_known_host() {
     let mut config = stack.password_config(&dir);
     config.host_key = HostKeyPolicy::InsecureSkip;
     let mut source = SftpSource::connect(config).unwrap();
-    assert!(source.list().unwrap().is_empty());
+    assert!(source.list().unwrap().files.is_empty());
 }
 
 #[test]
@@ -238,7 +238,7 @@ fn ten_thousand_files_are_listed() {
     }
     let mut source = SftpSource::connect(stack.password_config(&dir)).unwrap();
     let start = Instant::now();
-    let listing = source.list().unwrap();
+    let listing = source.list().unwrap().files;
     let took = start.elapsed();
     println!("listed {} files over SFTP in {took:?}", listing.len());
     assert_eq!(listing.len(), 10_000);
@@ -259,7 +259,7 @@ fn odd_names_are_listed_but_not_selected() {
     std::fs::write(dir.local.join(raw), b"x").unwrap();
 
     let mut source = SftpSource::new(stack.password_config(&dir)).unwrap();
-    let listing = source.list().unwrap();
+    let listing = source.list().unwrap().files;
     assert_eq!(listing.len(), 5, "{listing:?}");
     let mut selector = Selector::new(SelectConfig {
         settle: Duration::ZERO,

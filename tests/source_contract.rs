@@ -10,9 +10,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use cdr_to_redpanda::source::ignored::{IgnoreReason, Ignored};
 use cdr_to_redpanda::source::local::LocalSource;
 use cdr_to_redpanda::source::sftp::SftpSource;
-use cdr_to_redpanda::source::{RemoteFile, Source, SourceError};
+use cdr_to_redpanda::source::{Listing, RemoteFile, Source, SourceError};
 use sftp_support::{pseudo_random_bytes, sha256_of};
 
 /// A source over a directory the test writes to on the local disk.
@@ -20,7 +21,11 @@ trait Fixture {
     /// Where the test puts the files the source lists.
     fn dir(&self) -> &Path;
     /// A new source over that directory.
-    fn source(&self) -> Box<dyn Source>;
+    fn source(&self) -> Box<dyn Source> {
+        self.source_following(false)
+    }
+    /// The same, following symlinks or not (`--follow-symlinks`).
+    fn source_following(&self, symlinks: bool) -> Box<dyn Source>;
     /// How the source names `relative` (a path under its directory) in what it returns.
     fn shown(&self, relative: &str) -> String;
 
@@ -37,8 +42,8 @@ impl Fixture for Local {
     fn dir(&self) -> &Path {
         self.0.path()
     }
-    fn source(&self) -> Box<dyn Source> {
-        Box::new(LocalSource::new(self.0.path()))
+    fn source_following(&self, symlinks: bool) -> Box<dyn Source> {
+        Box::new(LocalSource::new(self.0.path()).follow_symlinks(symlinks))
     }
     fn shown(&self, relative: &str) -> String {
         self.0.path().join(relative).display().to_string()
@@ -54,8 +59,10 @@ impl Fixture for Sftp {
     fn dir(&self) -> &Path {
         &self.dir.local
     }
-    fn source(&self) -> Box<dyn Source> {
-        Box::new(SftpSource::new(self.stack.password_config(&self.dir)).unwrap())
+    fn source_following(&self, symlinks: bool) -> Box<dyn Source> {
+        let mut config = self.stack.password_config(&self.dir);
+        config.follow_symlinks = symlinks;
+        Box::new(SftpSource::new(config).unwrap())
     }
     fn shown(&self, relative: &str) -> String {
         format!("{}/{relative}", self.dir.remote)
@@ -63,7 +70,7 @@ impl Fixture for Sftp {
 }
 
 fn listed(source: &mut dyn Source, name: &str) -> RemoteFile {
-    let listing = source.list().unwrap();
+    let listing = source.list().unwrap().files;
     listing
         .iter()
         .find(|f| f.name == name)
@@ -71,14 +78,33 @@ fn listed(source: &mut dyn Source, name: &str) -> RemoteFile {
         .clone()
 }
 
-fn lists_only_regular_utf8_named_files_with_size_and_mtime(f: &dyn Fixture) {
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+fn lists_only_regular_utf8_named_files_with_size_and_mtime_and_says_why_not_the_others(f: &dyn Fixture) {
     let path = f.write("cdr_data_1.csv", b"hello");
     std::fs::create_dir(f.dir().join("sub")).unwrap();
     std::os::unix::fs::symlink(&path, f.dir().join("link.csv")).unwrap();
     std::fs::write(f.dir().join(std::ffi::OsStr::from_bytes(b"cdr_data_\xff.csv")), b"x").unwrap();
+    mkfifo(&f.dir().join("cdr_data_fifo.csv"));
     let mut source = f.source();
     for pass in ["first", "second"] {
-        let listing = source.list().unwrap();
+        let Listing {
+            files: listing,
+            mut ignored,
+        } = source.list().unwrap();
+        ignored.sort();
+        assert_eq!(
+            ignored,
+            [
+                Ignored::new("cdr_data_fifo.csv", IgnoreReason::NotRegular),
+                Ignored::new("cdr_data_\u{fffd}.csv", IgnoreReason::NotUtf8),
+                Ignored::new("link.csv", IgnoreReason::Symlink),
+            ],
+            "{pass} listing: every entry but the directory accounted for"
+        );
         assert_eq!(listing.len(), 1, "{pass} listing: {listing:?}");
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(listing[0].name, "cdr_data_1.csv");
@@ -89,6 +115,29 @@ fn lists_only_regular_utf8_named_files_with_size_and_mtime(f: &dyn Fixture) {
             "Unix seconds"
         );
     }
+}
+
+fn followed_symlinks_list_as_their_target_and_fetch_its_bytes(f: &dyn Fixture) {
+    let target = f.write("target.bin", b"twelve bytes");
+    std::os::unix::fs::symlink(&target, f.dir().join("cdr_data_link.csv")).unwrap();
+    std::os::unix::fs::symlink(f.dir().join("gone"), f.dir().join("cdr_data_dangling.csv")).unwrap();
+    std::os::unix::fs::symlink(f.dir(), f.dir().join("cdr_data_dir.csv")).unwrap();
+    let mut source = f.source_following(true);
+    let Listing { files, ignored } = source.list().unwrap();
+    let mut names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["cdr_data_link.csv", "target.bin"]);
+    assert_eq!(ignored, [Ignored::new("cdr_data_dangling.csv", IgnoreReason::Symlink)]);
+    let link = listed(&mut *source, "cdr_data_link.csv");
+    assert_eq!(link.size, 12, "the target's size");
+    let staging = tempfile::NamedTempFile::new().unwrap();
+    let fetched = source.fetch(&link, staging.path()).unwrap();
+    assert_eq!(std::fs::read(staging.path()).unwrap(), b"twelve bytes");
+    assert_eq!(fetched.sha256, sha256_of(b"twelve bytes"));
+    // Not following, the same links are all ignored as symlinks.
+    let ignored = f.source().list().unwrap().ignored;
+    assert_eq!(ignored.len(), 3, "{ignored:?}");
+    assert!(ignored.iter().all(|i| i.reason == IgnoreReason::Symlink), "{ignored:?}");
 }
 
 fn fetch_copies_byte_identical_with_sha256_over_an_older_longer_staging_file(f: &dyn Fixture) {
@@ -161,7 +210,7 @@ fn delete_removes_and_a_second_delete_is_gone(f: &dyn Fixture) {
     let mut source = f.source();
     source.delete("cdr_data_1.csv").unwrap();
     assert!(!path.exists());
-    assert!(source.list().unwrap().is_empty());
+    assert!(source.list().unwrap().files.is_empty());
     let again = source.delete("cdr_data_1.csv");
     assert!(matches!(again, Err(SourceError::Gone { .. })), "{again:?}");
 }
@@ -179,7 +228,7 @@ fn move_to_creates_the_directory_and_suffixes_collisions_never_overwriting(f: &d
         let kept = std::fs::read(f.dir().join("processed/2024").join(&name)).unwrap();
         assert_eq!(kept, content.as_bytes());
     }
-    assert!(source.list().unwrap().is_empty(), "directories are not listed");
+    assert!(source.list().unwrap().files.is_empty(), "directories are not listed");
     let again = source.move_to("cdr_data_1.csv", "processed");
     assert!(matches!(again, Err(SourceError::Gone { .. })), "{again:?}");
 }
@@ -231,7 +280,8 @@ macro_rules! contract {
 }
 
 contract!(
-    lists_only_regular_utf8_named_files_with_size_and_mtime,
+    lists_only_regular_utf8_named_files_with_size_and_mtime_and_says_why_not_the_others,
+    followed_symlinks_list_as_their_target_and_fetch_its_bytes,
     fetch_copies_byte_identical_with_sha256_over_an_older_longer_staging_file,
     a_file_grown_after_listing_is_changed_and_fetched_whole_once_listed_again,
     a_file_touched_after_listing_is_changed,

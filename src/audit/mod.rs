@@ -493,7 +493,7 @@ fn rehash_files(
     files: &mut [FileAudit],
     findings: &mut Vec<Finding>,
 ) -> Result<(), AuditError> {
-    let listing: HashMap<String, RemoteFile> = source.list()?.into_iter().map(|f| (f.name.clone(), f)).collect();
+    let listing: HashMap<String, RemoteFile> = source.list()?.files.into_iter().map(|f| (f.name.clone(), f)).collect();
     let dir = std::env::temp_dir().join(format!("cdr-to-redpanda-audit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| AuditError::Staging {
         path: dir.clone(),

@@ -75,9 +75,13 @@ pub fn check_config(args: &RunCommand, argv: &[OsString], from_file: &[String]) 
         .common
         .source
         .build()
-        .and_then(|mut s| s.list().map(|l| (s.describe(), l.len())))
+        .and_then(|mut s| s.list().map(|l| (s.describe(), l)))
     {
-        Ok((what, n)) => println!("source: ok ({what}: {n} entries)"),
+        Ok((what, l)) => println!(
+            "source: ok ({what}: {} files, {} other entries never taken)",
+            l.files.len(),
+            l.ignored.len()
+        ),
         Err(e) => {
             ok = false;
             println!("source: FAILED: {}", scrub(&e.to_string()));

@@ -20,6 +20,7 @@ use crate::group::topic::partition_count;
 use crate::group::view::{self, GroupView};
 use crate::ingest::now_ms;
 use crate::sink::CheckpointStore;
+use crate::source::ignored::IgnoreReason;
 use crate::source::select::glob_match;
 
 #[derive(Serialize)]
@@ -37,6 +38,9 @@ struct Report<'a> {
     problems: Vec<&'a FileRecord>,
     /// The file seen longest ago that is not done yet.
     oldest_waiting: Option<Waiting<'a>>,
+    /// Entries of the daemon's latest listing that are never taken, per
+    /// reason (every reason present): how many, and a few of their names.
+    ignored: BTreeMap<&'static str, IgnoredReport>,
     /// Kafka transactions started and not known to have ended (the one the
     /// daemon runs now, or ones a crash left for recovery).
     in_doubt_transactions: usize,
@@ -52,6 +56,17 @@ struct Recent<'a> {
     invalid_rows: u64,
     seconds: Option<f64>,
 }
+
+#[derive(Serialize, Default)]
+struct IgnoredReport {
+    count: u64,
+    /// The first names in name order, at most [`IGNORED_EXAMPLES`].
+    examples: Vec<String>,
+}
+
+/// Names shown per reason: enough to find the culprits, bounded for a
+/// directory full of strays.
+const IGNORED_EXAMPLES: usize = 5;
 
 #[derive(Serialize)]
 struct Waiting<'a> {
@@ -153,9 +168,27 @@ fn ledger_report<'a>(
                 first_seen_ms: f.first_seen_ms,
                 waiting_seconds: (now - f.first_seen_ms).max(0) as f64 / 1000.0,
             }),
+        ignored: ignored_report(reader.ignored()?),
         in_doubt_transactions: reader.in_doubt()?.len(),
         live: reader.follows_writer(),
     })
+}
+
+fn ignored_report(entries: Vec<(String, String)>) -> BTreeMap<&'static str, IgnoredReport> {
+    let mut report: BTreeMap<&'static str, IgnoredReport> = IgnoreReason::ALL
+        .iter()
+        .map(|r| (r.as_str(), IgnoredReport::default()))
+        .collect();
+    for (name, label) in entries {
+        // A label from a newer build is shown as it is stored.
+        let key = IgnoreReason::parse(&label).map_or("other", IgnoreReason::as_str);
+        let r = report.entry(key).or_default();
+        r.count += 1;
+        if r.examples.len() < IGNORED_EXAMPLES {
+            r.examples.push(name);
+        }
+    }
+    report
 }
 
 /// How long the group view waits for the coordinator and the checkpoint topic.
@@ -180,6 +213,7 @@ fn group_view(args: &StatusCommand, group: &str, this_member: Option<&str>) -> a
             let kinds = args.kafka.topics()?.kinds;
             let patterns = args.source.select_config(&kinds).patterns;
             let names = listing
+                .files
                 .iter()
                 .map(|f| f.name.as_str())
                 .filter(|n| kinds.for_file(n).is_some() && patterns.iter().any(|p| glob_match(p, n)));
@@ -297,6 +331,15 @@ fn write_human(r: &Report<'_>, out: &mut impl Write) -> std::io::Result<()> {
             w.waiting_seconds
         )?,
         None => writeln!(out, "oldest waiting: none")?,
+    }
+    let ignored: u64 = r.ignored.values().map(|i| i.count).sum();
+    if ignored > 0 {
+        writeln!(out, "\nignored (in the directory, never taken): {ignored}")?;
+        writeln!(out, "  {:<20} {:>6}  examples", "reason", "files")?;
+        for (reason, i) in r.ignored.iter().filter(|(_, i)| i.count > 0) {
+            let examples: Vec<String> = i.examples.iter().map(|n| shown(n).to_string()).collect();
+            writeln!(out, "  {:<20} {:>6}  {}", reason, i.count, examples.join(", "))?;
+        }
     }
     if !r.in_progress.is_empty() {
         writeln!(out, "\nin progress:")?;

@@ -146,7 +146,7 @@ mod tests {
             std::fs::write(src.join(name), body).unwrap();
         }
         let mut source = LocalSource::new(&src);
-        let mut listed = source.list().unwrap();
+        let mut listed = source.list().unwrap().files;
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         (dir, listed, ReadAhead::new(Box::new(source), staging, 3))
     }

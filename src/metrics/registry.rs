@@ -182,6 +182,9 @@ pub struct Metrics {
     pub files_waiting: Gauge,
     /// Age (by mtime) of the oldest of those, seconds; 0 when none wait.
     pub oldest_waiting_age_seconds: Gauge,
+    /// Entries of the latest listing that are never taken, per reason
+    /// (`source::ignored`); every reason exported, 0 when none.
+    pub files_ignored: LabeledGauge,
     /// Files parked in the ledger (see `ingest::park`), waiting for `retry`.
     pub files_parked: Gauge,
     /// Valid rows dead-lettered because their record exceeds the topic's limit.
@@ -221,6 +224,7 @@ impl Metrics {
             chunk_seconds: Histogram::new(),
             files_waiting: Gauge::new(),
             oldest_waiting_age_seconds: Gauge::new(),
+            files_ignored: LabeledGauge::new(),
             files_parked: Gauge::new(),
             oversized_rows: Counter::new(),
             last_success_timestamp_seconds: Gauge::new(),
@@ -347,6 +351,13 @@ impl Metrics {
             "cdr_oldest_waiting_file_age_seconds",
             "Age of the oldest waiting file (by mtime).",
             &self.oldest_waiting_age_seconds,
+        );
+        labeled_gauge(
+            &mut out,
+            "cdr_files_ignored",
+            "reason",
+            "Entries of the latest listing that are never taken, by reason.",
+            &self.files_ignored,
         );
         gauge(
             &mut out,

@@ -1,5 +1,5 @@
 //! What the daemon keeps current beside its work: the brokers' reachability
-//! for `/readyz`, and the gauges of files waiting.
+//! for `/readyz`, the gauges of files waiting, and the files never taken.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +14,9 @@ use crate::metrics::{HEALTH, METRICS};
 use crate::schema::Catalog;
 use crate::sink::probe::BrokerProbe;
 use crate::sink::KafkaConfig;
-use crate::source::RemoteFile;
+use crate::source::ignored::{self, IgnoredFiles};
+use crate::source::select::Selector;
+use crate::source::{Listing, RemoteFile};
 
 /// Keeps `HEALTH`'s broker flag current: one metadata request every
 /// `BROKER_PROBE_INTERVAL`, independent of what the slots are doing.
@@ -74,4 +76,22 @@ pub(super) fn update_waiting(
     }
     let age = oldest.map_or(0, |m| (now_ms() / 1000 - m).max(0));
     METRICS.oldest_waiting_age_seconds.set(age as f64);
+}
+
+/// Accounts for the entries a listing does not take: one log line per entry
+/// newly seen, the per-reason gauge, and the ledger's set for `status`, all
+/// touched only when the set changed (and at the first listing, which
+/// replaces what an earlier run left).
+pub(super) fn update_ignored(tracker: &mut IgnoredFiles, listing: &Listing, selector: &Selector, ledger: &Ledger) {
+    let Some(set) = tracker.update(listing.ignored.iter().cloned().chain(selector.ignored())) else {
+        return;
+    };
+    METRICS.files_ignored.replace(
+        ignored::counts(set.values())
+            .into_iter()
+            .map(|(reason, n)| (reason.as_str().to_owned(), n as f64)),
+    );
+    if let Err(e) = ledger.set_ignored(set.iter().map(|(name, reason)| (name.as_str(), reason.as_str()))) {
+        tracing::warn!(error = %e, "could not record the files not taken in the ledger: status shows an older set");
+    }
 }

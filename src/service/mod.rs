@@ -31,9 +31,10 @@ use crate::registry::{self, RegistryError};
 use crate::schema::SchemaError;
 use crate::sink::limits::{self, RecordLimits};
 use crate::sink::topics::{ensure_topics, partition_counts, TopicError, TopicLayout};
+use crate::source::ignored::IgnoredFiles;
 use crate::source::select::Selector;
-use crate::source::{RemoteFile, Source, SourceError};
-use gauges::{spawn_broker_probe, update_waiting};
+use crate::source::{Listing, Source, SourceError};
+use gauges::{spawn_broker_probe, update_ignored, update_waiting};
 use signals::watch_signals;
 use wait::{sleep_unless_stopped, wait_for};
 
@@ -182,7 +183,7 @@ fn learn_limits(
 }
 
 /// Lists the source, retrying transient failures a few times.
-fn list(source: &mut dyn Source) -> Result<Vec<RemoteFile>, SourceError> {
+fn list(source: &mut dyn Source) -> Result<Listing, SourceError> {
     let mut attempt = 0;
     loop {
         match source.list() {
@@ -231,19 +232,29 @@ impl OnceOutcome {
     }
 }
 
-/// One pass: two listings a settle interval apart, so only files that stood
-/// still in between are taken.
+/// One pass. Files whose mtime is older than settle + min-age are taken at
+/// once; when the listing holds younger ones, a second listing a settle
+/// interval later takes those that stood still in between.
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let layout = args.kafka.topics()?;
     let limits = prepare_topics(&admin_runtime()?, args, &layout)?;
     let values = registry::prepare(&layout, &args.kafka.registry, zone_of(args))?;
     let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, values, None)?;
     let mut selector = Selector::new(args.source.select_config(&layout.kinds));
-    let first = list(workers.source_mut()).map_err(ServiceError::Listing)?;
-    selector.ready(&first, now_ms());
-    std::thread::sleep(selector.config().settle);
-    // Files too young or still changing are left for the next run.
-    let ready = selector.ready(&list(workers.source_mut()).map_err(ServiceError::Listing)?, now_ms());
+    let mut listing = list(workers.source_mut()).map_err(ServiceError::Listing)?;
+    let mut ready = selector.ready(&listing.files, now_ms());
+    if selector.pending() {
+        let settle = selector.config().settle;
+        tracing::info!(
+            seconds = settle.as_secs(),
+            "files younger than settle + min-age are listed: listing again after the settle interval"
+        );
+        std::thread::sleep(settle);
+        // Files too young or still changing are left for the next run.
+        listing = list(workers.source_mut()).map_err(ServiceError::Listing)?;
+        ready = selector.ready(&listing.files, now_ms());
+    }
+    update_ignored(&mut IgnoredFiles::default(), &listing, &selector, workers.ledger());
     let started = Instant::now();
     let names: Vec<String> = ready.iter().map(|f| f.name.clone()).collect();
     let summary = workers.pass(ready)?;
@@ -334,6 +345,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     HEALTH.set_started();
     tracing::info!("running");
     let mut selector = Selector::new(common.source.select_config(&layout.kinds));
+    let mut ignored = IgnoredFiles::default();
     let interval = Duration::from_secs(args.poll_interval_seconds.max(1));
     let mut limits_learned = Instant::now();
     while !shutdown.requested() {
@@ -348,13 +360,14 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
                 update_waiting(
-                    &listing,
+                    &listing.files,
                     workers.ledger(),
                     &layout.kinds,
                     common.ingest.on_changed,
                     workers.group(),
                 );
-                let ready = selector.ready(&listing, now_ms());
+                let ready = selector.ready(&listing.files, now_ms());
+                update_ignored(&mut ignored, &listing, &selector, workers.ledger());
                 if !ready.is_empty() {
                     // A topic's limit may have changed since it was learned.
                     // Asked only while the brokers answer the probe, so an

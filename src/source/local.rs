@@ -3,13 +3,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::ignored::{IgnoreReason, Ignored};
 use super::{
-    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError, StageError,
-    UnreadableNames, MAX_COLLISION_SUFFIX,
+    check_name, check_unchanged, collision_name, fetched, stage, Fetched, Listing, RemoteFile, Source, SourceError,
+    StageError, MAX_COLLISION_SUFFIX,
 };
 
 /// Local reads are cheap per call; 1 MiB keeps system calls few without
@@ -20,7 +20,7 @@ const READ_BUFFER: usize = 1 << 20;
 #[derive(Debug)]
 pub struct LocalSource {
     dir: PathBuf,
-    unreadable: UnreadableNames,
+    follow_symlinks: bool,
 }
 
 impl LocalSource {
@@ -29,8 +29,14 @@ impl LocalSource {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         LocalSource {
             dir: dir.into(),
-            unreadable: UnreadableNames::default(),
+            follow_symlinks: false,
         }
+    }
+
+    /// Lists a symlink to a regular file as that file (`--follow-symlinks`).
+    pub fn follow_symlinks(mut self, follow: bool) -> Self {
+        self.follow_symlinks = follow;
+        self
     }
 
     /// The directory being read.
@@ -54,7 +60,7 @@ impl LocalSource {
 }
 
 impl Source for LocalSource {
-    fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError> {
+    fn list(&mut self) -> Result<Listing, SourceError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| match e.kind() {
             ErrorKind::NotFound => {
                 SourceError::Refused(format!("source directory {} does not exist", self.dir.display()))
@@ -64,27 +70,54 @@ impl Source for LocalSource {
             }
             _ => self.io_error(format!("listing {}", self.dir.display()), e),
         })?;
-        let mut files = Vec::new();
-        let mut unreadable = Vec::new();
+        let mut listing = Listing::default();
         for entry in entries {
             let entry = entry.map_err(|e| self.io_error(format!("listing {}", self.dir.display()), e))?;
-            // DirEntry::metadata does not follow symlinks: only regular files
-            // count, as on SFTP.
-            let meta = match entry.metadata() {
+            let raw = entry.file_name();
+            let Some(name) = raw.to_str() else {
+                listing
+                    .ignored
+                    .push(Ignored::new(raw.to_string_lossy(), IgnoreReason::NotUtf8));
+                continue;
+            };
+            let stat = |follow: bool| {
+                if follow {
+                    fs::metadata(entry.path())
+                } else {
+                    entry.metadata()
+                }
+            };
+            // DirEntry::metadata does not follow symlinks: a link is a link
+            // here, as on SFTP, unless following them is asked for.
+            let meta = match stat(false) {
+                Ok(m) if m.file_type().is_symlink() && self.follow_symlinks => stat(true),
+                other => other,
+            };
+            let meta = match meta {
                 Ok(m) => m,
                 // Removed between readdir and stat: simply not in this listing.
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound && entry.path().symlink_metadata().is_err() => continue,
+                // A dangling link that is followed.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    listing.ignored.push(Ignored::new(name, IgnoreReason::Symlink));
+                    continue;
+                }
                 Err(e) => return Err(self.io_error(format!("stat {}", entry.path().display()), e)),
             };
-            if !meta.file_type().is_file() {
+            let kind = meta.file_type();
+            if kind.is_dir() {
                 continue;
             }
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                unreadable.push(name.as_bytes().to_vec());
+            if !kind.is_file() {
+                let reason = if kind.is_symlink() || entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    IgnoreReason::Symlink
+                } else {
+                    IgnoreReason::NotRegular
+                };
+                listing.ignored.push(Ignored::new(name, reason));
                 continue;
-            };
-            files.push(RemoteFile {
+            }
+            listing.files.push(RemoteFile {
                 name: name.to_string(),
                 size: meta.len(),
                 mtime: unix_secs(
@@ -93,8 +126,7 @@ impl Source for LocalSource {
                 ),
             });
         }
-        self.unreadable.report(unreadable, &self.dir.display().to_string());
-        Ok(files)
+        Ok(listing)
     }
 
     fn fetch(&mut self, file: &RemoteFile, staging: &Path) -> Result<Fetched, SourceError> {

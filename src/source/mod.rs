@@ -3,13 +3,13 @@
 //! copied into a local staging path with its SHA-256 computed on the way.
 //! `select` decides which listed files are complete enough to take.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub mod ignored;
 pub mod local;
 pub mod select;
 pub mod sftp;
@@ -23,6 +23,18 @@ pub struct RemoteFile {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub mtime: i64,
+}
+
+/// What one listing of the directory shows: the regular files (every one;
+/// `select` decides which are taken) and the entries that can never be
+/// handed over, with their reason.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The regular files.
+    pub files: Vec<RemoteFile>,
+    /// Entries that are not regular files with a usable name and attributes
+    /// (directories are not listed at all).
+    pub ignored: Vec<ignored::Ignored>,
 }
 
 /// A file copied into staging: the bytes that will be parsed and hashed are
@@ -40,9 +52,10 @@ pub struct Fetched {
 /// What a source can do. Implementations are blocking; callers run them on a
 /// blocking thread.
 pub trait Source: Send {
-    /// Every regular file in the directory (unfiltered; `select` filters).
-    /// Names that are not valid UTF-8 are left out (and logged once).
-    fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError>;
+    /// Every regular file in the directory (unfiltered; `select` filters),
+    /// and the entries it cannot hand over: names that are not valid UTF-8,
+    /// symlinks (unless followed), FIFOs, sockets and devices.
+    fn list(&mut self) -> Result<Listing, SourceError>;
 
     /// Copies `file` into `staging`, hashing as bytes arrive. Fails with
     /// `SourceError::Changed` if the file's size or mtime differ from `file`
@@ -233,28 +246,6 @@ fn check_unchanged(file: &RemoteFile, size: u64, mtime: i64, when: &str) -> Resu
         name: file.name.clone(),
         what: format!("{when}: size {} -> {size}, mtime {} -> {mtime}", file.size, file.mtime),
     })
-}
-
-/// Logs each directory entry whose name is not UTF-8 once while it stays in
-/// the directory, instead of at every poll. Holds only the current such names.
-#[derive(Debug, Default)]
-struct UnreadableNames {
-    seen: HashSet<Vec<u8>>,
-}
-
-impl UnreadableNames {
-    /// Takes the non-UTF-8 names of the latest listing of `dir`.
-    fn report(&mut self, names: Vec<Vec<u8>>, dir: &str) {
-        let current: HashSet<Vec<u8>> = names.into_iter().collect();
-        for name in current.difference(&self.seen) {
-            tracing::warn!(
-                dir,
-                name = %String::from_utf8_lossy(name).escape_debug(),
-                "skipping a file whose name is not valid UTF-8"
-            );
-        }
-        self.seen = current;
-    }
 }
 
 /// The end of every fetch: the byte count must match the listing.

@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use super::ignored::{IgnoreReason, Ignored};
 use super::{is_plain_name, RemoteFile};
 pub use cdr_core::glob::glob_match;
 
@@ -67,9 +68,9 @@ impl Default for SelectConfig {
 /// What the selector remembers about one listed name.
 #[derive(Debug, Clone, Copy)]
 enum Seen {
-    /// Never eligible (unsafe, temporary, marker or unmatched name). Being in
-    /// the map means it was already logged, if it deserved a log line.
-    Ignored,
+    /// Never eligible: why, or `None` for a marker file (which is read, as
+    /// the sign its file is complete, not ignored).
+    Ignored(Option<IgnoreReason>),
     /// Eligible by name; tracks since when it has looked the same.
     Candidate {
         size: u64,
@@ -81,17 +82,13 @@ enum Seen {
     },
 }
 
-/// Why a name is never eligible.
+/// Whether a name is eligible.
 #[derive(Debug, PartialEq, Eq)]
 enum NameVerdict {
     Candidate,
-    /// Would escape the directory or is not a plain name: logged as a warning.
-    Unsafe,
-    /// Dotfile, transfer temp file or marker file: skipped silently, these are
-    /// expected in a drop directory.
-    Skipped,
-    /// A plain name matching no pattern: logged once, as the contract says.
-    Unmatched,
+    /// A marker file.
+    Marker,
+    Ignored(IgnoreReason),
 }
 
 /// Remembers listings across polls and tells which files are ready.
@@ -143,18 +140,14 @@ impl Selector {
             let before = previous.remove(&file.name);
             let seen = match self.verdict(&file.name) {
                 NameVerdict::Candidate => {
-                    let seen = observe(before, file, now_unix_ms);
+                    let seen = observe(before, file, now_unix_ms, settle_ms.saturating_add(min_age_ms));
                     if is_ready(&seen, now_unix_ms, settle_ms, min_age_ms) && self.marker_present(&file.name, &names) {
                         ready.push(file.clone());
                     }
                     seen
                 }
-                verdict => {
-                    if before.is_none() {
-                        log_ignored(&file.name, &verdict);
-                    }
-                    Seen::Ignored
-                }
+                NameVerdict::Marker => Seen::Ignored(None),
+                NameVerdict::Ignored(reason) => Seen::Ignored(Some(reason)),
             };
             next.insert(file.name.clone(), seen);
         }
@@ -164,22 +157,38 @@ impl Selector {
         ready
     }
 
+    /// The names of the last listing that are never taken, with why.
+    pub fn ignored(&self) -> impl Iterator<Item = Ignored> + '_ {
+        self.seen.iter().filter_map(|(name, seen)| match seen {
+            Seen::Ignored(Some(reason)) => Some(Ignored::new(name.clone(), *reason)),
+            _ => None,
+        })
+    }
+
+    /// Whether a file of the last listing may still become ready (it is
+    /// taken by name but has not stood still long enough yet).
+    pub fn pending(&self) -> bool {
+        self.seen
+            .values()
+            .any(|s| matches!(s, Seen::Candidate { confirmed: false, .. }))
+    }
+
     fn verdict(&self, name: &str) -> NameVerdict {
         if !is_plain_name(name) {
-            return NameVerdict::Unsafe;
-        }
-        if name.starts_with('.') || TEMP_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-            return NameVerdict::Skipped;
+            return NameVerdict::Ignored(IgnoreReason::UnsafeName);
         }
         if let Some(suffix) = &self.config.marker_suffix {
             if name.ends_with(suffix.as_str()) {
-                return NameVerdict::Skipped;
+                return NameVerdict::Marker;
             }
+        }
+        if name.starts_with('.') || TEMP_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            return NameVerdict::Ignored(IgnoreReason::Temporary);
         }
         if self.config.patterns.iter().any(|p| glob_match(p, name)) {
             NameVerdict::Candidate
         } else {
-            NameVerdict::Unmatched
+            NameVerdict::Ignored(IgnoreReason::NoPattern)
         }
     }
 
@@ -191,8 +200,13 @@ impl Selector {
     }
 }
 
-/// Updates what is known about a candidate from its latest listing entry.
-fn observe(before: Option<Seen>, file: &RemoteFile, now_ms: i64) -> Seen {
+/// Updates what is known about a candidate from its latest listing entry. A
+/// file first seen with an mtime older than `settle + min_age` has stood
+/// still for longer than both rules ask (a write moves the mtime), so it
+/// counts as confirmed and settled at once: `once` and a restarted daemon
+/// take a backlog without waiting a settle interval. With both rules at zero
+/// nothing is old, and two identical listings are still asked for.
+fn observe(before: Option<Seen>, file: &RemoteFile, now_ms: i64, settled_age_ms: i64) -> Seen {
     match before {
         Some(Seen::Candidate {
             size,
@@ -205,12 +219,16 @@ fn observe(before: Option<Seen>, file: &RemoteFile, now_ms: i64) -> Seen {
             stable_since_ms,
             confirmed: true,
         },
-        _ => Seen::Candidate {
-            size: file.size,
-            mtime: file.mtime,
-            stable_since_ms: now_ms,
-            confirmed: false,
-        },
+        _ => {
+            let mtime_ms = file.mtime.saturating_mul(1000);
+            let old = before.is_none() && settled_age_ms > 0 && now_ms.saturating_sub(mtime_ms) >= settled_age_ms;
+            Seen::Candidate {
+                size: file.size,
+                mtime: file.mtime,
+                stable_since_ms: if old { mtime_ms } else { now_ms },
+                confirmed: old,
+            }
+        }
     }
 }
 
@@ -226,20 +244,7 @@ fn is_ready(seen: &Seen, now_ms: i64, settle_ms: i64, min_age_ms: i64) -> bool {
                 && now_ms.saturating_sub(stable_since_ms) >= settle_ms
                 && now_ms.saturating_sub(mtime.saturating_mul(1000)) >= min_age_ms
         }
-        Seen::Ignored => false,
-    }
-}
-
-fn log_ignored(name: &str, verdict: &NameVerdict) {
-    match verdict {
-        NameVerdict::Unsafe => tracing::warn!(
-            name = %name.escape_debug(),
-            "ignoring a file whose name is not a plain file name (path separator, `..` or NUL)"
-        ),
-        NameVerdict::Unmatched => {
-            tracing::info!(name = %name.escape_debug(), "ignoring a file that matches no pattern")
-        }
-        NameVerdict::Skipped | NameVerdict::Candidate => {}
+        Seen::Ignored(_) => false,
     }
 }
 
@@ -267,17 +272,30 @@ mod tests {
         files.iter().map(|f| f.name.as_str()).collect()
     }
 
-    /// Settle 5 s, min age 10 s: mtimes an hour old so only settle matters.
+    /// Settle 5 s, min age 10 s.
     fn selector() -> Selector {
         Selector::new(SelectConfig::default())
     }
 
-    const OLD: i64 = T0 / 1000 - 3600;
+    /// 12 s old at T0: past the minimum age, so only settle matters, and not
+    /// old enough (15 s) to be taken at first sight.
+    const OLD: i64 = T0 / 1000 - 12;
 
     #[test]
-    fn first_listing_never_ready_even_if_old() {
+    fn first_listing_waits_for_a_file_younger_than_settle_plus_min_age() {
         let mut s = selector();
         assert!(s.ready(&[f("cdr_data_1.csv", 10, OLD)], T0).is_empty());
+        assert!(s.pending());
+    }
+
+    #[test]
+    fn first_listing_takes_a_file_older_than_settle_plus_min_age_at_once() {
+        let mut s = selector();
+        let l = [f("cdr_data_1.csv", 10, T0 / 1000 - 15), f("cdr_data_2.csv", 10, OLD)];
+        assert_eq!(names(&s.ready(&l, T0)), ["cdr_data_1.csv"]);
+        assert!(s.pending(), "the younger one may still become ready");
+        assert_eq!(names(&s.ready(&l, T0 + 5 * SEC)), ["cdr_data_1.csv", "cdr_data_2.csv"]);
+        assert!(!s.pending());
     }
 
     #[test]
@@ -363,8 +381,8 @@ mod tests {
         s.ready(&l, T0);
         s.ready(&[], T0 + SEC);
         assert_eq!(s.tracked(), 0);
-        assert!(s.ready(&l, T0 + 10 * SEC).is_empty(), "reappeared: settle restarts");
-        assert_eq!(s.ready(&l, T0 + 15 * SEC).len(), 1);
+        assert!(s.ready(&l, T0 + 2 * SEC).is_empty(), "reappeared: settle restarts");
+        assert_eq!(s.ready(&l, T0 + 7 * SEC).len(), 1);
     }
 
     #[test]
@@ -441,29 +459,52 @@ mod tests {
         .collect();
         s.ready(&l, T0);
         assert_eq!(names(&s.ready(&l, T0 + 5 * SEC)), ["cdr_data_ok.csv"]);
-        assert_eq!(s.verdict("a/b"), NameVerdict::Unsafe);
-        assert_eq!(s.verdict("a\\b"), NameVerdict::Unsafe);
-        assert_eq!(s.verdict(".."), NameVerdict::Unsafe);
-        assert_eq!(s.verdict("a\0b"), NameVerdict::Unsafe);
+        assert_eq!(s.verdict("a/b"), NameVerdict::Ignored(IgnoreReason::UnsafeName));
+        assert_eq!(s.verdict("a\\b"), NameVerdict::Ignored(IgnoreReason::UnsafeName));
+        assert_eq!(s.verdict(".."), NameVerdict::Ignored(IgnoreReason::UnsafeName));
+        assert_eq!(s.verdict("a\0b"), NameVerdict::Ignored(IgnoreReason::UnsafeName));
     }
 
     #[test]
-    fn unmatched_names_are_remembered_so_they_are_logged_once() {
-        let mut s = selector();
-        let l = [f("readme.txt", 1, OLD), f("cdr_sms_1.csv", 1, OLD)];
-        assert!(s.ready(&l, T0).is_empty());
-        assert_eq!(s.verdict("readme.txt"), NameVerdict::Unmatched);
-        assert!(matches!(s.seen.get("readme.txt"), Some(Seen::Ignored)));
-        assert!(s.ready(&l, T0 + 60 * SEC).is_empty());
-        assert_eq!(s.tracked(), 2);
+    fn names_never_taken_are_reported_with_their_reason() {
+        let mut s = Selector::new(SelectConfig {
+            marker_suffix: Some(".done".into()),
+            ..SelectConfig::default()
+        });
+        let l = [
+            f("readme.txt", 1, OLD),
+            f("cdr_data_1.csv.part", 1, OLD),
+            f("../cdr_data_2.csv", 1, OLD),
+            f("cdr_data_3.csv", 1, OLD),
+            f("cdr_data_3.csv.done", 0, OLD),
+        ];
+        assert_eq!(names(&s.ready(&l, T0 + 60 * SEC)), ["cdr_data_3.csv"]);
+        let mut ignored: Vec<Ignored> = s.ignored().collect();
+        ignored.sort();
+        assert_eq!(
+            ignored,
+            [
+                Ignored::new("../cdr_data_2.csv", IgnoreReason::UnsafeName),
+                Ignored::new("cdr_data_1.csv.part", IgnoreReason::Temporary),
+                Ignored::new("readme.txt", IgnoreReason::NoPattern),
+            ],
+            "the marker is not ignored: it is read"
+        );
+        assert_eq!(s.tracked(), 5);
     }
 
     #[test]
     fn routing_is_by_prefix_not_substring() {
         let s = selector();
-        assert_eq!(s.verdict("old_cdr_data_1.csv"), NameVerdict::Unmatched);
+        assert_eq!(
+            s.verdict("old_cdr_data_1.csv"),
+            NameVerdict::Ignored(IgnoreReason::NoPattern)
+        );
         assert_eq!(s.verdict("cdr_voice_1.csv.gz"), NameVerdict::Candidate);
-        assert_eq!(s.verdict("cdr_voice_1.csv.bz2"), NameVerdict::Unmatched);
+        assert_eq!(
+            s.verdict("cdr_voice_1.csv.bz2"),
+            NameVerdict::Ignored(IgnoreReason::NoPattern)
+        );
     }
 
     #[test]

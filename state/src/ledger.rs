@@ -10,10 +10,11 @@
 //! | `files_by_sha256` | sha256 hex       | multimap: names of the files that claim those bytes (status in progress or committed) |
 //! | `txns_in_doubt`   | (file name, seq) | `()`: the txns whose outcome is in doubt |
 //! | `group_members`   | group name       | `&str`: the client id this ledger's daemon last joined that group as |
+//! | `ignored`         | listed name      | `&str`: why the daemon's latest listing does not take it (e.g. `symlink`) |
 //!
-//! `group_members` is optional within version 1: ledgers written before it
-//! existed lack it and read as having no member, and builds that predate it
-//! ignore it, so adding it needed no new version.
+//! `group_members` and `ignored` are optional within version 1: ledgers
+//! written before them lack them and read as empty, and builds that predate
+//! them ignore them, so adding them needed no new version.
 //!
 //! The two index tables are only ever changed in the write transaction that
 //! changes the record they index, so they cannot disagree with it after a crash.
@@ -57,6 +58,7 @@ const TXNS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("txns");
 const SHA256_INDEX: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("files_by_sha256");
 const IN_DOUBT: TableDefinition<(&str, u64), ()> = TableDefinition::new("txns_in_doubt");
 const GROUP_MEMBERS: TableDefinition<&str, &str> = TableDefinition::new("group_members");
+const IGNORED: TableDefinition<&str, &str> = TableDefinition::new("ignored");
 
 /// A migration upgrades the layout by one schema version, inside the write
 /// transaction that then stores the new version: `MIGRATIONS[i]` takes version
@@ -306,6 +308,22 @@ impl Ledger {
     pub fn set_group_member(&self, group: &str, client_id: &str) -> Result<(), LedgerError> {
         self.write(|w| {
             w.open_table(GROUP_MEMBERS)?.insert(group, client_id)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces the entries the latest listing does not take, each with its
+    /// reason, so that `status` shows them. Durable on return.
+    //
+    // Failure contract: informational only, and one commit: a crash before
+    // it leaves the previous listing's set, replaced at the next poll.
+    pub fn set_ignored<'a>(&self, entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), LedgerError> {
+        self.write(|w| {
+            w.delete_table(IGNORED)?;
+            let mut t = w.open_table(IGNORED)?;
+            for (name, reason) in entries {
+                t.insert(name, reason)?;
+            }
             Ok(())
         })
     }
@@ -645,6 +663,21 @@ impl LedgerReader {
         match ro_table(&self.begin_read()?, GROUP_MEMBERS)? {
             Some(t) => Ok(t.get(group)?.map(|v| v.value().to_owned())),
             None => Ok(None),
+        }
+    }
+
+    /// The entries the daemon's latest listing does not take, with their
+    /// reasons, in name order. See [`Ledger::set_ignored`].
+    pub fn ignored(&self) -> Result<Vec<(String, String)>, LedgerError> {
+        match ro_table(&self.begin_read()?, IGNORED)? {
+            Some(t) => t
+                .iter()?
+                .map(|e| {
+                    let (k, v) = e?;
+                    Ok((k.value().to_owned(), v.value().to_owned()))
+                })
+                .collect(),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -438,6 +438,27 @@ fn the_group_member_is_absent_until_recorded_then_read_beside_the_writer_per_gro
 }
 
 #[test]
+fn the_ignored_set_is_replaced_whole_and_read_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Ledger::open(dir.path()).unwrap();
+    let reader = Ledger::open_read_only(dir.path()).unwrap();
+    // A ledger written before the table existed: nothing ignored, no error.
+    assert!(reader.ignored().unwrap().is_empty());
+
+    writer
+        .set_ignored([("link.csv", "symlink"), ("notes.txt", "no-pattern")])
+        .unwrap();
+    writer.set_ignored([("notes.txt", "no-pattern")]).unwrap();
+    assert_eq!(
+        reader.ignored().unwrap(),
+        [("notes.txt".to_owned(), "no-pattern".to_owned())],
+        "a name gone from the listing is gone from the ledger"
+    );
+    writer.set_ignored([]).unwrap();
+    assert!(reader.ignored().unwrap().is_empty());
+}
+
+#[test]
 fn read_only_open_beside_a_writer_follows_its_commits() {
     let dir = tempfile::tempdir().unwrap();
     let writer = Ledger::open(dir.path()).unwrap();

@@ -11,7 +11,7 @@ use super::*;
 use crate::backoff::Backoff;
 use crate::sink::txn::fake::ScriptedSink;
 use crate::source::local::LocalSource;
-use crate::source::{Fetched, RemoteFile, Source, SourceError};
+use crate::source::{Fetched, Listing, RemoteFile, Source, SourceError};
 
 const NAME: &str = "cdr_data_20240101_000000.csv";
 
@@ -20,7 +20,7 @@ const NAME: &str = "cdr_data_20240101_000000.csv";
 struct UnreadableStaging(LocalSource);
 
 impl Source for UnreadableStaging {
-    fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError> {
+    fn list(&mut self) -> Result<Listing, SourceError> {
         self.0.list()
     }
 
@@ -69,7 +69,7 @@ fn a_staging_disk_fault_backs_the_file_off_instead_of_failing_it_and_it_lands_la
     let staging = dir.path().join("staging");
     std::fs::create_dir(&staging).unwrap();
     let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
-    let listed = LocalSource::new(&files).list().unwrap();
+    let listed = LocalSource::new(&files).list().unwrap().files;
     let file = listed.iter().find(|f| f.name == NAME).unwrap();
     let mut sink = ScriptedSink::default();
 

@@ -76,6 +76,9 @@ pub struct SftpConfig {
     pub connect_timeout: Duration,
     /// Limit on each wait for the server once connected.
     pub io_timeout: Duration,
+    /// List a symlink to a regular file as that file (one extra `stat` per
+    /// link); off, links are ignored with their reason.
+    pub follow_symlinks: bool,
 }
 
 impl SftpConfig {
@@ -92,6 +95,7 @@ impl SftpConfig {
             remote_dir: remote_dir.into(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
+            follow_symlinks: false,
         }
     }
 

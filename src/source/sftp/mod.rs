@@ -21,7 +21,6 @@
 use std::fmt;
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,9 +30,10 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, ErrorCode, FileStat, KnownHostFileKind, KnownHosts, MethodType, RenameFlags, Session, Sftp};
 
+use super::ignored::{IgnoreReason, Ignored};
 use super::{
-    check_name, check_unchanged, collision_name, fetched, stage, Fetched, RemoteFile, Source, SourceError, StageError,
-    UnreadableNames, MAX_COLLISION_SUFFIX,
+    check_name, check_unchanged, collision_name, fetched, stage, Fetched, Listing, RemoteFile, Source, SourceError,
+    StageError, MAX_COLLISION_SUFFIX,
 };
 use crate::secret::Secret;
 
@@ -80,7 +80,6 @@ pub struct SftpSource {
     /// The host key algorithm family that last verified, tried first at the
     /// next connect so the family search happens once, not at every reconnect.
     hostkey_family: Option<&'static str>,
-    unreadable: UnreadableNames,
     /// Sessions opened so far; every one after the first is a reconnect.
     sessions_opened: u64,
 }
@@ -103,7 +102,6 @@ impl SftpSource {
             config,
             conn: None,
             hostkey_family: None,
-            unreadable: UnreadableNames::default(),
             sessions_opened: 0,
         })
     }
@@ -323,8 +321,8 @@ fn tune_socket(stream: &TcpStream) {
 }
 
 impl Source for SftpSource {
-    fn list(&mut self) -> Result<Vec<RemoteFile>, SourceError> {
-        let (files, unreadable) = self.run("list", |sftp, cfg| {
+    fn list(&mut self) -> Result<Listing, SourceError> {
+        self.run("list", |sftp, cfg| {
             let dir = Path::new(&cfg.remote_dir);
             let entries = sftp.readdir(dir).map_err(|e| {
                 if is_missing(&e) {
@@ -338,12 +336,11 @@ impl Source for SftpSource {
                     sftp_error(cfg, e, "listing", dir)
                 }
             })?;
-            let mut files = Vec::with_capacity(entries.len());
-            let mut unreadable = Vec::new();
+            let mut listing = Listing {
+                files: Vec::with_capacity(entries.len()),
+                ignored: Vec::new(),
+            };
             for (path, stat) in entries {
-                if !stat.is_file() {
-                    continue;
-                }
                 // readdir joined the server's name onto `dir`; take it back
                 // off as sent, so that a hostile name such as `../x` reaches
                 // the selector intact (and is refused there).
@@ -355,23 +352,28 @@ impl Source for SftpSource {
                     },
                 };
                 let Some(name) = raw.to_str() else {
-                    unreadable.push(raw.as_bytes().to_vec());
+                    if !stat.is_dir() {
+                        listing
+                            .ignored
+                            .push(Ignored::new(raw.to_string_lossy(), IgnoreReason::NotUtf8));
+                    }
                     continue;
                 };
-                let Some((size, mtime)) = size_mtime(&stat) else {
-                    tracing::debug!(name, "skipping a file the server lists without size or mtime");
-                    continue;
-                };
-                files.push(RemoteFile {
-                    name: name.to_string(),
-                    size,
-                    mtime,
-                });
+                match entry(sftp, cfg, &path, stat) {
+                    Entry::File(stat) => match size_mtime(&stat) {
+                        Some((size, mtime)) => listing.files.push(RemoteFile {
+                            name: name.to_string(),
+                            size,
+                            mtime,
+                        }),
+                        None => listing.ignored.push(Ignored::new(name, IgnoreReason::NoAttributes)),
+                    },
+                    Entry::Directory => {}
+                    Entry::Ignored(reason) => listing.ignored.push(Ignored::new(name, reason)),
+                }
             }
-            Ok((files, unreadable))
-        })?;
-        self.unreadable.report(unreadable, &self.config.remote_dir);
-        Ok(files)
+            Ok(listing)
+        })
     }
 
     fn fetch(&mut self, file: &RemoteFile, staging: &Path) -> Result<Fetched, SourceError> {
@@ -403,6 +405,38 @@ impl Source for SftpSource {
             self.config.endpoint(),
             self.config.remote_dir
         )
+    }
+}
+
+/// What a listed entry is, symlinks followed when asked.
+enum Entry {
+    File(FileStat),
+    Directory,
+    Ignored(IgnoreReason),
+}
+
+/// `stat` is what readdir gave: OpenSSH's server takes it with lstat, so a
+/// symlink shows as one and is followed (one more round trip) only when
+/// `--follow-symlinks` asks.
+fn entry(sftp: &Sftp, cfg: &SftpConfig, path: &Path, stat: FileStat) -> Entry {
+    let kind = stat.file_type();
+    if kind.is_file() {
+        return Entry::File(stat);
+    }
+    if kind.is_dir() {
+        return Entry::Directory;
+    }
+    if !kind.is_symlink() {
+        return Entry::Ignored(IgnoreReason::NotRegular);
+    }
+    if !cfg.follow_symlinks {
+        return Entry::Ignored(IgnoreReason::Symlink);
+    }
+    match sftp.stat(path) {
+        Ok(target) if target.file_type().is_file() => Entry::File(target),
+        Ok(target) if target.file_type().is_dir() => Entry::Directory,
+        // Dangling, or a link to something that is no file.
+        _ => Entry::Ignored(IgnoreReason::Symlink),
     }
 }
 
