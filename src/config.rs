@@ -284,7 +284,7 @@ pub struct KafkaArgs {
     #[arg(
         long,
         env = "KAFKA_BROKERS",
-        default_value = "redpanda-0:9092,redpanda-1:9092,redpanda-2:9092"
+        default_value = DEFAULT_BROKERS
     )]
     pub brokers: String,
     /// Topic for data CDRs.
@@ -355,7 +355,21 @@ pub struct RegistryArgs {
     pub schema_registry_ca_file: Option<PathBuf>,
 }
 
+/// The compose file's Redpanda cluster: right inside compose, wrong almost
+/// everywhere else, so messages say when it is in use.
+pub const DEFAULT_BROKERS: &str = "redpanda-0:9092,redpanda-1:9092,redpanda-2:9092";
+
 impl KafkaArgs {
+    /// The bootstrap brokers as messages name them, saying so when they are
+    /// the default nobody chose.
+    pub fn brokers_shown(&self) -> String {
+        if self.brokers == DEFAULT_BROKERS {
+            format!("{} (the default; set --brokers or KAFKA_BROKERS)", self.brokers)
+        } else {
+            self.brokers.clone()
+        }
+    }
+
     /// The producer's settings: flags, then `KAFKA_CONFIG_*` variables, then
     /// `--kafka-config` pass-through properties (a flag wins).
     pub fn kafka_config(&self) -> KafkaConfig {

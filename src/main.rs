@@ -55,10 +55,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // librdkafka's errors quote the property they refuse, value and all.
-            eprintln!("error: {}", scrub(&format!("{e:#}")));
+            eprintln!("error: {}", scrub(&chain(&e)));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the
+/// line already holds: rdkafka's errors repeat their source in their own
+/// message, which `{:#}` would print three times.
+fn chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 fn dispatch(command: Command, argv: &[OsString], from_file: &config::file::Applied) -> anyhow::Result<ExitCode> {

@@ -294,7 +294,7 @@ fn a_record_the_broker_refuses_fails_its_file_and_the_next_files_still_land() {
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn unreachable_brokers_stop_the_service_without_blaming_any_file() {
+fn unreachable_brokers_stop_the_service_without_blaming_any_file_in_one_line_naming_them() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("nobroker"));
     let ledger = tempfile::tempdir().unwrap();
@@ -303,15 +303,36 @@ fn unreachable_brokers_stop_the_service_without_blaming_any_file() {
         "cdr_data_20240101_000001.csv",
         &csv(DATA_HEADER, &[data_row(1)]),
     );
+    let nobody = format!("127.0.0.1:{}", free_port());
     let mut cmd = ingest_cmd(&topics, &remote, ledger.path(), "once", &[]);
-    cmd.env("KAFKA_BROKERS", format!("127.0.0.1:{}", free_port()));
+    cmd.env("KAFKA_BROKERS", &nobody);
     let out = cmd.output().unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("preparing topics"), "{text}");
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        error.contains(&format!("preparing topics on the brokers {nobody}:")),
+        "{error}"
+    );
+    assert_eq!(error.matches("BrokerTransportFailure").count(), 1, "said once: {error}");
+    assert!(!error.contains("the default"), "{error}");
     assert!(
         !ledger.path().join("ledger.redb").exists(),
         "no file was touched, so none is blamed"
+    );
+
+    // Nothing set: the default brokers (compose's names) are tried, and said to be the default.
+    let mut cmd = ingest_cmd(&topics, &remote, ledger.path(), "once", &[]);
+    cmd.env_remove("KAFKA_BROKERS");
+    let out = cmd.output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("on the brokers redpanda-0:9092,redpanda-1:9092,redpanda-2:9092 (the default; set --brokers or KAFKA_BROKERS)"),
+        "{text}"
     );
 }
 

@@ -53,7 +53,7 @@ fn readyz_follows_the_broker_and_a_shutdown_stuck_on_it_ends_at_the_deadline() {
     let files = work.path().join("in");
     std::fs::create_dir_all(&files).unwrap();
     let mut d = spawn(&brokers, &files, work.path());
-    d.wait_log("waiting for brokers", Duration::from_secs(30));
+    d.wait_log(&format!("waiting for the brokers {brokers}"), Duration::from_secs(30));
     wait_status(&mut d, "/healthz", 200, Duration::from_secs(5));
     let (status, why) = d.get("/readyz").unwrap();
     assert_eq!(status, 503);
@@ -82,4 +82,20 @@ fn readyz_follows_the_broker_and_a_shutdown_stuck_on_it_ends_at_the_deadline() {
     assert_eq!(status.code(), Some(1), "{}", d.log_text());
     assert!(signalled.elapsed() < Duration::from_secs(10));
     assert!(d.log_text().contains("shutdown deadline passed"), "{}", d.log_text());
+    // The outage's connection failures, reported by librdkafka through both
+    // its log and its error callback at every reconnect: each said once.
+    let log = d.log_text();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("librdkafka") && l.contains("Connection refused"))
+        .collect();
+    assert!(!refused.is_empty(), "the outage is logged:\n{log}");
+    let mut said = std::collections::BTreeSet::new();
+    for line in refused {
+        // `<broker thread>: Connect to <address> failed`
+        let start = line.find("127.0.0.1:").unwrap();
+        let failure = line[start..].split(" (after ").next().unwrap();
+        let failure = failure.split_once("]: ").map_or(failure, |(_, f)| f);
+        assert!(said.insert(failure.to_owned()), "said twice: {failure}\n{log}");
+    }
 }

@@ -20,7 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::GroupError;
-use crate::sink::producer::forward_log;
+use crate::sink::client_log;
 use crate::sink::KafkaConfig;
 
 /// Which shards this instance may work on, shared by the rebalance
@@ -160,11 +160,11 @@ struct RebalanceContext {
 
 impl ClientContext for RebalanceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        forward_log(level, fac, log_message);
+        client_log::forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", %error, "group membership: {reason}");
+        client_log::client_error("group membership", &error, reason);
     }
 }
 

@@ -69,8 +69,14 @@ pub enum ServiceError {
     #[error("preparing the value formats")]
     Registry(#[from] RegistryError),
     /// The topics could not be created or their limits learned.
-    #[error("preparing topics")]
-    Topics(#[from] TopicError),
+    #[error("preparing topics on the brokers {brokers}")]
+    Topics {
+        /// The bootstrap brokers, as `KafkaArgs::brokers_shown` names them.
+        brokers: String,
+        /// What failed.
+        #[source]
+        source: TopicError,
+    },
     /// Joining the group or following its assignment failed.
     #[error("following the group's assignment")]
     Group(#[from] GroupError),
@@ -145,7 +151,7 @@ fn start_workers(
     settings.shutdown = shutdown.clone();
     settings.limits = limits.clone();
     settings.values = values;
-    settings.partition_counts = partition_counts(&args.kafka.kafka_config(), layout)?;
+    settings.partition_counts = partition_counts(&args.kafka.kafka_config(), layout).map_err(on_brokers(args))?;
     let mut kafka = args.kafka.kafka_config();
     kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
     Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)
@@ -180,6 +186,14 @@ fn learn_limits(
     let limits = rt.block_on(limits::learn(&args.kafka.kafka_config(), &layout.record_topics()))?;
     tracing::debug!(?limits, "record size limits");
     Ok(limits)
+}
+
+/// A topic failure as the service reports it: naming the brokers asked.
+fn on_brokers(args: &IngestCommand) -> impl Fn(TopicError) -> ServiceError + '_ {
+    |source| ServiceError::Topics {
+        brokers: args.kafka.brokers_shown(),
+        source,
+    }
 }
 
 /// Lists the source, retrying transient failures a few times.
@@ -237,7 +251,7 @@ impl OnceOutcome {
 /// interval later takes those that stood still in between.
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let layout = args.kafka.topics()?;
-    let limits = prepare_topics(&admin_runtime()?, args, &layout)?;
+    let limits = prepare_topics(&admin_runtime()?, args, &layout).map_err(on_brokers(args))?;
     let values = registry::prepare(&layout, &args.kafka.registry, zone_of(args))?;
     let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, values, None)?;
     let mut selector = Selector::new(args.source.select_config(&layout.kinds));
@@ -296,11 +310,12 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     let rt = admin_runtime()?;
     let mut limits = RecordLimits::default();
     let reached = wait_for(
-        "brokers",
+        &format!("the brokers {}", common.kafka.brokers_shown()),
         &shutdown,
         || prepare_topics(&rt, common, &layout).map(|l| limits = l),
         |e| matches!(e, TopicError::Kafka(_)),
-    )?;
+    )
+    .map_err(on_brokers(common))?;
     if !reached {
         stopped();
         return Ok(());

@@ -15,6 +15,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::classify::{classify, classify_code, Action};
+use super::client_log;
 use crate::backoff::Backoff;
 use crate::secret::Property;
 
@@ -187,24 +188,13 @@ pub struct DeliveryTracker {
     first_error: Mutex<Option<(RDKafkaErrorCode, String)>>,
 }
 
-/// librdkafka's log lines into our log, under the `librdkafka` target.
-pub(crate) fn forward_log(level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-            tracing::error!(target: "librdkafka", "{fac}: {log_message}")
-        }
-        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {log_message}"),
-        _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
-    }
-}
-
 impl ClientContext for DeliveryTracker {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        forward_log(level, fac, log_message);
+        client_log::forward_log(level, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", %error, "{reason}");
+        client_log::client_error("producer", &error, reason);
     }
 }
 

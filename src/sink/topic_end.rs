@@ -26,6 +26,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::client_log;
 use super::producer::KafkaConfig;
 
 /// Where one partition's log ends, transactions still open included.
@@ -104,7 +105,7 @@ impl ClientContext for ReadToEndContext {
             KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
         );
         if !eof {
-            tracing::error!("librdkafka: {error}: {reason}");
+            client_log::client_error("reading to the end", &error, reason);
         }
     }
 }
