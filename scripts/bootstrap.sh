@@ -28,6 +28,8 @@ declare -A COMMAND_PACKAGES=(
   [pgrep]=procps
   [flock]=util-linux
   [setsid]=util-linux
+  [prometheus]=prometheus           # tests/prometheus.rs: the dashboard's queries, the alerts
+  [promtool]=prometheus
   [useradd]=passwd
   [chpasswd]=passwd
 )

@@ -191,6 +191,13 @@ pub struct Metrics {
     pub oversized_rows: Counter,
     /// Unix time of the last file committed.
     pub last_success_timestamp_seconds: Gauge,
+    /// 1 while `/readyz` would answer 200, else 0: alerts see readiness
+    /// without probing it. Set at each scrape.
+    pub ready: Gauge,
+    /// Unix time the process started serving metrics: a restart loop (a
+    /// fenced instance, a refused login under a restart policy) shows as
+    /// this changing.
+    pub process_start_time_seconds: Gauge,
     /// SFTP sessions opened after the first one.
     pub sftp_reconnects: Counter,
     /// In a group: shards this instance has taken over and works on.
@@ -228,6 +235,8 @@ impl Metrics {
             files_parked: Gauge::new(),
             oversized_rows: Counter::new(),
             last_success_timestamp_seconds: Gauge::new(),
+            ready: Gauge::new(),
+            process_start_time_seconds: Gauge::new(),
             sftp_reconnects: Counter::new(),
             group_shards_owned: Gauge::new(),
             group_shard_files_waiting: LabeledGauge::new(),
@@ -376,6 +385,18 @@ impl Metrics {
             "cdr_last_success_timestamp_seconds",
             "Unix time of the last committed file.",
             &self.last_success_timestamp_seconds,
+        );
+        gauge(
+            &mut out,
+            "cdr_ready",
+            "1 while /readyz answers 200 (started, source listed, brokers probed), else 0.",
+            &self.ready,
+        );
+        gauge(
+            &mut out,
+            "process_start_time_seconds",
+            "Unix time the process started serving metrics.",
+            &self.process_start_time_seconds,
         );
         counter(
             &mut out,

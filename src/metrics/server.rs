@@ -34,6 +34,10 @@ pub fn serve(addr: &str) -> Result<SocketAddr, ServerError> {
     };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    METRICS
+        .process_start_time_seconds
+        .set(now.map_or(0.0, |d| d.as_secs_f64().floor()));
     std::thread::Builder::new()
         .name("metrics-http".into())
         .spawn(move || {
@@ -52,7 +56,10 @@ pub fn serve(addr: &str) -> Result<SocketAddr, ServerError> {
 fn route(path: &str) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     match path {
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", METRICS.render()),
+        "/metrics" => {
+            METRICS.ready.set(if HEALTH.readiness().is_ok() { 1.0 } else { 0.0 });
+            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", METRICS.render())
+        }
         "/healthz" => ("200 OK", TEXT, "ok\n".into()),
         "/readyz" => match HEALTH.readiness() {
             Ok(()) => ("200 OK", TEXT, "ready\n".into()),
