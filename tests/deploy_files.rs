@@ -22,6 +22,29 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+#[test]
+fn the_compose_file_validates_against_the_compose_specification() {
+    // check-jsonschema (PyPI) vendors the compose-spec schema: no network.
+    let python = test_python();
+    let check = python.with_file_name("check-jsonschema");
+    let out = Command::new(&check)
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .arg(repo().join("docker-compose.yml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", check.display()));
+    assert!(out.status.success(), "{}", output_text(&out));
+    // The schema has teeth: a misspelt service key fails it.
+    let text = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
+    let broken = tempfile::Builder::new().suffix(".yml").tempfile().unwrap();
+    std::fs::write(broken.path(), text.replacen("restart:", "restrat:", 1)).unwrap();
+    let out = Command::new(&check)
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .arg(broken.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a misspelt key passes: {}", output_text(&out));
+}
+
 fn python(script: &str, args: &[&str]) -> Value {
     let out = Command::new("python3")
         .arg("-c")

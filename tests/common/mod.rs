@@ -325,16 +325,22 @@ pub fn expected_keys(dir: &Path) -> std::collections::BTreeSet<String> {
     keys
 }
 
+/// The test tools' Python (scripts/pytools.sh: a venv with
+/// tests/tools/requirements.txt), created on first use.
+pub fn test_python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = Command::new(root.join("scripts/pytools.sh")).output().unwrap();
+    assert!(python.status.success(), "scripts/pytools.sh: {}", output_text(&python));
+    PathBuf::from(String::from_utf8(python.stdout).unwrap().trim())
+}
+
 /// Decodes Confluent-framed Avro values with Python's fastavro (a decoder
 /// independent of ours), each with its writer schema fetched by id from the
 /// registry at `registry`. One `{"schema_id": N, "record": {...}}` per value.
 pub fn avro_decode(registry: &str, values: &[&[u8]]) -> Vec<serde_json::Value> {
     use std::io::Write;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = Command::new(root.join("scripts/pytools.sh")).output().unwrap();
-    assert!(python.status.success(), "scripts/pytools.sh: {}", output_text(&python));
-    let python = String::from_utf8(python.stdout).unwrap();
-    let mut child = Command::new(python.trim())
+    let mut child = Command::new(test_python())
         .arg(root.join("tests/tools/avro_decode.py"))
         .arg(registry)
         .stdin(std::process::Stdio::piped())
