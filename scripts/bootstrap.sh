@@ -30,6 +30,8 @@ declare -A COMMAND_PACKAGES=(
   [setsid]=util-linux
   [prometheus]=prometheus           # tests/prometheus.rs: the dashboard's queries, the alerts
   [promtool]=prometheus
+  [podman]=podman                   # scripts/image.sh: builds and runs the runtime image
+  [runc]=runc                       # podman's runtime here (crun refuses this sandbox's cgroups)
   [useradd]=passwd
   [chpasswd]=passwd
 )

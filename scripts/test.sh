@@ -3,7 +3,8 @@
 # clippy with warnings as errors, rustdoc), starts a private local stack (real
 # Kafka broker, real sshd and a real schema registry on loopback), runs every test of the workspace
 # against it (the `integration` feature: without it the stack's tests are
-# listed as ignored), a short fuzz run, and tears the stack down.
+# listed as ignored), a short fuzz run, and tears the stack down. The
+# runtime image is built first (scripts/image.sh) for tests/image.rs.
 # Exit status is non-zero on any failure.
 #
 #   scripts/test.sh                 # everything
@@ -22,6 +23,9 @@ cargo fmt --all --check
 (cd fuzz && cargo fmt --all --check)
 cargo clippy --workspace --all-targets --features integration -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+# The runtime image tests/image.rs runs (its size is printed here).
+scripts/image.sh
 
 trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
 scripts/stack.sh up --schema-registry
