@@ -436,7 +436,9 @@ pub struct IngestArgs {
     #[arg(long, env = "CDR_MAX_FUTURE_SECONDS", default_value_t = ingest::DEFAULT_MAX_FUTURE_SECONDS)]
     pub max_future_seconds: u64,
     /// A name ingested before that arrives with different bytes: record a
-    /// conflict, or ingest it again as a new version.
+    /// conflict, or ingest it again as a new version. With `conflict`, a file
+    /// that only grew by whole lines continues after its last committed row
+    /// instead.
     #[arg(long, env = "CDR_ON_CHANGED", value_enum, default_value_t = OnChanged::Conflict)]
     pub on_changed: OnChanged,
     /// Ingest files whose bytes equal an already ingested file's.

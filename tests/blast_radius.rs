@@ -604,3 +604,55 @@ fn once_takes_files_older_than_settle_plus_min_age_without_a_second_listing() {
     assert!(text.contains("listing again"), "{text}");
     assert!(text.contains("committed 0 file(s)"), "{text}");
 }
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn a_file_that_grows_after_ingest_continues_after_its_last_committed_row() {
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("grown"));
+    let ledger = tempfile::tempdir().unwrap();
+    let name = "cdr_data_20240101_000001.csv";
+    let once = || {
+        let out = ingest_cmd(&topics, &remote, ledger.path(), "once", &[])
+            .output()
+            .unwrap();
+        (out.status.code(), output_text(&out))
+    };
+    // The uploader writes in bursts further apart than the settle interval:
+    // each burst ends a line, and each pass takes what is there.
+    let mut expected = BTreeSet::new();
+    let mut rows: Vec<String> = Vec::new();
+    for (burst, upto) in [10u64, 25, 31].into_iter().enumerate() {
+        let from = rows.len() as u64 + 1;
+        rows.extend((from..=upto).map(data_row));
+        let bytes = csv(DATA_HEADER, &rows);
+        write_remote(&local, name, &bytes);
+        // This version's rows carry this version's hash.
+        let prefix = sha_hex(&bytes)[..16].to_owned();
+        expected.extend((from..=upto).map(|r| format!("{prefix}-{r}")));
+        let (code, text) = once();
+        assert_eq!(code, Some(0), "burst {burst}: {text}");
+        assert!(text.contains("committed 1 file(s)"), "burst {burst}: {text}");
+        if burst > 0 {
+            assert!(
+                text.contains("continuing after its last committed row")
+                    && text.contains(&format!("after_row={}", from - 1)),
+                "burst {burst}: {text}"
+            );
+        }
+    }
+    let landed: BTreeSet<String> = landed_once(&topics).into_keys().collect();
+    assert_eq!(landed, expected, "every row once, none of the earlier bursts again");
+    let (out, report) = audit(&topics, &remote, ledger.path());
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+
+    // Bytes already ingested that change are still a conflict.
+    let mut changed = csv(DATA_HEADER, &rows);
+    changed[DATA_HEADER.len() + 3] ^= 1;
+    changed.extend_from_slice(format!("{}\n", data_row(32)).as_bytes());
+    write_remote(&local, name, &changed);
+    let (code, text) = once();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("conflicts 1"), "{text}");
+    assert_eq!(landed_once(&topics).len(), expected.len(), "nothing of it produced");
+}

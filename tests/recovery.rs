@@ -74,13 +74,17 @@ fn changed_content_under_an_ingested_name_is_a_conflict_or_a_new_version() {
     let original: BTreeSet<String> = keys(&topics.data).into_iter().collect();
     assert_eq!(original.len(), 50);
 
-    // Same name, other bytes: append a row.
+    // Same name, other bytes: a digit of the first row's MSISDN changed
+    // (bytes already ingested: not a file that only grew), and a row appended.
     let data_file = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cdr_data_"))
         .unwrap();
     let mut bytes = std::fs::read(&data_file).unwrap();
+    let digit = bytes.iter().position(|b| *b == b'\n').unwrap() + 3;
+    assert!(bytes[digit].is_ascii_digit());
+    bytes[digit] = if bytes[digit] == b'9' { b'8' } else { b'9' };
     bytes.extend_from_slice(b"27831234567,17,100,200,text,10.0.0.1,http://example.com,2024-01-01 00:00:01\n");
     std::fs::write(&data_file, &bytes).unwrap();
 

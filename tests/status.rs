@@ -169,6 +169,7 @@ fn record(name: &str, status: FileStatus, rows: u64) -> FileRecord {
         bytes: 100,
         attempts: 0,
         next_attempt_ms: None,
+        first_row: 1,
     }
 }
 

@@ -61,6 +61,8 @@ fn record_of(cp: &Checkpoint, kinds: &Catalog) -> FileRecord {
     rec.invalid_rows = cp.invalid;
     rec.first_event_ms = cp.first_event_ms;
     rec.last_event_ms = cp.last_event_ms;
+    rec.first_row = cp.first_row;
+    rec.bytes = cp.bytes.unwrap_or(0);
     rec
 }
 
@@ -81,6 +83,8 @@ mod tests {
             done,
             first_event_ms: Some(5),
             last_event_ms: Some(9),
+            first_row: 1,
+            bytes: None,
         }
     }
 

@@ -259,6 +259,8 @@ pub fn audit(
 /// checked against the owner: the member with the most committed rows.
 struct Group {
     owner: usize,
+    /// The owner's first row (a version continuing a grown file starts later).
+    first: u64,
     /// Rows the tally's bitset covers.
     capacity: u64,
     audited: bool,
@@ -284,6 +286,7 @@ impl Plan {
             let g = *plan.by_prefix.entry(prefix).or_insert_with(|| {
                 plan.groups.push(Group {
                     owner: i,
+                    first: rec.first_row,
                     capacity: 0,
                     audited: false,
                 });
@@ -294,6 +297,7 @@ impl Plan {
             group.audited |= scope.selects(rec);
             if rec.rows_done > all[group.owner].rows_done {
                 group.owner = i;
+                group.first = rec.first_row;
             }
             group.capacity = group.capacity.max(expected_rows(rec, checkpoints.get(&rec.name)));
         }
@@ -322,7 +326,7 @@ impl Plan {
         scan.tallies = self
             .groups
             .iter()
-            .map(|g| Tally::new(if g.audited { g.capacity } else { 0 }))
+            .map(|g| Tally::new(g.first, if g.audited { g.capacity } else { 0 }))
             .collect();
         scan
     }

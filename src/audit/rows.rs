@@ -15,20 +15,24 @@ pub enum Mark {
     Beyond,
 }
 
-/// Row indices 1..=capacity seen so far, one bit each. The words are
+/// Row indices first..=capacity seen so far, one bit each (rows before
+/// `first` belong to an earlier version of the file, under its hash). The words are
 /// allocated at the first mark, so a file with no record in the topics costs
 /// nothing.
 #[derive(Debug, Clone, Default)]
 pub struct RowSet {
     words: Vec<u64>,
+    first: u64,
     capacity: u64,
     seen: u64,
 }
 
 impl RowSet {
-    pub fn new(capacity: u64) -> Self {
+    /// Rows `first..=capacity`.
+    pub fn from_row(first: u64, capacity: u64) -> Self {
         RowSet {
             words: Vec::new(),
+            first: first.max(1),
             capacity,
             seen: 0,
         }
@@ -41,7 +45,7 @@ impl RowSet {
 
     /// Marks 1-based row `row`.
     pub fn mark(&mut self, row: u64) -> Mark {
-        if row == 0 || row > self.capacity {
+        if row < self.first || row > self.capacity {
             return Mark::Beyond;
         }
         if self.words.is_empty() {
@@ -57,9 +61,12 @@ impl RowSet {
         Mark::New
     }
 
-    /// Rows of 1..=capacity never marked, as inclusive ranges in order.
+    /// Rows of first..=capacity never marked, as inclusive ranges in order.
     pub fn missing(&self) -> MissingRanges<'_> {
-        MissingRanges { set: self, next: 1 }
+        MissingRanges {
+            set: self,
+            next: self.first,
+        }
     }
 }
 
@@ -157,7 +164,7 @@ mod tests {
 
     #[test]
     fn marks_report_new_again_and_beyond() {
-        let mut s = RowSet::new(10);
+        let mut s = RowSet::from_row(1, 10);
         assert_eq!(s.mark(1), Mark::New);
         assert_eq!(s.mark(1), Mark::Again);
         assert_eq!(s.mark(10), Mark::New);
@@ -168,19 +175,27 @@ mod tests {
 
     #[test]
     fn missing_ranges_cover_exactly_the_unmarked_rows() {
-        let mut s = RowSet::new(200);
+        let mut s = RowSet::from_row(1, 200);
         for row in (1..=200).filter(|r| !(5..=7).contains(r) && !(64..=130).contains(r) && *r != 200) {
             s.mark(row);
         }
         assert_eq!(s.missing().collect::<Vec<_>>(), vec![(5, 7), (64, 130), (200, 200)]);
-        let empty = RowSet::new(3);
+        let empty = RowSet::from_row(1, 3);
         assert_eq!(empty.missing().collect::<Vec<_>>(), vec![(1, 3)]);
-        let mut full = RowSet::new(128);
+        let mut full = RowSet::from_row(1, 128);
         (1..=128).for_each(|r| {
             full.mark(r);
         });
         assert_eq!(full.missing().count(), 0);
-        assert_eq!(RowSet::new(0).missing().count(), 0);
+        assert_eq!(RowSet::from_row(1, 0).missing().count(), 0);
+    }
+
+    #[test]
+    fn a_set_from_a_later_row_ignores_the_rows_before_it() {
+        let mut s = RowSet::from_row(6, 10);
+        assert_eq!(s.mark(5), Mark::Beyond, "an earlier version's row");
+        assert_eq!(s.mark(6), Mark::New);
+        assert_eq!(s.missing().collect::<Vec<_>>(), vec![(7, 10)]);
     }
 
     #[test]

@@ -115,9 +115,10 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn new(capacity: u64) -> Self {
+    /// Rows `first..=capacity` of one version of a file.
+    pub fn new(first: u64, capacity: u64) -> Self {
         Tally {
-            rows: RowSet::new(capacity),
+            rows: RowSet::from_row(first, capacity),
             ..Tally::default()
         }
     }

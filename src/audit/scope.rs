@@ -105,6 +105,7 @@ mod tests {
             bytes: 1,
             attempts: 0,
             next_attempt_ms: None,
+            first_row: 1,
         }
     }
 

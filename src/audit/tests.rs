@@ -28,6 +28,7 @@ fn rec(name: &str, status: FileStatus, sha: &str, rows: u64, invalid: u64) -> Fi
         bytes: 1,
         attempts: 0,
         next_attempt_ms: None,
+        first_row: 1,
     }
 }
 
@@ -44,6 +45,8 @@ fn cp(r: &FileRecord, rows: u64, done: bool) -> Checkpoint {
         done,
         first_event_ms: None,
         last_event_ms: None,
+        first_row: 1,
+        bytes: None,
     }
 }
 
@@ -59,7 +62,7 @@ const DLQ: Place = Place(2);
 const SHA: &str = "00000000000000aa00000000000000000000000000000000000000000000000";
 
 fn tally(rows: u64, valid_rows: &[u64], dlq_rows: &[u64]) -> Tally {
-    let mut t = Tally::new(rows);
+    let mut t = Tally::new(1, rows);
     valid_rows.iter().for_each(|r| t.add(DATA, *r));
     dlq_rows.iter().for_each(|r| t.add(DLQ, *r));
     t
@@ -68,6 +71,7 @@ fn tally(rows: u64, valid_rows: &[u64], dlq_rows: &[u64]) -> Tally {
 fn group(rows: u64) -> Group {
     Group {
         owner: 0,
+        first: 1,
         capacity: rows,
         audited: true,
     }

@@ -330,6 +330,8 @@ mod tests {
             done,
             first_event_ms: None,
             last_event_ms: None,
+            first_row: 1,
+            bytes: None,
         };
         store.record(cp("a.csv", true));
         store.record(cp("b.csv", false));

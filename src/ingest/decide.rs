@@ -8,13 +8,30 @@ use crate::sink::Checkpoint;
 use crate::source::RemoteFile;
 
 /// How far a file got, as counted in committed transactions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    /// Rows done, counted from the file's first row.
     pub rows_done: u64,
+    /// Valid and invalid rows of this version (from `first_row` on).
     pub valid: u64,
     pub invalid: u64,
     pub first_event_ms: Option<i64>,
     pub last_event_ms: Option<i64>,
+    /// The first row of this version (see `FileRecord::first_row`).
+    pub first_row: u64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            rows_done: 0,
+            valid: 0,
+            invalid: 0,
+            first_event_ms: None,
+            last_event_ms: None,
+            first_row: 1,
+        }
+    }
 }
 
 impl Progress {
@@ -25,6 +42,7 @@ impl Progress {
             invalid: r.invalid_rows,
             first_event_ms: r.first_event_ms,
             last_event_ms: r.last_event_ms,
+            first_row: r.first_row,
         }
     }
 
@@ -35,6 +53,17 @@ impl Progress {
             invalid: c.invalid,
             first_event_ms: c.first_event_ms,
             last_event_ms: c.last_event_ms,
+            first_row: c.first_row,
+        }
+    }
+
+    /// A version that continues one which got to `rows_done`: its own
+    /// counts start at the next row.
+    pub fn continuing(rows_done: u64) -> Self {
+        Progress {
+            rows_done,
+            first_row: rows_done + 1,
+            ..Progress::default()
         }
     }
 
@@ -45,6 +74,7 @@ impl Progress {
         rec.invalid_rows = self.invalid;
         rec.first_event_ms = self.first_event_ms;
         rec.last_event_ms = self.last_event_ms;
+        rec.first_row = self.first_row;
         rec.updated_ms = super::now_ms();
     }
 
@@ -78,10 +108,25 @@ pub enum Plan {
     AlreadyDone { version: u32, progress: Progress },
     /// Produce from `progress.rows_done + 1` on, as ingest `version`.
     Ingest { version: u32, progress: Progress },
-    /// The name was ingested before with other bytes.
-    Conflict { previous_sha256: String },
+    /// The name was ingested before with other bytes. `grown`: when those
+    /// bytes may be a prefix of the new ones, how to continue if they are.
+    Conflict {
+        previous_sha256: String,
+        grown: Option<Growth>,
+    },
     /// These bytes were ingested under another name.
     Duplicate { of: String },
+}
+
+/// A file that may have grown after a version of it was committed: if its
+/// first `previous_bytes` bytes still hash to the previous SHA-256 and end
+/// a line, it is ingested as `version` from `progress` on (the rows after
+/// the previous version's last), instead of being a conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Growth {
+    pub previous_bytes: u64,
+    pub version: u32,
+    pub progress: Progress,
 }
 
 /// The facts `plan` weighs.
@@ -102,6 +147,8 @@ struct Prior {
     version: u32,
     progress: Progress,
     done: bool,
+    /// Size of those bytes, when known.
+    bytes: Option<u64>,
 }
 
 fn prior(f: &Facts<'_>) -> Option<Prior> {
@@ -110,12 +157,14 @@ fn prior(f: &Facts<'_>) -> Option<Prior> {
         version: r.version,
         progress: Progress::of_record(r),
         done: r.status == FileStatus::Committed,
+        bytes: Some(r.bytes).filter(|b| *b > 0),
     });
     let from_checkpoint = f.checkpoint.map(|c| Prior {
         sha256: c.sha256.clone(),
         version: c.version,
         progress: Progress::of_checkpoint(c),
         done: c.done,
+        bytes: c.bytes,
     });
     match (from_record, from_checkpoint) {
         (Some(r), Some(c)) if c.version >= r.version => Some(c),
@@ -148,6 +197,11 @@ pub fn plan(f: &Facts<'_>) -> Plan {
     }
     match f.on_changed {
         OnChanged::Conflict => Plan::Conflict {
+            grown: p.bytes.map(|previous_bytes| Growth {
+                previous_bytes,
+                version: p.version + 1,
+                progress: Progress::continuing(p.progress.rows_done),
+            }),
             previous_sha256: p.sha256,
         },
         OnChanged::Reingest => fresh(f, p.version + 1),
@@ -192,6 +246,8 @@ mod tests {
             done,
             first_event_ms: None,
             last_event_ms: None,
+            first_row: 1,
+            bytes: Some(10),
         }
     }
 
@@ -291,7 +347,16 @@ mod tests {
         assert_eq!(
             plan(&facts("bb", Some(&r), None)),
             Plan::Conflict {
-                previous_sha256: "aa".into()
+                previous_sha256: "aa".into(),
+                grown: Some(Growth {
+                    previous_bytes: 10,
+                    version: 2,
+                    progress: Progress {
+                        rows_done: 5,
+                        first_row: 6,
+                        ..Progress::default()
+                    },
+                }),
             }
         );
         let mut f = facts("bb", Some(&r), None);
@@ -303,6 +368,37 @@ mod tests {
                 progress: Progress::default()
             }
         );
+    }
+
+    #[test]
+    fn a_grown_file_continues_the_version_the_checkpoint_knows_and_its_size_must_be_known() {
+        // The checkpoint knows a later version (a continuation already) than
+        // the ledger: the growth continues that one, after its last row.
+        let r = record(FileStatus::Committed, "aa", 5);
+        let c = Checkpoint {
+            version: 2,
+            first_row: 6,
+            bytes: Some(25),
+            ..checkpoint("cc", 9, true)
+        };
+        let Plan::Conflict { grown: Some(g), .. } = plan(&facts("dd", Some(&r), Some(&c))) else {
+            panic!("a conflict that may be growth");
+        };
+        assert_eq!((g.previous_bytes, g.version), (25, 3));
+        assert_eq!(
+            (g.progress.rows_done, g.progress.first_row, g.progress.valid),
+            (9, 10, 0)
+        );
+        // A checkpoint written before sizes were recorded: a plain conflict.
+        let old = Checkpoint {
+            bytes: None,
+            version: 2,
+            ..checkpoint("cc", 9, true)
+        };
+        assert!(matches!(
+            plan(&facts("dd", None, Some(&old))),
+            Plan::Conflict { grown: None, .. }
+        ));
     }
 
     #[test]

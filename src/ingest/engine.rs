@@ -10,7 +10,7 @@ use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 
 use super::ahead::ReadAhead;
 use super::decide::{needs_fetch, plan, Facts, Plan};
-use super::file::{check_whole_stream, produce_file, IngestError, Job};
+use super::file::{check_whole_stream, extends_previous, produce_file, IngestError, Job};
 use super::park::{self, Verdict};
 use super::{now_ms, staging_path, AfterIngest, IngestSettings};
 use crate::backoff::backoff;
@@ -305,6 +305,33 @@ impl Engine {
             on_changed: self.settings.on_changed,
             allow_duplicate_content: self.settings.allow_duplicate_content,
         });
+        let decision = match decision {
+            Plan::Conflict {
+                previous_sha256,
+                grown: Some(g),
+            } => match extends_previous(&fetched.path, g.previous_bytes, &previous_sha256, &file.name) {
+                // The uploader appended to a file already taken (it stalled
+                // longer than the settle interval): the rows after the last
+                // committed one are new, under this version's hash.
+                Ok(true) => {
+                    tracing::info!(
+                        file = %file.name, previous_sha256 = %previous_sha256, sha256 = %sha_hex,
+                        after_row = g.progress.rows_done, version = g.version,
+                        "the file grew after ingest with its ingested bytes unchanged: continuing after its last committed row"
+                    );
+                    Plan::Ingest {
+                        version: g.version,
+                        progress: g.progress,
+                    }
+                }
+                Ok(false) => Plan::Conflict {
+                    previous_sha256,
+                    grown: None,
+                },
+                Err(e) => return self.transient_failure(producer, rec, e.to_string(), Dependency::Staging),
+            },
+            other => other,
+        };
         match decision {
             Plan::AlreadyDone { version, progress } => {
                 if rec.status != FileStatus::Committed || rec.sha256 != sha_hex {
@@ -322,7 +349,7 @@ impl Engine {
                 self.after_outcome(&rec);
                 Ok(FileOutcome::Skipped)
             }
-            Plan::Conflict { previous_sha256 } => {
+            Plan::Conflict { previous_sha256, .. } => {
                 tracing::warn!(
                     file = %file.name, previous_sha256 = %previous_sha256, sha256 = %sha_hex,
                     "file was ingested before with different content; not ingested (use --on-changed reingest to ingest it as a new version)"

@@ -209,6 +209,50 @@ pub fn check_whole_stream(path: &Path, name: &str) -> Result<(), IngestError> {
         .map_err(|e| read_error(name, e))
 }
 
+/// Whether the staged file extends the bytes a previous version committed:
+/// longer than `previous_bytes`, its first `previous_bytes` bytes hashing to
+/// `previous_sha256` (hex) and ending a line, so that the rows after that
+/// version's last start exactly there. A gzip file never does (appended
+/// members would change how its last row ends).
+pub fn extends_previous(
+    path: &Path,
+    previous_bytes: u64,
+    previous_sha256: &str,
+    name: &str,
+) -> Result<bool, IngestError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let file = File::open(path).map_err(|e| staging_error(name, e))?;
+    let size = file.metadata().map_err(|e| staging_error(name, e))?.len();
+    if size <= previous_bytes || previous_bytes == 0 {
+        return Ok(false);
+    }
+    let mut prefix = BufReader::with_capacity(1 << 20, file).take(previous_bytes);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut first, mut last): (Vec<u8>, u8) = (Vec::with_capacity(2), 0);
+    loop {
+        let n = prefix.read(&mut buf).map_err(|e| staging_error(name, e))?;
+        if n == 0 {
+            break;
+        }
+        if first.len() < 2 {
+            first.extend(buf[..n].iter().take(2 - first.len()));
+        }
+        last = buf[n - 1];
+        hasher.update(&buf[..n]);
+    }
+    let sha256: [u8; 32] = hasher.finalize().into();
+    Ok(first != [0x1f, 0x8b] && last == b'\n' && encode::hex(&sha256) == previous_sha256)
+}
+
+fn staging_error(name: &str, source: io::Error) -> IngestError {
+    IngestError::Staging {
+        file: name.to_string(),
+        source,
+    }
+}
+
 /// Aborts the open transaction, retrying while the broker is unreachable
 /// (a restart takes longer than one abort's timeout). Still failing after
 /// that, or fenced, the outcome is for the next start to settle: fatal.
@@ -353,6 +397,8 @@ pub fn produce_file(
                 done: matches!(end, ChunkEnd::EndOfFile),
                 first_event_ms: progress.first_event_ms,
                 last_event_ms: progress.last_event_ms,
+                first_row: progress.first_row,
+                bytes: Some(rec.bytes),
             };
             producer.send(OutRecord {
                 topic: &settings.topics.checkpoints,

@@ -44,6 +44,20 @@ pub struct Checkpoint {
     pub first_event_ms: Option<i64>,
     /// Latest event time of the valid rows so far, Unix millis.
     pub last_event_ms: Option<i64>,
+    /// The first row of this version: 1, or for a file that grew after a
+    /// version of it was committed, with those bytes unchanged, the row after
+    /// that version's last (whose records carry that version's hash).
+    /// `valid` and `invalid` count from here. Absent (1) in older values.
+    #[serde(default = "first_row")]
+    pub first_row: u64,
+    /// Size of this version's bytes, so that a grown file can be checked to
+    /// extend them. Absent in older values (such a file is a conflict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+fn first_row() -> u64 {
+    1
 }
 
 /// Why the checkpoints could not be loaded.

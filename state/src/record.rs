@@ -59,6 +59,16 @@ pub struct FileRecord {
     /// Not tried again before this instant, ms since the Unix epoch (since v2).
     #[serde(default)]
     pub next_attempt_ms: Option<i64>,
+    /// The first row this version produced (1 unless it continues a version
+    /// of the same file whose bytes it extends: the rows before it were
+    /// committed by that version, under its hash). `valid_rows` and
+    /// `invalid_rows` count from here. Absent (1) in values written before.
+    #[serde(default = "first_row")]
+    pub first_row: u64,
+}
+
+fn first_row() -> u64 {
+    1
 }
 
 impl FileRecord {
@@ -87,6 +97,7 @@ impl FileRecord {
             bytes: 0,
             attempts: 0,
             next_attempt_ms: None,
+            first_row: 1,
         }
     }
 

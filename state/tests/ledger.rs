@@ -42,6 +42,7 @@ fn rec(name: &str, sha256: &str, status: FileStatus) -> FileRecord {
         bytes: 4096,
         attempts: 0,
         next_attempt_ms: None,
+        first_row: 1,
     }
 }
 
@@ -626,6 +627,8 @@ fn reads_values_written_in_the_v1_encoding() {
         bytes: 151_234,
         attempts: 0,
         next_attempt_ms: None,
+        // Absent from a value written before it existed: the default.
+        first_row: 1,
     };
     let done = TxnRecord {
         file: name.to_owned(),
