@@ -4,13 +4,23 @@
 # (Confluent API under /apis/ccompat/v7, in-memory storage; from Maven
 # Central, run on a Java 21+ JDK), all on 127.0.0.1 with ports picked free.
 #
-#   scripts/stack.sh up [--kafka-nodes 1|3] [--no-sftp] [--no-kafka] [--schema-registry]
+#   scripts/stack.sh up [--kafka-nodes 1|3] [--no-sftp] [--no-kafka] [--schema-registry] [--secure]
+#   scripts/stack.sh acl ARGS...       (kafka-acls as the super user, e.g. --add --allow-principal User:cdr ...)
 #   scripts/stack.sh down | status | env
 #   scripts/stack.sh kafka-stop N | kafka-kill N | kafka-start N     (N is 1-based)
 #   scripts/stack.sh sshd-stop | sshd-start
 #   scripts/stack.sh registry-stop | registry-start
 #
 #   eval "$(scripts/stack.sh env)"   # KAFKA_BROKERS, SFTP_*, SCHEMA_REGISTRY_URL ... for tests
+#
+# --secure: Kafka's client listener is SASL_SSL only: TLS with a throwaway CA
+# and a broker certificate for 127.0.0.1/localhost (made with openssl, the
+# host name checked), SCRAM-SHA-512 users created at format time (`admin`,
+# the super user the stack's own tools use; `cdr`, the service's, and
+# `auditor`, with no ACL: grant them with `acl`), and the standard authorizer with
+# allow.everyone.if.no.acl.found=false. `env` then exports the service's
+# KAFKA_CONFIG_* settings (protocol, mechanism, user, password, CA file) and
+# the super user's as KAFKA_ADMIN_*.
 #
 # All state (ports, configs, data, logs, keys) lives in $STACK_DIR, default
 # <repo>/.stack, so several stacks can run side by side with different
@@ -57,7 +67,7 @@ load_state() {
 save_state() {
   local tmp var
   tmp=$(mktemp "$STACK_DIR/.state.XXXXXX")
-  for var in KAFKA_NODES SFTP_ENABLED CLUSTER_ID SFTP_PORT REGISTRY_ENABLED REGISTRY_PORT REGISTRY_MPORT $(kafka_port_vars); do
+  for var in KAFKA_NODES SFTP_ENABLED CLUSTER_ID SFTP_PORT REGISTRY_ENABLED REGISTRY_PORT REGISTRY_MPORT SECURE_ENABLED $(kafka_port_vars); do
     printf '%s=%q\n' "$var" "${!var-}" >>"$tmp"
   done
   mv "$tmp" "$(state_file)"
@@ -245,10 +255,7 @@ write_kafka_config() {
 process.roles=broker,controller
 node.id=$n
 $quorum
-listeners=PLAINTEXT://$HOST:$(kafka_port "$n"),CONTROLLER://$HOST:$(kafka_cport "$n")
-advertised.listeners=PLAINTEXT://$HOST:$(kafka_port "$n"),CONTROLLER://$HOST:$(kafka_cport "$n")
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$(listener_config "$n")
 controller.listener.names=CONTROLLER
 log.dirs=$dir/data
 num.partitions=1
@@ -296,6 +303,66 @@ rootLogger.appenderRef.out.ref = OUT
 EOF
 }
 
+# The listeners of node $1: PLAINTEXT, or with --secure SASL_SSL (TLS +
+# SCRAM-SHA-512, inter-broker as the super user) under the standard
+# authorizer. The controller listener stays PLAINTEXT on loopback, its
+# principal (ANONYMOUS) a super user as KRaft needs.
+listener_config() {
+  local n=$1 port cport pki
+  port=$(kafka_port "$n") cport=$(kafka_cport "$n") pki=$(pki_dir)
+  if ! ((${SECURE_ENABLED:-0})); then
+    cat <<EOF
+listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
+advertised.listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+EOF
+    return
+  fi
+  cat <<EOF
+listeners=SASL_SSL://$HOST:$port,CONTROLLER://$HOST:$cport
+advertised.listeners=SASL_SSL://$HOST:$port,CONTROLLER://$HOST:$cport
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(<"$pki/admin.password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=$pki/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$pki/ca.pem
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:ANONYMOUS
+EOF
+}
+
+pki_dir() { echo "$STACK_DIR/pki"; }
+
+# A throwaway CA, a broker certificate for 127.0.0.1 and localhost signed by
+# it, and the SCRAM users' passwords; made once per stack.
+make_pki() {
+  local pki
+  pki=$(pki_dir)
+  [[ -f $pki/.complete ]] && return 0
+  rm -rf "$pki"
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=cdr-stack test CA" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out broker.key 2>/dev/null
+    openssl req -new -key broker.key -subj "/CN=localhost" -out broker.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile broker.ext -out broker.pem 2>/dev/null
+    cat broker.key broker.pem >broker-keystore.pem
+    for user in admin cdr auditor; do echo "pw-$(openssl rand -hex 16)" >"$user.password"; done
+    chmod 600 ./*.key ./*.password broker-keystore.pem
+  ) || die "could not make the stack's certificates (openssl)"
+  touch "$pki/.complete"
+}
+
 # Sets JAVA_OPTS (an array) for node $1.
 set_java_opts() {
   local n=$1 heap=512m
@@ -311,6 +378,12 @@ format_kafka_node() {
   [[ -f $dir/data/meta.properties ]] && return 0
   args=(format -t "$CLUSTER_ID" -c "$dir/server.properties")
   ((KAFKA_NODES == 1)) && args+=(--standalone)
+  if ((${SECURE_ENABLED:-0})); then
+    local user
+    for user in admin cdr auditor; do
+      args+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(<"$(pki_dir)/$user.password")]")
+    done
+  fi
   # a short-lived tool: C1 only and serial GC start it ~1 s faster; its own
   # log lines go to format.log, not into the broker's log file
   if ! java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
@@ -350,6 +423,13 @@ start_kafka_node() {
 # does not answer). Asking each node directly matters after a restart: a
 # killed node stays in the others' metadata until its session times out.
 metadata_broker_ids() {
+  if ((${SECURE_ENABLED:-0})); then
+    # Debian's kcat (librdkafka 2.0.2) fails SCRAM-SHA-512 against Kafka 4
+    # where newer librdkafka and the Java client succeed: ask with the Java
+    # client, as the super user (a secured stack has one node).
+    cmd_acl --list >/dev/null 2>&1 && echo 1
+    return 0
+  fi
   kcat -L -b "$HOST:$(kafka_port "$1")" -m 3 2>/dev/null |
     sed -n 's/^ *broker \([0-9]*\) at .*/\1/p' | sort -n | tr '\n' ' '
 }
@@ -635,7 +715,7 @@ stop_registry() {
 # commands
 
 cmd_up() {
-  local nodes=1 sftp=1 kafka=1 registry=0 n t0
+  local nodes=1 sftp=1 kafka=1 registry=0 secure=0 n t0
   while (($#)); do
     case $1 in
       --kafka-nodes) (($# >= 2)) || die "--kafka-nodes needs a value"; nodes=$2; shift 2 ;;
@@ -643,10 +723,12 @@ cmd_up() {
       --no-sftp) sftp=0; shift ;;
       --no-kafka) kafka=0; shift ;;
       --schema-registry) registry=1; shift ;;
+      --secure) secure=1; shift ;;
       *) die "unknown option for up: $1" ;;
     esac
   done
   [[ $nodes == 1 || $nodes == 3 ]] || die "--kafka-nodes must be 1 or 3"
+  ((secure == 0 || nodes == 1)) || die "--secure runs one Kafka node"
   ((kafka)) || nodes=0
   t0=$(now)
 
@@ -656,10 +738,10 @@ cmd_up() {
 
   if [[ -f $(state_file) ]]; then
     load_state
-    [[ $KAFKA_NODES == "$nodes" && $SFTP_ENABLED == "$sftp" && ${REGISTRY_ENABLED:-0} == "$registry" ]] ||
-      die "$STACK_DIR already holds a stack with kafka nodes=$KAFKA_NODES sftp=$SFTP_ENABLED schema registry=${REGISTRY_ENABLED:-0}; run down first"
+    [[ $KAFKA_NODES == "$nodes" && $SFTP_ENABLED == "$sftp" && ${REGISTRY_ENABLED:-0} == "$registry" && ${SECURE_ENABLED:-0} == "$secure" ]] ||
+      die "$STACK_DIR already holds a stack with kafka nodes=$KAFKA_NODES sftp=$SFTP_ENABLED schema registry=${REGISTRY_ENABLED:-0} secure=${SECURE_ENABLED:-0}; run down first"
   else
-    KAFKA_NODES=$nodes SFTP_ENABLED=$sftp REGISTRY_ENABLED=$registry CLUSTER_ID='' SFTP_PORT='' REGISTRY_PORT='' REGISTRY_MPORT=''
+    KAFKA_NODES=$nodes SFTP_ENABLED=$sftp REGISTRY_ENABLED=$registry SECURE_ENABLED=$secure CLUSTER_ID='' SFTP_PORT='' REGISTRY_PORT='' REGISTRY_MPORT=''
     for ((n = 1; n <= KAFKA_NODES; n++)); do
       claim_port; printf -v "KAFKA_PORT_$n" %s "$REPLY"
       claim_port; printf -v "KAFKA_CPORT_$n" %s "$REPLY"
@@ -672,6 +754,7 @@ cmd_up() {
 
   if ((KAFKA_NODES)); then
     ensure_kafka_libs
+    ((SECURE_ENABLED)) && make_pki
     for ((n = 1; n <= KAFKA_NODES; n++)); do write_kafka_config "$n"; done
     # one JVM per node: format them in parallel
     local pids=() failed=0
@@ -717,7 +800,8 @@ cmd_down() {
   # shellcheck disable=SC2046 # ports are plain numbers
   release_ports $(all_ports)
   # the dir itself and its .lock stay: a concurrent command may wait on that lock
-  rm -rf "$STACK_DIR/kafka" "$STACK_DIR/sftp" "$STACK_DIR/registry" "$STACK_DIR/stack.state" "$STACK_DIR"/.state.*
+  rm -rf "$STACK_DIR/kafka" "$STACK_DIR/sftp" "$STACK_DIR/registry" "$STACK_DIR/pki" \
+    "$STACK_DIR/admin-client.properties" "$STACK_DIR/stack.state" "$STACK_DIR"/.state.*
   log "stack in $STACK_DIR is down"
 }
 
@@ -773,6 +857,21 @@ cmd_env() {
     emit KAFKA_LOG_FILES "$(IFS=,; echo "${logs[*]}")"
     # What the service's topics can hold here: its default (3) needs 3 brokers.
     emit CDR_TOPIC_REPLICATION "$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))"
+    if ((${SECURE_ENABLED:-0})); then
+      local pki
+      pki=$(pki_dir)
+      # The service's own user, as the librdkafka settings it reads.
+      emit KAFKA_CONFIG_SECURITY_PROTOCOL SASL_SSL
+      emit KAFKA_CONFIG_SASL_MECHANISM SCRAM-SHA-512
+      emit KAFKA_CONFIG_SASL_USERNAME cdr
+      emit KAFKA_CONFIG_SASL_PASSWORD "$(<"$pki/cdr.password")"
+      emit KAFKA_CONFIG_SSL_CA_LOCATION "$pki/ca.pem"
+      # The super user, for the stack's own tools and the tests' checks.
+      emit KAFKA_ADMIN_USER admin
+      emit KAFKA_ADMIN_PASSWORD "$(<"$pki/admin.password")"
+      emit KAFKA_AUDITOR_PASSWORD "$(<"$pki/auditor.password")"
+      emit KAFKA_CA_FILE "$pki/ca.pem"
+    fi
   fi
   if ((SFTP_ENABLED)); then
     emit SFTP_HOST "$HOST"
@@ -789,6 +888,28 @@ cmd_env() {
     emit SCHEMA_REGISTRY_URL "$(registry_url)"
     emit SCHEMA_REGISTRY_LOG_FILE "$(registry_log)"
   fi
+}
+
+# kafka-acls against node 1 as the super user: `acl --add --allow-principal
+# User:cdr --operation Write --topic cdr-data`, `acl --list`.
+cmd_acl() {
+  load_state
+  ((${SECURE_ENABLED:-0})) || die "acl needs a stack started with --secure"
+  local pki props
+  pki=$(pki_dir)
+  props=$STACK_DIR/admin-client.properties
+  cat >"$props" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(<"$pki/admin.password")";
+ssl.truststore.type=PEM
+ssl.truststore.location=$pki/ca.pem
+EOF
+  chmod 600 "$props"
+  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -Dlog4j2.configurationFile="$(node_dir 1)/log4j2-tool.properties" -cp "$KAFKA_LIBS/*" \
+    org.apache.kafka.tools.AclCommand --bootstrap-server "$HOST:$(kafka_port 1)" \
+    --command-config "$props" "$@"
 }
 
 cmd_kafka_stop() { lock_stack; load_state; check_node_arg "${1:-}"; stop_kafka_node "$1" TERM; }
@@ -839,6 +960,7 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    acl) cmd_acl "$@" ;;
     kafka-stop) cmd_kafka_stop "$@" ;;
     kafka-kill) cmd_kafka_kill "$@" ;;
     kafka-start) cmd_kafka_start "$@" ;;

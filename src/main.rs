@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use cdr_to_redpanda::cli::{Cli, Command};
 use cdr_to_redpanda::config::validate;
 use cdr_to_redpanda::secret::scrub;
+use cdr_to_redpanda::sink::client_log;
 use cdr_to_redpanda::{commands, config, logging};
 use clap::{CommandFactory, FromArgMatches};
 
@@ -54,8 +55,18 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            let mut line = chain(&e);
+            // librdkafka fails a request with a bare transport error; why the
+            // brokers refused (a login, a certificate) is in its log.
+            if let Some(acl) = client_log::acl_hint(&line) {
+                line = format!("{line}; {acl}");
+            } else if e.chain().any(|c| c.is::<rdkafka::error::KafkaError>()) {
+                if let Some(why) = client_log::diagnosis() {
+                    line = format!("{line}; {why}");
+                }
+            }
             // librdkafka's errors quote the property they refuse, value and all.
-            eprintln!("error: {}", scrub(&chain(&e)));
+            eprintln!("error: {}", scrub(&line));
             ExitCode::from(2)
         }
     }

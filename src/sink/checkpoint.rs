@@ -114,6 +114,9 @@ impl CheckpointStore {
     pub fn load(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Self, CheckpointError> {
         let consumer: BaseConsumer<ReadToEndContext> = cfg
             .client_config()
+            // Never joins or commits, but librdkafka assigns partitions only
+            // with a group id: on a secured cluster it needs READ on it (the
+            // README's prefixed `cdr-to-redpanda-` group ACL).
             .set("group.id", "cdr-to-redpanda-checkpoint-reader")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")

@@ -7,13 +7,15 @@
 //! minute that bury the one that matters. Each distinct message is logged
 //! when it appears; while it keeps repeating it is held back, and it is
 //! logged again, with how many repeats were held back, once it has been
-//! quiet for [`QUIET`] or after [`REMIND`] of repeating.
+//! quiet for a minute or after ten minutes of repeating.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 
 /// A message unseen for this long is a new state when it comes back.
@@ -91,12 +93,88 @@ fn stable_part(message: &str) -> &str {
 
 static REPEATS: Mutex<Option<Repeats>> = Mutex::new(None);
 
+/// The latest warning or error any client reported, logged or held back:
+/// what a generic `BrokerTransportFailure` came from.
+static LAST: Mutex<Option<String>> = Mutex::new(None);
+
 fn admit(message: &str) -> Option<u64> {
+    // "1/1 brokers are down" follows every refusal: the refusal is the news.
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if !message.contains("brokers are down") || last.is_none() {
+        *last = Some(stable_part(message).to_owned());
+    }
+    drop(last);
     let mut repeats = REPEATS.lock().unwrap_or_else(PoisonError::into_inner);
     repeats
         .get_or_insert_with(Repeats::default)
         .admit(message, Instant::now())
 }
+
+/// What the clients last reported, with what to check when it is a known
+/// cause: librdkafka's requests fail with a bare `BrokerTransportFailure`
+/// whatever refused the connection, and the reason is only in its log.
+pub fn diagnosis() -> Option<String> {
+    let last = LAST.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+    Some(match hint(&last) {
+        Some(hint) => format!("{hint} (the client said: {last})"),
+        None => format!("the client said: {last}"),
+    })
+}
+
+/// What to check for the failures an operator can fix in the settings.
+fn hint(reason: &str) -> Option<&'static str> {
+    let has = |s: &str| reason.contains(s);
+    Some(if has("SASL authentication error") || has("Authentication failed") {
+        "the brokers refused the SASL login: check the user and password (KAFKA_CONFIG_SASL_USERNAME, KAFKA_CONFIG_SASL_PASSWORD) and the mechanism (KAFKA_CONFIG_SASL_MECHANISM)"
+    } else if has("ostname") && (has("mismatch") || has("verif")) {
+        "the broker's TLS certificate does not name the host in --brokers: connect by a name the certificate lists"
+    } else if has("certificate verify failed") || has("could not be verified") {
+        "the broker's TLS certificate could not be verified: check that KAFKA_CONFIG_SSL_CA_LOCATION names the CA that signed it"
+    } else if has("security.protocol") || has("SSL handshake") && has("wrong version") {
+        "the listener speaks another protocol than KAFKA_CONFIG_SECURITY_PROTOCOL (plaintext against TLS, or the reverse)"
+    } else if has("brokers are down") {
+        "every broker closed the connection without a word: check that KAFKA_CONFIG_SECURITY_PROTOCOL is what the listener speaks (e.g. SASL_SSL) and that --brokers names a listener for clients"
+    } else if has("Connection refused") {
+        "nothing listens at that address: check --brokers / KAFKA_BROKERS"
+    } else if has("Failed to resolve") {
+        "a broker's host name does not resolve: check --brokers / KAFKA_BROKERS"
+    } else {
+        return None;
+    })
+}
+
+/// For an error naming a Kafka authorization failure: which ACL is missing
+/// (docs/operations.md lists each mode's, as commands).
+pub fn acl_hint(error: &str) -> Option<&'static str> {
+    let has = |s: &str| error.contains(s);
+    Some(if has("TopicAuthorizationFailed") {
+        "a topic ACL is missing for this principal: CREATE, DESCRIBE, WRITE and DESCRIBE_CONFIGS on the topics named above (and READ on the checkpoint and assignment topics); see docs/operations.md, Secured brokers"
+    } else if has("TransactionalIdAuthorizationFailed") {
+        "the principal needs WRITE and DESCRIBE on the transactional ids prefixed with --transactional-id-prefix; see docs/operations.md, Secured brokers"
+    } else if has("GroupAuthorizationFailed") {
+        "the principal needs READ on the consumer group (the --group name, and the groups prefixed cdr-to-redpanda-); see docs/operations.md, Secured brokers"
+    } else if has("ClusterAuthorizationFailed") {
+        "the principal lacks a cluster ACL this request needs; see docs/operations.md, Secured brokers"
+    } else {
+        return None;
+    })
+}
+
+/// The context of the service's short-lived clients (admin requests,
+/// metadata probes): their log lines and errors go where the producers' go.
+pub struct Logged;
+
+impl ClientContext for Logged {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        client_error("client", &error, reason);
+    }
+}
+
+impl ConsumerContext for Logged {}
 
 /// A librdkafka log line, under the `librdkafka` target; warnings and
 /// errors once per change of state, the rest (debug) as they come.
@@ -164,6 +242,31 @@ mod tests {
         let logged = format!("[thrd:127.0.0.1:9092/1]: {REFUSED} (after 0ms in state CONNECT)");
         assert_eq!(r.admit(&logged, t0), Some(0));
         assert_eq!(r.admit(&format!("{REFUSED} (after 0ms in state CONNECT)"), t0), None);
+    }
+
+    #[test]
+    fn each_refusal_an_operator_can_fix_has_its_hint() {
+        let cases = [
+            ("sasl_ssl://127.0.0.1:9093/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512", "SASL login"),
+            ("sasl_ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified, verify that ssl.ca.location is correctly configured or root CA certificates are installed", "KAFKA_CONFIG_SSL_CA_LOCATION"),
+            ("sasl_ssl://localhost6:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: Hostname mismatch", "does not name the host"),
+            ("127.0.0.1:9093/bootstrap: Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?) or broker version is < 0.10", "another protocol"),
+            ("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused", "nothing listens"),
+        ];
+        for (reason, want) in cases {
+            let hint = hint(reason).unwrap_or_else(|| panic!("no hint for {reason}"));
+            assert!(hint.contains(want), "{reason}: {hint}");
+        }
+        assert_eq!(hint("Broker: Not leader for partition"), None);
+    }
+
+    #[test]
+    fn an_authorization_failure_names_the_acl_to_add() {
+        let hint = acl_hint("creating topic cdr-data: TopicAuthorizationFailed (Broker: Topic authorization failed)");
+        assert!(hint.is_some_and(|h| h.contains("CREATE")));
+        let hint = acl_hint("init: TransactionalIdAuthorizationFailed (Broker: Transactional Id authorization failed)");
+        assert!(hint.is_some_and(|h| h.contains("--transactional-id-prefix")));
+        assert_eq!(acl_hint("BrokerTransportFailure"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 pub mod checkpoint;
 pub mod classify;
-pub(crate) mod client_log;
+pub mod client_log;
 pub mod limits;
 pub mod probe;
 pub mod producer;

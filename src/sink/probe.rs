@@ -1,6 +1,7 @@
 //! Is the cluster reachable? One metadata request, for readiness, the
 //! startup wait and `check-config`.
 
+use super::client_log::Logged;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,7 +12,7 @@ use super::producer::KafkaConfig;
 /// A client kept open between probes, so each probe is one request on an
 /// existing connection rather than a new handshake.
 pub struct BrokerProbe {
-    client: BaseConsumer,
+    client: BaseConsumer<Logged>,
     topic: String,
 }
 
@@ -20,7 +21,7 @@ impl BrokerProbe {
     /// each probe as large as the cluster's metadata.
     pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
         Ok(BrokerProbe {
-            client: cfg.client_config().create()?,
+            client: cfg.client_config().create_with_context(Logged)?,
             topic: topic.to_string(),
         })
     }

@@ -16,6 +16,7 @@
 //! 3. reads with read_committed until every partition reported its end
 //!    ([`read_to_end`]).
 
+use super::client_log::Logged;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -117,10 +118,10 @@ impl ConsumerContext for ReadToEndContext {}
 /// has none.
 pub fn log_ends(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Vec<PartitionEnd>, EndError> {
     let kerr = |what| EndError::kafka(what, topic);
-    let uncommitted: BaseConsumer = cfg
+    let uncommitted: BaseConsumer<Logged> = cfg
         .client_config()
         .set("isolation.level", "read_uncommitted")
-        .create()
+        .create_with_context(Logged)
         .map_err(kerr("creating a read_uncommitted client"))?;
     let md = uncommitted
         .fetch_metadata(Some(topic), timeout)

@@ -1,11 +1,11 @@
 //! Creates the topics the service writes to, if missing. Existing topics are
 //! checked and never altered: their layout belongs to the operator.
 
+use super::client_log::Logged;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -125,7 +125,7 @@ pub fn partition_counts(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<BTree
     if layout.partition_by.is_empty() {
         return Ok(counts);
     }
-    let probe: BaseConsumer = cfg.client_config().create()?;
+    let probe: BaseConsumer<Logged> = cfg.client_config().create_with_context(Logged)?;
     for kind in layout
         .kinds
         .iter()
@@ -144,8 +144,14 @@ pub fn partition_counts(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<BTree
 
 /// Creates whatever of the layout is missing; returns the names it created.
 pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Vec<String>, TopicError> {
-    let probe: BaseConsumer = cfg.client_config().create()?;
-    let md = probe.fetch_metadata(None, Duration::from_secs(10))?;
+    let probe: BaseConsumer<Logged> = cfg.client_config().create_with_context(Logged)?;
+    let md = probe.fetch_metadata(None, Duration::from_secs(10)).inspect_err(|_| {
+        // Dispatches what the client logged on the way (why the brokers
+        // refused it), which only a poll delivers to the context.
+        for _ in 0..5 {
+            let _ = probe.poll(Duration::from_millis(50));
+        }
+    })?;
     let existing: Vec<(String, usize)> = md
         .topics()
         .iter()
@@ -177,7 +183,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
             brokers,
         });
     }
-    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let admin: AdminClient<Logged> = cfg.client_config().create_with_context(Logged)?;
     let retention = layout.retention_ms.to_string();
     let new_topics: Vec<NewTopic<'_>> = to_create
         .iter()

@@ -115,15 +115,24 @@ pub struct Seen {
 /// another writer's open transaction), so what was committed before the
 /// call is all there.
 pub fn read_committed(brokers: &str, topic: &str) -> Vec<Seen> {
+    read_committed_with(brokers, &[], topic)
+}
+
+/// [`read_committed`] with client settings of its own (a secured cluster's
+/// credentials).
+pub fn read_committed_with(brokers: &str, settings: &[(String, String)], topic: &str) -> Vec<Seen> {
     let client = |isolation: &str| -> BaseConsumer {
-        ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("group.id", unique("test-reader"))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
-            .set("isolation.level", isolation)
-            .create()
-            .expect("consumer")
+            .set("isolation.level", isolation);
+        for (k, v) in settings {
+            config.set(k, v);
+        }
+        config.create().expect("consumer")
     };
     let (uncommitted, consumer) = (client("read_uncommitted"), client("read_committed"));
     let md = uncommitted

@@ -191,9 +191,14 @@ pub fn assert_exactly_once(topics: &Topics, dir: &Path) {
 
 /// `assert_exactly_once` on the cluster at `brokers`.
 pub fn assert_exactly_once_on(brokers: &str, topics: &Topics, dir: &Path) {
+    assert_exactly_once_with(brokers, &[], topics, dir)
+}
+
+/// `assert_exactly_once_on`, reading with these client settings.
+pub fn assert_exactly_once_with(brokers: &str, settings: &[(String, String)], topics: &Topics, dir: &Path) {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in [&topics.data, &topics.voice, &topics.dlq] {
-        for r in read_committed(brokers, t) {
+        for r in read_committed_with(brokers, settings, t) {
             *counts.entry(r.key).or_default() += 1;
         }
     }

@@ -1,0 +1,203 @@
+//! The service against a broker that requires TLS, SASL/SCRAM and ACLs
+//! (`scripts/stack.sh up --secure`): with exactly the ACLs
+//! docs/operations.md lists (read from it), `once`, `run --group` with two
+//! instances, `audit` and `status --group` work and every row lands exactly
+//! once, read back by the super user with its own credentials; without them,
+//! and with a wrong password, an unknown CA or a plaintext client, each
+//! command ends with one line that says what to fix, exit 2, and no
+//! password is ever printed.
+
+mod common;
+mod daemon_support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use daemon_support::*;
+
+/// The `kafka-acls` lines of docs/operations.md, as arguments.
+fn documented_acls() -> Vec<Vec<String>> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
+    let block = doc
+        .split("<!-- acls:begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- acls:end -->").next())
+        .expect("the ACL block of docs/operations.md");
+    let acls: Vec<Vec<String>> = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("kafka-acls "))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    assert!(acls.len() >= 5, "{acls:?}");
+    acls
+}
+
+/// The default names the documented ACLs are written for.
+fn default_topics() -> Topics {
+    Topics {
+        data: "cdr-data".into(),
+        voice: "cdr-voice".into(),
+        dlq: "cdr-dlq".into(),
+        checkpoints: "cdr-ingest-checkpoints".into(),
+        txn_prefix: "cdr-to-redpanda".into(),
+    }
+}
+
+struct Secured {
+    stack: PrivateStack,
+    brokers: String,
+}
+
+impl Secured {
+    /// The service's command as user `user` (its password from the stack),
+    /// reading `dir`, its ledger in `ledger`.
+    fn command(&self, user: &str, dir: &Path, ledger: &Path, args: &[&str]) -> Command {
+        let mut cmd = bin();
+        cmd.args(args);
+        for k in [
+            "KAFKA_CONFIG_SECURITY_PROTOCOL",
+            "KAFKA_CONFIG_SASL_MECHANISM",
+            "KAFKA_CONFIG_SSL_CA_LOCATION",
+        ] {
+            cmd.env(k, self.stack.env_var(k));
+        }
+        let password = match user {
+            "cdr" => self.stack.env_var("KAFKA_CONFIG_SASL_PASSWORD"),
+            _ => self.stack.env_var("KAFKA_AUDITOR_PASSWORD"),
+        };
+        cmd.env("KAFKA_CONFIG_SASL_USERNAME", user)
+            .env("KAFKA_CONFIG_SASL_PASSWORD", password)
+            .env("KAFKA_BROKERS", &self.brokers)
+            .env("CDR_LOCAL_DIR", dir)
+            .env("CDR_LEDGER_DIR", ledger)
+            .env("CDR_SETTLE_SECONDS", "0")
+            .env("CDR_MIN_AGE_SECONDS", "0")
+            .env("CDR_TOPIC_PARTITIONS", "3")
+            .env("CDR_TOPIC_REPLICATION", "1")
+            .env("RUST_LOG", "info,librdkafka=warn");
+        cmd
+    }
+
+    /// What the super user reads with its own credentials.
+    fn admin_settings(&self) -> Vec<(String, String)> {
+        vec![
+            ("security.protocol".into(), "SASL_SSL".into()),
+            ("sasl.mechanism".into(), "SCRAM-SHA-512".into()),
+            ("sasl.username".into(), self.stack.env_var("KAFKA_ADMIN_USER")),
+            ("sasl.password".into(), self.stack.env_var("KAFKA_ADMIN_PASSWORD")),
+            ("ssl.ca.location".into(), self.stack.env_var("KAFKA_CA_FILE")),
+        ]
+    }
+}
+
+/// The one `error:` line of a failed command, which must exit 2.
+fn error_line(out: &Output) -> String {
+    let text = output_text(out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one line: {text}");
+    errors[0].to_owned()
+}
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_what_to_fix() {
+    // Fails loudly without the toolchain scripts/test.sh provides.
+    env("KAFKA_BROKERS");
+    let stack = PrivateStack::up(&["--secure", "--no-sftp"]);
+    let brokers = stack.brokers();
+    let s = Secured { stack, brokers };
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = work.path().join("ledger");
+    let outputs = std::cell::RefCell::new(Vec::new());
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        outputs.borrow_mut().push(output_text(&out));
+        out
+    };
+    generate(&dir, 2, 300, 31, "2024-11-01T00:00:00", 0.01);
+
+    // No ACL yet: the service stops at its first topic, naming the ACL.
+    let line = error_line(&run(&mut s.command("cdr", &dir, &ledger, &["once"])));
+    assert!(
+        line.contains("TopicAuthorizationFailed") && line.contains("CREATE"),
+        "{line}"
+    );
+
+    // Refusals before any request: one line each, saying what to check.
+    let mut wrong = s.command("cdr", &dir, &ledger, &["once"]);
+    wrong.env("KAFKA_CONFIG_SASL_PASSWORD", "not-the-password");
+    assert!(error_line(&run(&mut wrong)).contains("refused the SASL login"));
+    let mut unknown_ca = s.command("cdr", &dir, &ledger, &["once"]);
+    unknown_ca.env("KAFKA_CONFIG_SSL_CA_LOCATION", "/etc/ssl/certs/ca-certificates.crt");
+    assert!(error_line(&run(&mut unknown_ca)).contains("KAFKA_CONFIG_SSL_CA_LOCATION"));
+    let mut plaintext = s.command("cdr", &dir, &ledger, &["once"]);
+    plaintext.env("KAFKA_CONFIG_SECURITY_PROTOCOL", "SASL_PLAINTEXT");
+    assert!(error_line(&run(&mut plaintext)).contains("KAFKA_CONFIG_SECURITY_PROTOCOL"));
+    assert!(!ledger.join("ledger.redb").exists() || status_json(&ledger)["counts"]["failed"] == 0);
+
+    for acl in documented_acls() {
+        let mut args = vec!["acl"];
+        args.extend(acl.iter().map(String::as_str));
+        s.stack.sh(&args);
+    }
+    let topics = default_topics();
+    let admin = s.admin_settings();
+
+    // once, with exactly those ACLs.
+    let out = run(&mut s.command("cdr", &dir, &ledger, &["once"]));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_exactly_once_with(&s.brokers, &admin, &topics, &dir);
+
+    // Two group instances share new files.
+    generate(&dir, 4, 300, 32, "2024-11-02T00:00:00", 0.01);
+    let daemons: Vec<Daemon> = (1..=2)
+        .map(|i| {
+            let mut cmd = s.command("cdr", &dir, &work.path().join(format!("ledger-{i}")), &["run"]);
+            cmd.env("CDR_GROUP", "cdr-ingest").env("CDR_GROUP_SHARDS", "4");
+            Daemon::spawn(cmd, work.path(), &format!("member-{i}"))
+        })
+        .collect();
+    let committed = |ds: &[Daemon]| -> f64 {
+        ds.iter()
+            .filter_map(|d| d.get("/metrics"))
+            .map(|(_, body)| metric(&parse_metrics(&body), "cdr_files_total{outcome=\"committed\"}"))
+            .sum()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while committed(&daemons) < 8.0 {
+        assert!(std::time::Instant::now() < until, "{}", daemons[0].log_text());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = run(&mut s.command(
+        "auditor",
+        &dir,
+        &work.path().join("ledger-1"),
+        &["status", "--group", "cdr-ingest"],
+    ));
+    assert!(status.status.success(), "{}", output_text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("2 member(s)"),
+        "{}",
+        output_text(&status)
+    );
+    for mut d in daemons {
+        d.signal("TERM");
+        assert!(d.wait_exit(Duration::from_secs(30)).success(), "{}", d.log_text());
+        outputs.borrow_mut().push(d.log_text());
+    }
+    assert_exactly_once_with(&s.brokers, &admin, &topics, &dir);
+
+    // The read-only principal audits what every instance committed.
+    let audit = run(&mut s.command("auditor", &dir, &ledger, &["audit", "--group", "cdr-ingest"]));
+    assert_eq!(audit.status.code(), Some(0), "{}", output_text(&audit));
+
+    let password = s.stack.env_var("KAFKA_CONFIG_SASL_PASSWORD");
+    for text in outputs.borrow().iter() {
+        assert!(!text.contains(&password), "the password printed:\n{text}");
+    }
+}
