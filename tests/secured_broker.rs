@@ -132,6 +132,10 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     let mut wrong = s.command("cdr", &dir, &ledger, &["once"]);
     wrong.env("KAFKA_CONFIG_SASL_PASSWORD", "not-the-password");
     assert!(error_line(&run(&mut wrong)).contains("refused the SASL login"));
+    // The daemon waits out an outage, not a refused login.
+    let mut wrong = s.command("cdr", &dir, &ledger, &["run"]);
+    wrong.env("KAFKA_CONFIG_SASL_PASSWORD", "not-the-password");
+    assert!(error_line(&run(&mut wrong)).contains("refused the SASL login"));
     let mut unknown_ca = s.command("cdr", &dir, &ledger, &["once"]);
     unknown_ca.env("KAFKA_CONFIG_SSL_CA_LOCATION", "/etc/ssl/certs/ca-certificates.crt");
     assert!(error_line(&run(&mut unknown_ca)).contains("KAFKA_CONFIG_SSL_CA_LOCATION"));

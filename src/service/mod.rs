@@ -29,6 +29,7 @@ use crate::metrics::server::{self, ServerError};
 use crate::metrics::{HEALTH, METRICS};
 use crate::registry::{self, RegistryError};
 use crate::schema::SchemaError;
+use crate::sink::client_log;
 use crate::sink::limits::{self, RecordLimits};
 use crate::sink::topics::{ensure_topics, partition_counts, TopicError, TopicLayout};
 use crate::source::ignored::IgnoredFiles;
@@ -313,7 +314,8 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         &format!("the brokers {}", common.kafka.brokers_shown()),
         &shutdown,
         || prepare_topics(&rt, common, &layout).map(|l| limits = l),
-        |e| matches!(e, TopicError::Kafka(_)),
+        // An outage is waited out; a refused login or certificate is not.
+        |e| matches!(e, TopicError::Kafka(_)) && !client_log::refused(),
     )
     .map_err(on_brokers(common))?;
     if !reached {

@@ -121,6 +121,15 @@ pub fn diagnosis() -> Option<String> {
     })
 }
 
+/// Whether the brokers answered and refused this client (its login or its
+/// trust in their certificate): no wait helps, unlike an outage.
+pub fn refused() -> bool {
+    let last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    last.as_deref()
+        .and_then(hint)
+        .is_some_and(|h| h.contains("SASL login") || h.contains("TLS certificate"))
+}
+
 /// What to check for the failures an operator can fix in the settings.
 fn hint(reason: &str) -> Option<&'static str> {
     let has = |s: &str| reason.contains(s);
