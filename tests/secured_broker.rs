@@ -157,6 +157,15 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_exactly_once_with(&s.brokers, &admin, &topics, &dir);
 
+    // At every log level, librdkafka's `debug=all` and JSON logs included,
+    // the password is never printed (checked with every output below).
+    let mut loud = s.command("cdr", &dir, &ledger, &["--log-format", "json", "once"]);
+    loud.env("RUST_LOG", "trace,librdkafka=trace")
+        .env("KAFKA_CONFIG_DEBUG", "all");
+    let out = run(&mut loud);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(out.stderr.len() > 10_000, "librdkafka's debug output is there to check");
+
     // Two group instances share new files.
     generate(&dir, 4, 300, 32, "2024-11-02T00:00:00", 0.01);
     let daemons: Vec<Daemon> = (1..=2)
@@ -204,4 +213,27 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     for text in outputs.borrow().iter() {
         assert!(!text.contains(&password), "the password printed:\n{text}");
     }
+    // Nor stored: not in any ledger or staging file.
+    let mut stored = Vec::new();
+    for entry in walk(work.path()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        if bytes.windows(password.len()).any(|w| w == password.as_bytes()) {
+            stored.push(entry);
+        }
+    }
+    assert!(stored.is_empty(), "the password stored in {stored:?}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
