@@ -166,6 +166,15 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(out.stderr.len() > 10_000, "librdkafka's debug output is there to check");
 
+    // A group the principal may not join: the daemon stops, naming the ACL.
+    let mut stranger = s.command("cdr", &dir, &work.path().join("ledger-x"), &["run"]);
+    stranger.env("CDR_GROUP", "cdr-other").env("CDR_GROUP_SHARDS", "4");
+    let line = error_line(&run(&mut stranger));
+    assert!(
+        line.contains("GroupAuthorizationFailed") && line.contains("READ on the consumer group"),
+        "{line}"
+    );
+
     // Two group instances share new files.
     generate(&dir, 4, 300, 32, "2024-11-02T00:00:00", 0.01);
     let daemons: Vec<Daemon> = (1..=2)

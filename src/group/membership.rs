@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use super::GroupError;
@@ -41,6 +41,8 @@ struct Inner {
     ready: BTreeSet<u32>,
     /// A slot is ingesting a file of these shards right now.
     busy: BTreeSet<u32>,
+    /// The coordinator refused this member for good (a missing ACL), why.
+    denied: Option<String>,
 }
 
 /// A shard a slot works on; released (and the revoke callback woken) on drop.
@@ -90,6 +92,17 @@ impl Shards {
 
     pub fn ready(&self) -> BTreeSet<u32> {
         self.lock().ready.clone()
+    }
+
+    /// Records that the coordinator refused this member for good.
+    fn deny(&self, why: String) {
+        self.lock().denied.get_or_insert(why);
+    }
+
+    /// Why the coordinator refused this member, if it did: no rebalance
+    /// will ever assign it a shard.
+    pub fn denied(&self) -> Option<String> {
+        self.lock().denied.clone()
     }
 
     pub fn assigned(&self) -> BTreeSet<u32> {
@@ -165,6 +178,12 @@ impl ClientContext for RebalanceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         client_log::client_error("group membership", &error, reason);
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::GroupAuthorizationFailed | RDKafkaErrorCode::TopicAuthorizationFailed)
+        ) {
+            self.shards.deny(format!("{error}: {reason}"));
+        }
     }
 }
 

@@ -59,10 +59,11 @@ impl GroupError {
     /// moving) is tried again at the next poll; its shards stay unworked
     /// meanwhile. Only a ledger failure stops the service.
     pub fn is_transient(&self) -> bool {
+        // A missing ACL is service-wide: no retry grants it.
         !matches!(
             self,
-            GroupError::Ledger(_) | GroupError::Producer(SinkError::Fenced { .. })
-        )
+            GroupError::Ledger(_) | GroupError::Producer(SinkError::Fenced { .. }) | GroupError::Denied(_)
+        ) && !self.to_string().contains("AuthorizationFailed")
     }
 }
 
@@ -72,6 +73,10 @@ pub enum GroupError {
     /// The group consumer failed.
     #[error("group membership: {0}")]
     Kafka(KafkaError),
+    /// The coordinator refused this member (a missing ACL on the group or
+    /// the assignment topic).
+    #[error("group membership refused: {0}")]
+    Denied(String),
     /// The broker refused to create the assignment topic.
     #[error("creating the assignment topic {topic}: {code}")]
     CreateTopic {
@@ -244,6 +249,9 @@ impl Group {
         checkpoints: &Mutex<CheckpointStore>,
         settle: impl FnOnce(&CheckpointStore, &dyn Fn(&str) -> bool) -> Result<usize, LedgerError>,
     ) -> Result<(), GroupError> {
+        if let Some(why) = self.shards.denied() {
+            return Err(GroupError::Denied(why));
+        }
         let assigned = self.shards.assigned();
         let released: Vec<u32> = {
             let mut producers = self.producers();
