@@ -11,7 +11,7 @@ mod daemon_support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use daemon_support::*;
@@ -118,11 +118,7 @@ impl Container {
     }
 
     fn wait(&self, what: &str, limit: Duration, ok: impl Fn(&Container) -> bool) {
-        let until = Instant::now() + limit;
-        while !ok(self) {
-            assert!(Instant::now() < until, "{what}: not within {limit:?}\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        wait_until(what, limit, || ok(self), || self.logs());
     }
 
     fn metrics(&self) -> std::collections::BTreeMap<String, f64> {

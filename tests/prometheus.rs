@@ -11,7 +11,7 @@ mod daemon_support;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use daemon_support::*;
@@ -116,11 +116,7 @@ impl Prometheus {
     }
 
     fn wait(&self, what: &str, limit: Duration, ok: impl Fn(&Prometheus) -> bool) {
-        let until = Instant::now() + limit;
-        while !ok(self) {
-            assert!(Instant::now() < until, "{what}: not within {limit:?}\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_until(what, limit, || ok(self), || self.log());
     }
 
     fn firing(&self) -> Vec<String> {

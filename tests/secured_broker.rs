@@ -190,11 +190,12 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
             .map(|(_, body)| metric(&parse_metrics(&body), "cdr_files_total{outcome=\"committed\"}"))
             .sum()
     };
-    let until = std::time::Instant::now() + Duration::from_secs(120);
-    while committed(&daemons) < 8.0 {
-        assert!(std::time::Instant::now() < until, "{}", daemons[0].log_text());
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(
+        "the group's files committed",
+        Duration::from_secs(120),
+        || committed(&daemons) >= 8.0,
+        || daemons[0].log_text(),
+    );
     let status = run(&mut s.command(
         "auditor",
         &dir,

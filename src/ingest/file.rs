@@ -145,10 +145,7 @@ fn read_error(file: &str, e: io::Error) -> IngestError {
         })
         .into()
     } else {
-        IngestError::Staging {
-            file: file.to_string(),
-            source: e,
-        }
+        staging_error(file, e)
     }
 }
 

@@ -282,6 +282,16 @@ impl Topics {
     }
 }
 
+/// Polls `ok` until it holds; past `limit`, fails naming `what`, with
+/// `context()` (a log) to show why.
+pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let until = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < until, "{what}: not within {limit:?}\n{}", context());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 pub fn output_text(o: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
