@@ -20,7 +20,8 @@
 # `auditor`, with no ACL: grant them with `acl`), and the standard authorizer with
 # allow.everyone.if.no.acl.found=false. `env` then exports the service's
 # KAFKA_CONFIG_* settings (protocol, mechanism, user, password, CA file) and
-# the super user's as KAFKA_ADMIN_*.
+# the super user's as KAFKA_ADMIN_*. Its sshd takes keys only, and `env`
+# pins its host key by fingerprint (SFTP_HOST_KEY_FINGERPRINT).
 #
 # All state (ports, configs, data, logs, keys) lives in $STACK_DIR, default
 # <repo>/.stack, so several stacks can run side by side with different
@@ -532,6 +533,15 @@ ensure_traversable() {
   runuser -u "$SFTP_USER" -- test -x "$target" || die "$SFTP_USER cannot reach $target"
 }
 
+# The secured stack's sshd is the documented production setting: keys only.
+password_auth() {
+  if ((${SECURE_ENABLED:-0})); then
+    echo "PasswordAuthentication no"
+  else
+    echo "PasswordAuthentication yes"
+  fi
+}
+
 write_sftp_files() {
   local dir
   dir=$(sftp_dir)
@@ -559,7 +569,7 @@ PubkeyAuthentication yes
 AuthorizedKeysFile "$dir/authorized_keys"
 # the stack dir may sit in a tree sshd would find too open; the keys are throwaway
 StrictModes no
-PasswordAuthentication yes
+$(password_auth)
 KbdInteractiveAuthentication no
 # without PAM sshd checks /etc/shadow itself: no PAM session/account trouble
 UsePAM no
@@ -877,9 +887,14 @@ cmd_env() {
     emit SFTP_HOST "$HOST"
     emit SFTP_PORT "$SFTP_PORT"
     emit SFTP_USER "$SFTP_USER"
-    emit SFTP_PASSWORD "$(<"$(sftp_dir)/password")"
     emit SFTP_KEY_FILE "$(sftp_dir)/id_ed25519"
-    emit SFTP_KNOWN_HOSTS "$(sftp_dir)/known_hosts"
+    if ((${SECURE_ENABLED:-0})); then
+      # Keys only, and the host key pinned by its fingerprint.
+      emit SFTP_HOST_KEY_FINGERPRINT "$(ssh-keygen -lf "$(sftp_dir)/ssh_host_ed25519_key.pub" | cut -d' ' -f2)"
+    else
+      emit SFTP_PASSWORD "$(<"$(sftp_dir)/password")"
+      emit SFTP_KNOWN_HOSTS "$(sftp_dir)/known_hosts"
+    fi
     emit SFTP_REMOTE_PATH "$(upload_dir)"
     emit SFTP_UPLOAD_DIR "$(upload_dir)"
     emit SFTP_LOG_FILE "$(sshd_log)"

@@ -23,16 +23,18 @@ fn repo() -> PathBuf {
 }
 
 #[test]
-fn the_compose_file_validates_against_the_compose_specification() {
+fn the_compose_files_validate_against_the_compose_specification() {
     // check-jsonschema (PyPI) vendors the compose-spec schema: no network.
     let python = test_python();
     let check = python.with_file_name("check-jsonschema");
-    let out = Command::new(&check)
-        .args(["--builtin-schema", "vendor.compose-spec"])
-        .arg(repo().join("docker-compose.yml"))
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", check.display()));
-    assert!(out.status.success(), "{}", output_text(&out));
+    for file in ["docker-compose.yml", "docker-compose.secured.yml"] {
+        let out = Command::new(&check)
+            .args(["--builtin-schema", "vendor.compose-spec"])
+            .arg(repo().join(file))
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e}", check.display()));
+        assert!(out.status.success(), "{file}: {}", output_text(&out));
+    }
     // The schema has teeth: a misspelt service key fails it.
     let text = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
     let broken = tempfile::Builder::new().suffix(".yml").tempfile().unwrap();
@@ -57,11 +59,11 @@ fn python(script: &str, args: &[&str]) -> Value {
 }
 
 fn compose() -> Value {
-    let path = repo().join("docker-compose.yml");
-    python(
-        "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
-        &[path.to_str().unwrap()],
-    )
+    compose_file("docker-compose.yml")
+}
+
+fn compose_file(name: &str) -> Value {
+    yaml_file(&repo().join(name))
 }
 
 fn shell_words(line: &str) -> Vec<String> {
@@ -217,6 +219,126 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
     if let Err(e) = Cli::try_parse_from(&argv) {
         panic!("generator command {argv:?} rejected: {e}");
     }
+}
+
+/// An ACL as (principal, operations, resources, pattern type), each list
+/// sorted and spelt the same whichever tool's line it came from.
+type Acl = (String, Vec<String>, Vec<String>, String);
+
+/// `kafka-acls` arguments (`--operation DescribeConfigs --topic a --topic b`).
+fn kafka_acl(args: &[String]) -> Acl {
+    let mut acl = (String::new(), Vec::new(), Vec::new(), "literal".to_string());
+    for pair in args.windows(2) {
+        let value = pair[1].clone();
+        match pair[0].as_str() {
+            "--allow-principal" => acl.0 = value,
+            "--operation" => acl.1.push(snake(&value)),
+            "--topic" | "--group" | "--transactional-id" => acl.2.push(format!("{}={value}", &pair[0][2..])),
+            "--resource-pattern-type" => acl.3 = value,
+            _ => {}
+        }
+    }
+    acl.1.sort();
+    acl.2.sort();
+    acl
+}
+
+/// `DescribeConfigs` as rpk spells it: `describe_configs`.
+fn snake(op: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in op.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// The secured variant's `acl ...` lines (rpk: comma-separated lists).
+fn rpk_acls(script: &str, principal: &str) -> Vec<Acl> {
+    let mut acls = Vec::new();
+    for line in script.lines().map(str::trim).filter(|l| l.starts_with("acl --")) {
+        let words: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
+        let mut acl = (principal.to_string(), Vec::new(), Vec::new(), "literal".to_string());
+        for pair in words.windows(2) {
+            let values = pair[1].split(',').map(str::to_owned);
+            match pair[0].as_str() {
+                "--operation" => acl.1.extend(values),
+                "--topic" | "--group" | "--transactional-id" => {
+                    acl.2.extend(values.map(|v| format!("{}={v}", &pair[0][2..])))
+                }
+                "--resource-pattern-type" => acl.3 = pair[1].clone(),
+                _ => {}
+            }
+        }
+        acl.1.sort();
+        acl.2.sort();
+        acls.push(acl);
+    }
+    acls
+}
+
+#[test]
+fn the_secured_compose_variant_grants_the_documented_acls_and_passes_accepted_settings() {
+    let base = compose();
+    let secured = compose_file("docker-compose.secured.yml");
+    let services = secured["services"].as_object().unwrap();
+    for b in ["redpanda-0", "redpanda-1", "redpanda-2"] {
+        let command = services[b]["command"].to_string();
+        for want in [
+            "enable_sasl=true",
+            "superusers=['admin']",
+            "kafka_api_tls=",
+            "'name':'internal'",
+            "'name':'external'",
+        ] {
+            assert!(command.contains(want), "{b} sets {want}: {command}");
+        }
+        // The base command is replaced whole: the secured one keeps its flags.
+        for flag in base["services"][b]["command"].as_array().unwrap() {
+            assert!(command.contains(flag.as_str().unwrap()), "{b} keeps {flag}");
+        }
+        let user = services[b]["environment"]["RP_BOOTSTRAP_USER"].as_str().unwrap();
+        assert!(
+            user.starts_with("admin:${") && user.ends_with(":SCRAM-SHA-512"),
+            "{user}"
+        );
+    }
+    // The service's user gets exactly the documented group-mode ACLs.
+    let script = services["redpanda-init"]["command"][0].as_str().unwrap();
+    let mut granted = rpk_acls(script, "User:cdr");
+    let mut documented: Vec<Acl> = documented_acls()
+        .iter()
+        .map(|a| kafka_acl(a))
+        .filter(|a| a.0 == "User:cdr")
+        .collect();
+    granted.sort();
+    documented.sort();
+    assert_eq!(granted, documented);
+
+    // Its settings, over the base file's, are ones `run` accepts; the
+    // librdkafka ones are checked against a real broker in secured_broker.rs.
+    let svc = &services["cdr-to-redpanda"];
+    assert_eq!(
+        svc["depends_on"]["redpanda-init"]["condition"],
+        "service_completed_successfully"
+    );
+    let mut env = base["services"]["cdr-to-redpanda"]["environment"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let overlay = svc["environment"].as_object().unwrap();
+    assert_eq!(overlay["KAFKA_CONFIG_SECURITY_PROTOCOL"], "SASL_SSL");
+    env.extend(overlay.clone());
+    let mut argv = vec!["cdr-to-redpanda".to_string(), "run".to_string()];
+    argv.extend(env_as_flags(&env));
+    if let Err(e) = Cli::try_parse_from(&argv) {
+        panic!("secured compose environment rejected: {e}");
+    }
+    // Its certificates directory exists and keeps keys out of git.
+    let ignore = std::fs::read_to_string(repo().join("deploy/certs/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "*"), "{ignore}");
 }
 
 /// Dockerfile instructions, continuation lines joined.

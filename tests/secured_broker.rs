@@ -3,9 +3,10 @@
 //! docs/operations.md lists (read from it), `once`, `run --group` with two
 //! instances, `audit` and `status --group` work and every row lands exactly
 //! once, read back by the super user with its own credentials; without them,
-//! and with a wrong password, an unknown CA or a plaintext client, each
-//! command ends with one line that says what to fix, exit 2, and no
-//! password is ever printed.
+//! and with a wrong password, an unknown CA, a certificate for other names,
+//! a plaintext client, or a missing transactional-id or topic-write ACL,
+//! each command ends with one line that says what to fix, exit 2, blaming
+//! no file, and no password is ever printed.
 
 mod common;
 mod daemon_support;
@@ -16,23 +17,6 @@ use std::time::Duration;
 
 use common::*;
 use daemon_support::*;
-
-/// The `kafka-acls` lines of docs/operations.md, as arguments.
-fn documented_acls() -> Vec<Vec<String>> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
-    let block = doc
-        .split("<!-- acls:begin -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- acls:end -->").next())
-        .expect("the ACL block of docs/operations.md");
-    let acls: Vec<Vec<String>> = block
-        .lines()
-        .filter_map(|l| l.strip_prefix("kafka-acls "))
-        .map(|l| l.split_whitespace().map(str::to_owned).collect())
-        .collect();
-    assert!(acls.len() >= 5, "{acls:?}");
-    acls
-}
 
 /// The default names the documented ACLs are written for.
 fn default_topics() -> Topics {
@@ -106,7 +90,7 @@ fn error_line(out: &Output) -> String {
 fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_what_to_fix() {
     // Fails loudly without the toolchain scripts/test.sh provides.
     env("KAFKA_BROKERS");
-    let stack = PrivateStack::up(&["--secure", "--no-sftp"]);
+    let stack = PrivateStack::up(&["--secure"]);
     let brokers = stack.brokers();
     let s = Secured { stack, brokers };
     let work = tempfile::tempdir().unwrap();
@@ -142,17 +126,121 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     let mut plaintext = s.command("cdr", &dir, &ledger, &["once"]);
     plaintext.env("KAFKA_CONFIG_SECURITY_PROTOCOL", "SASL_PLAINTEXT");
     assert!(error_line(&run(&mut plaintext)).contains("KAFKA_CONFIG_SECURITY_PROTOCOL"));
+    // A certificate the CA signed but for other names: the name is named.
+    let other_name = forward("127.0.0.2", &s.brokers);
+    let mut wrong_host = s.command("cdr", &dir, &ledger, &["once"]);
+    wrong_host.env("KAFKA_BROKERS", &other_name);
+    let line = error_line(&run(&mut wrong_host));
+    assert!(
+        line.contains("not the host it was reached by") && line.contains("names 127.0.0.1, localhost"),
+        "{line}"
+    );
     assert!(!ledger.join("ledger.redb").exists() || status_json(&ledger)["counts"]["failed"] == 0);
 
-    for acl in documented_acls() {
+    let grant = |acl: &[String]| {
         let mut args = vec!["acl"];
         args.extend(acl.iter().map(String::as_str));
         s.stack.sh(&args);
+    };
+    let acls = documented_acls();
+    let (txn_acl, others): (Vec<_>, Vec<_>) = acls.iter().partition(|a| a.iter().any(|w| w == "--transactional-id"));
+    for acl in &others {
+        grant(acl);
     }
+    // Each missing ACL class stops the service naming the ACL, and blames
+    // no file: nothing failed or parked, and the same files go in once it
+    // is granted.
+    let blames_no_file = || {
+        let counts = &status_json(&ledger)["counts"];
+        assert_eq!(
+            (counts["failed"].as_u64(), counts["parked"].as_u64()),
+            (Some(0), Some(0)),
+            "{counts}"
+        );
+    };
+    let line = error_line(&run(&mut s.command("cdr", &dir, &ledger, &["once"])));
+    assert!(line.contains("WRITE and DESCRIBE on the transactional ids"), "{line}");
+    blames_no_file();
+    for acl in txn_acl {
+        grant(acl);
+    }
+    let write_voice = [
+        "--allow-principal",
+        "User:cdr",
+        "--operation",
+        "Write",
+        "--topic",
+        "cdr-voice",
+    ];
+    s.stack
+        .sh(&[&["acl", "--remove", "--force"][..], &write_voice[..]].concat());
+    let line = error_line(&run(&mut s.command("cdr", &dir, &ledger, &["once"])));
+    assert!(
+        line.contains("\"cdr-voice\"") && line.contains("Topic authorization failed") && line.contains("WRITE"),
+        "{line}"
+    );
+    blames_no_file();
+    s.stack.sh(&[&["acl", "--add"][..], &write_voice[..]].concat());
     let topics = default_topics();
     let admin = s.admin_settings();
 
-    // once, with exactly those ACLs.
+    // The secured compose variant's librdkafka settings, with this stack's
+    // CA file and password in place of its mount and its .env secret.
+    let secured = yaml_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.secured.yml"));
+    let mut check = s.command("cdr", &dir, &ledger, &["check-config"]);
+    for (k, v) in secured["services"]["cdr-to-redpanda"]["environment"]
+        .as_object()
+        .unwrap()
+    {
+        let v = v.as_str().unwrap();
+        let v = match k.as_str() {
+            "KAFKA_CONFIG_SSL_CA_LOCATION" => s.stack.env_var("KAFKA_CA_FILE"),
+            "KAFKA_CONFIG_SASL_PASSWORD" => {
+                assert!(v.starts_with("${"), "from .env, not written in the file: {v}");
+                s.stack.env_var("KAFKA_CONFIG_SASL_PASSWORD")
+            }
+            _ => v.to_owned(),
+        };
+        check.env(k, v);
+    }
+    let out = run(&mut check);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+
+    // SFTP as documented for production: a key only (this sshd takes no
+    // password) and the host key pinned by its fingerprint.
+    let mut sftp = s.command("cdr", &dir, &ledger, &["check-config"]);
+    for k in [
+        "CDR_LOCAL_DIR",
+        "SFTP_PASSWORD",
+        "SFTP_KNOWN_HOSTS",
+        "SFTP_PASSWORD_FILE",
+    ] {
+        sftp.env_remove(k);
+    }
+    for k in [
+        "SFTP_HOST",
+        "SFTP_PORT",
+        "SFTP_USER",
+        "SFTP_KEY_FILE",
+        "SFTP_HOST_KEY_FINGERPRINT",
+        "SFTP_REMOTE_PATH",
+    ] {
+        sftp.env(k, s.stack.env_var(k));
+    }
+    let out = run(&mut sftp);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    sftp.env_remove("SFTP_KEY_FILE")
+        .env("SFTP_PASSWORD", "a-password-sshd-never-takes");
+    let out = run(&mut sftp);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("tried: password; the server accepts: publickey"),
+        "{}",
+        output_text(&out)
+    );
+
+    // once, with exactly the documented ACLs: what the refusals left is
+    // finished, every row exactly once.
     let out = run(&mut s.command("cdr", &dir, &ledger, &["once"]));
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_exactly_once_with(&s.brokers, &admin, &topics, &dir);
@@ -222,6 +310,10 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     let password = s.stack.env_var("KAFKA_CONFIG_SASL_PASSWORD");
     for text in outputs.borrow().iter() {
         assert!(!text.contains(&password), "the password printed:\n{text}");
+        assert!(
+            !text.contains("a-password-sshd-never-takes"),
+            "the SFTP password printed:\n{text}"
+        );
     }
     // Nor stored: not in any ledger or staging file.
     let mut stored = Vec::new();
@@ -232,6 +324,32 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
         }
     }
     assert!(stored.is_empty(), "the password stored in {stored:?}");
+}
+
+/// A TCP relay from a fresh port on `host` (another loopback address) to
+/// `target`: the broker reached by an address its certificate does not list.
+fn forward(host: &str, target: &str) -> String {
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind((host, 0)).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let target = target.to_owned();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = TcpStream::connect(&target) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                (upstream, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    address
 }
 
 /// Every file under `dir`.

@@ -18,6 +18,8 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 
+use super::certificate;
+
 /// A message unseen for this long is a new state when it comes back.
 const QUIET: Duration = Duration::from_secs(60);
 
@@ -97,7 +99,48 @@ static REPEATS: Mutex<Option<Repeats>> = Mutex::new(None);
 /// what a generic `BrokerTransportFailure` came from.
 static LAST: Mutex<Option<String>> = Mutex::new(None);
 
+/// The latest authorization failure a client logged, and when, preferring
+/// one that names its resource: a transaction the broker refused fails
+/// its records as merely "purged", and only the log says which topic.
+static DENIED: Mutex<Option<(String, Instant)>> = Mutex::new(None);
+
+/// A denial older than this is not the cause of a failure now.
+const DENIAL_FRESH: Duration = Duration::from_secs(120);
+
+/// The authorization failure a client logged lately, if any.
+pub fn denial() -> Option<String> {
+    let denied = DENIED.lock().unwrap_or_else(PoisonError::into_inner);
+    denied
+        .as_ref()
+        .filter(|(_, at)| at.elapsed() < DENIAL_FRESH)
+        .map(|(message, _)| message.clone())
+}
+
+fn note_denial(message: &str) {
+    if !normalized(message).contains("authorizationfailed") {
+        return;
+    }
+    let mut denied = DENIED.lock().unwrap_or_else(PoisonError::into_inner);
+    let names = |m: &str| m.contains('"');
+    let keep = denied
+        .as_ref()
+        .is_some_and(|(old, at)| names(old) && !names(message) && at.elapsed() < DENIAL_FRESH);
+    if !keep {
+        *denied = Some((stable_part(message).to_owned(), Instant::now()));
+    }
+}
+
+/// Lower case without spaces: librdkafka names an error code both as
+/// `TopicAuthorizationFailed` and as "Topic authorization failed".
+fn normalized(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 fn admit(message: &str) -> Option<u64> {
+    note_denial(message);
     // "1/1 brokers are down" follows every refusal: the refusal is the news.
     let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
     if !message.contains("brokers are down") || last.is_none() {
@@ -115,11 +158,32 @@ fn admit(message: &str) -> Option<u64> {
 /// whatever refused the connection, and the reason is only in its log.
 pub fn diagnosis() -> Option<String> {
     let last = LAST.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
-    Some(match hint(&last) {
+    let hint = hint(&last);
+    if hint == Some(UNTRUSTED) {
+        let names = broker_of(&last).and_then(|b| Some((b, certificate::names_when_only_the_name_fails(b)?)));
+        if let Some((broker, names)) = names {
+            return Some(format!(
+                "the broker {broker} presents a TLS certificate signed by a trusted CA that names {}, not the host it was reached by: connect by one of those names (--brokers / KAFKA_BROKERS, and the brokers' advertised listeners) (the client said: {last})",
+                names.join(", ")
+            ));
+        }
+    }
+    Some(match hint {
         Some(hint) => format!("{hint} (the client said: {last})"),
         None => format!("the client said: {last}"),
     })
 }
+
+/// The broker a librdkafka message is about (`sasl_ssl://host:port/1: ...`).
+fn broker_of(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("://")?;
+    rest.split('/').next().filter(|b| b.contains(':'))
+}
+
+/// What librdkafka says of a certificate it could not verify, whether the
+/// CA or the name failed.
+const UNTRUSTED: &str =
+    "the broker's TLS certificate could not be verified: check that KAFKA_CONFIG_SSL_CA_LOCATION names the CA that signed it";
 
 /// Whether the brokers answered and refused this client (its login or its
 /// trust in their certificate): no wait helps, unlike an outage.
@@ -138,7 +202,7 @@ fn hint(reason: &str) -> Option<&'static str> {
     } else if has("ostname") && (has("mismatch") || has("verif")) {
         "the broker's TLS certificate does not name the host in --brokers: connect by a name the certificate lists"
     } else if has("certificate verify failed") || has("could not be verified") {
-        "the broker's TLS certificate could not be verified: check that KAFKA_CONFIG_SSL_CA_LOCATION names the CA that signed it"
+        UNTRUSTED
     } else if has("security.protocol") || has("SSL handshake") && has("wrong version") {
         "the listener speaks another protocol than KAFKA_CONFIG_SECURITY_PROTOCOL (plaintext against TLS, or the reverse)"
     } else if has("brokers are down") {
@@ -155,14 +219,15 @@ fn hint(reason: &str) -> Option<&'static str> {
 /// For an error naming a Kafka authorization failure: which ACL is missing
 /// (docs/operations.md lists each mode's, as commands).
 pub fn acl_hint(error: &str) -> Option<&'static str> {
+    let error = normalized(error);
     let has = |s: &str| error.contains(s);
-    Some(if has("TopicAuthorizationFailed") {
+    Some(if has("topicauthorizationfailed") {
         "a topic ACL is missing for this principal: CREATE, DESCRIBE, WRITE and DESCRIBE_CONFIGS on the topics named above (and READ on the checkpoint and assignment topics); see docs/operations.md, Secured brokers"
-    } else if has("TransactionalIdAuthorizationFailed") {
+    } else if has("transactionalidauthorizationfailed") {
         "the principal needs WRITE and DESCRIBE on the transactional ids prefixed with --transactional-id-prefix; see docs/operations.md, Secured brokers"
-    } else if has("GroupAuthorizationFailed") {
+    } else if has("groupauthorizationfailed") {
         "the principal needs READ on the consumer group (the --group name, and the groups prefixed cdr-to-redpanda-); see docs/operations.md, Secured brokers"
-    } else if has("ClusterAuthorizationFailed") {
+    } else if has("clusterauthorizationfailed") {
         "the principal lacks a cluster ACL this request needs; see docs/operations.md, Secured brokers"
     } else {
         return None;
@@ -275,6 +340,9 @@ mod tests {
         assert!(hint.is_some_and(|h| h.contains("CREATE")));
         let hint = acl_hint("init: TransactionalIdAuthorizationFailed (Broker: Transactional Id authorization failed)");
         assert!(hint.is_some_and(|h| h.contains("--transactional-id-prefix")));
+        let hint =
+            acl_hint(r#"Failed to add partition "cdr-voice" [1] to transaction: Broker: Topic authorization failed"#);
+        assert!(hint.is_some_and(|h| h.contains("WRITE")));
         assert_eq!(acl_hint("BrokerTransportFailure"), None);
     }
 

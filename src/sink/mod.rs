@@ -3,6 +3,7 @@
 //! (`classify`), the checkpoint records that commit atomically with the rows,
 //! topic creation, and the reachability probe.
 
+pub mod certificate;
 pub mod checkpoint;
 pub mod classify;
 pub mod client_log;

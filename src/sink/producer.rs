@@ -15,7 +15,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 
 use super::classify::{classify, classify_code, Action};
-use super::client_log;
+use super::{certificate, client_log};
 use crate::backoff::Backoff;
 use crate::secret::Property;
 
@@ -75,10 +75,17 @@ impl KafkaConfig {
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "cdr-to-redpanda")
             .set_log_level(RDKafkaLogLevel::Warning);
+        self.apply_overrides(&mut c);
+        c
+    }
+
+    /// The pass-through properties, last so they win; a certificate failure
+    /// is later explained with the same trust anchors.
+    fn apply_overrides(&self, c: &mut ClientConfig) {
         for p in &self.overrides {
             c.set(&p.key, &p.value);
         }
-        c
+        certificate::remember(c);
     }
 
     /// The transactional id of worker slot `slot` (the single-instance layout).
@@ -114,9 +121,7 @@ impl KafkaConfig {
                 self.transaction_timeout.as_millis().to_string(),
             );
         }
-        for p in &self.overrides {
-            c.set(&p.key, &p.value);
-        }
+        self.apply_overrides(&mut c);
         c
     }
 }
@@ -426,6 +431,18 @@ impl TxnProducer {
                     first: format!("{reason} ({fatal})"),
                     action: Action::Fatal,
                 });
+            }
+            // Records purged because the broker refused the transaction
+            // itself (a topic it may not write): the refusal is the error,
+            // and no replay can get past it.
+            if code == RDKafkaErrorCode::PurgeQueue {
+                if let Some(denied) = client_log::denial() {
+                    return Err(SinkError::Delivery {
+                        failed,
+                        first: denied,
+                        action: Action::Fatal,
+                    });
+                }
             }
             return Err(SinkError::Delivery {
                 failed,

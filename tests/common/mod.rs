@@ -421,3 +421,35 @@ columns = [
 "#
     )
 }
+
+/// The `kafka-acls` lines of docs/operations.md, as arguments.
+pub fn documented_acls() -> Vec<Vec<String>> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md")).unwrap();
+    let block = doc
+        .split("<!-- acls:begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- acls:end -->").next())
+        .expect("the ACL block of docs/operations.md");
+    let acls: Vec<Vec<String>> = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("kafka-acls "))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    assert!(acls.len() >= 5, "{acls:?}");
+    acls
+}
+
+/// A YAML file as JSON (Python's yaml, which resolves anchors and merge keys
+/// as compose does).
+pub fn yaml_file(path: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}: {}", path.display(), output_text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

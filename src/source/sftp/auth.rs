@@ -50,8 +50,14 @@ pub(super) fn authenticate(
             },
         }
     }
+    // What the server would take tells a wrong secret from a wrong method
+    // (a password against a key-only server).
+    let accepted = session
+        .auth_methods(&cfg.user)
+        .map(|m| format!("; the server accepts: {}", m.replace(',', ", ")))
+        .unwrap_or_default();
     Err(SourceError::Refused(format!(
-        "authentication failed for user {} on {} ({})",
+        "authentication failed for user {} on {} (tried: {}{accepted})",
         cfg.user,
         cfg.endpoint(),
         tried.join(", ")
