@@ -6,7 +6,8 @@
 //! and with a wrong password, an unknown CA, a certificate for other names,
 //! a plaintext client, or a missing transactional-id or topic-write ACL,
 //! each command ends with one line that says what to fix, exit 2, blaming
-//! no file, and no password is ever printed.
+//! no file; and no secret is ever printed (logs at every level, errors, a
+//! panic, check-config, /metrics) or stored.
 
 mod common;
 mod daemon_support;
@@ -239,8 +240,29 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
         output_text(&out)
     );
 
-    // once, with exactly the documented ACLs: what the refusals left is
-    // finished, every row exactly once.
+    // A panic (a bug) with every secret set: its message and the error line
+    // show none, and the next run recovers what it left open.
+    let secrets = work.path().join("passphrase");
+    std::fs::write(&secrets, "PASSPHRASE-S3CRET").unwrap();
+    let mut panics = s.command("cdr", &dir, &ledger, &["once"]);
+    panics
+        .env("CDR_FAILPOINTS", "after-produce-before-commit=1:panic")
+        .env("RUST_BACKTRACE", "1")
+        .env("SFTP_PASSWORD", "SFTP-S3CRET")
+        .env("SFTP_KEY_PASSPHRASE_FILE", &secrets)
+        .env("SCHEMA_REGISTRY_USER", "svc")
+        .env("SCHEMA_REGISTRY_PASSWORD", "REGISTRY-S3CRET");
+    let out = run(&mut panics);
+    assert!(
+        output_text(&out).contains("failpoint after-produce-before-commit reached"),
+        "{}",
+        output_text(&out)
+    );
+    let line = error_line(&out);
+    assert!(line.contains("panicked while ingesting"), "{line}");
+
+    // once, with exactly the documented ACLs: what the refusals and the
+    // panic left is finished, every row exactly once.
     let out = run(&mut s.command("cdr", &dir, &ledger, &["once"]));
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_exactly_once_with(&s.brokers, &admin, &topics, &dir);
@@ -296,6 +318,10 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
         "{}",
         output_text(&status)
     );
+    for d in &daemons {
+        let (_, metrics) = d.get("/metrics").expect("/metrics answers");
+        outputs.borrow_mut().push(metrics);
+    }
     for mut d in daemons {
         d.signal("TERM");
         assert!(d.wait_exit(Duration::from_secs(30)).success(), "{}", d.log_text());
@@ -310,10 +336,14 @@ fn the_whole_job_runs_with_exactly_the_documented_acls_and_each_refusal_says_wha
     let password = s.stack.env_var("KAFKA_CONFIG_SASL_PASSWORD");
     for text in outputs.borrow().iter() {
         assert!(!text.contains(&password), "the password printed:\n{text}");
-        assert!(
-            !text.contains("a-password-sshd-never-takes"),
-            "the SFTP password printed:\n{text}"
-        );
+        for secret in [
+            "a-password-sshd-never-takes",
+            "SFTP-S3CRET",
+            "PASSPHRASE-S3CRET",
+            "REGISTRY-S3CRET",
+        ] {
+            assert!(!text.contains(secret), "{secret} printed:\n{text}");
+        }
     }
     // Nor stored: not in any ledger or staging file.
     let mut stored = Vec::new();
