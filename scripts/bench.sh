@@ -47,7 +47,8 @@
 # the contender `base`, `once` exactly-once like `eos`, for a before/after in
 # one run), REPEAT (3: rounds of cdr-to-redpanda's runs, the
 # best of each reported; the Python streamer runs once), MICRO=0 to skip the micro-benchmarks (cargo bench
-# parse_encode, the ledger's cost per transaction), BENCH_STACK_DIR
+# parse_encode, the ledger's cost per transaction, and the cost of a poll over POLL_FILES already
+# ingested files: 0,10000,100000), BENCH_STACK_DIR
 # (<repo>/.stack-bench), KEEP_STACK=1 to leave the stack running. Everything else (bootstrap, the stack, the
 # release build, the virtualenv) is set up here, so it runs from a fresh clone.
 #
@@ -366,5 +367,10 @@ if [[ ${MICRO:-1} == 1 ]]; then
     cargo run --quiet --release -p cdr-state --example ledger_bench -- "$RUN_DIR/ledger-bench" 1000
   } | tee "$RUN_DIR/micro.txt"
   cp "$RUN_DIR/micro.txt" bench/results/latest-micro.txt
+  # A poll over a directory that keeps its files: POLL_FILES already
+  # committed files, one `once` pass each, locally and over SFTP.
+  log "poll cost over ${POLL_FILES:=0,10000,100000} ingested files"
+  CDR_BIN=$REPO_DIR/target/release/cdr-to-redpanda \
+    cargo run --quiet --release --example poll_bench -- "$POLL_FILES" | tee bench/results/latest-poll.csv
 fi
 echo "logs: $RUN_DIR"

@@ -101,6 +101,19 @@ pub fn needs_fetch(file: &RemoteFile, rec: Option<&FileRecord>, on_changed: OnCh
     }
 }
 
+/// Whether a listed file is done for good as it stands: committed or a
+/// duplicate, with the size and mtime it had then, and no after-ingest
+/// action left to retry on it (`acts_on(status)`: a move or delete that
+/// failed is tried again at each pass). A directory that keeps its files is
+/// mostly these; they are dropped right after each listing, so a poll costs
+/// one ledger lookup per kept file and nothing more.
+pub fn is_settled(file: &RemoteFile, rec: &FileRecord, acts_on: impl Fn(FileStatus) -> bool) -> bool {
+    rec.size == file.size
+        && rec.mtime == file.mtime
+        && matches!(rec.status, FileStatus::Committed | FileStatus::Duplicate)
+        && !acts_on(rec.status)
+}
+
 /// After downloading and hashing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -279,6 +292,39 @@ mod tests {
         let conflict = record(FileStatus::Conflict, "aa", 5);
         assert!(!needs_fetch(&listing, Some(&conflict), OnChanged::Conflict, 0));
         assert!(needs_fetch(&listing, Some(&conflict), OnChanged::Reingest, 0));
+    }
+
+    #[test]
+    fn only_files_done_for_good_as_listed_are_settled() {
+        let listing = RemoteFile {
+            name: "cdr_data_20240101_000000.csv".into(),
+            size: 10,
+            mtime: 100,
+        };
+        let keep = |_| false;
+        assert!(is_settled(&listing, &record(FileStatus::Committed, "aa", 5), keep));
+        assert!(is_settled(&listing, &record(FileStatus::Duplicate, "aa", 0), keep));
+        // Changed since, or still to be acted on: the pass must see it.
+        let touched = RemoteFile {
+            mtime: 101,
+            ..listing.clone()
+        };
+        assert!(!is_settled(&touched, &record(FileStatus::Committed, "aa", 5), keep));
+        let moves_committed = |s| s == FileStatus::Committed;
+        assert!(!is_settled(
+            &listing,
+            &record(FileStatus::Committed, "aa", 5),
+            moves_committed
+        ));
+        // Stuck files stay in view: `once` reports them.
+        for status in [
+            FileStatus::Failed,
+            FileStatus::Parked,
+            FileStatus::Conflict,
+            FileStatus::InProgress,
+        ] {
+            assert!(!is_settled(&listing, &record(status, "aa", 0), keep), "{status:?}");
+        }
     }
 
     #[test]

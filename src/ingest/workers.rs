@@ -25,12 +25,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use cdr_state::Ledger;
+use cdr_state::{FileStatus, Ledger};
 
 use super::ahead::ReadAhead;
+use super::decide::is_settled;
 use super::engine::{Engine, EngineError, FileOutcome, PassSummary};
 use super::recover::{settle_in_doubt, settle_in_doubt_of};
-use super::IngestSettings;
+use super::{AfterIngest, IngestSettings};
 use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
 use crate::schema::Catalog;
@@ -153,6 +154,18 @@ impl Workers {
     /// The source slot 0 lists with (each slot fetches with its own).
     pub fn source_mut(&mut self) -> &mut dyn Source {
         self.slots[0].0.source_mut()
+    }
+
+    /// Drops the files done for good (`decide::is_settled`) from a listing.
+    pub fn drop_settled(&self, files: &mut Vec<RemoteFile>) {
+        let acts_on = |status: FileStatus| match status {
+            FileStatus::Committed => !matches!(self.settings.after_success, AfterIngest::Keep),
+            _ => self.settings.error_dir.is_some(),
+        };
+        files.retain(|f| match self.ledger.file(&f.name) {
+            Ok(Some(rec)) => !is_settled(f, &rec, acts_on),
+            _ => true,
+        });
     }
 
     /// Ingests the ready files: per kind in name order, kinds side by side

@@ -34,7 +34,7 @@ use crate::sink::limits::{self, RecordLimits};
 use crate::sink::topics::{ensure_topics, partition_counts, TopicError, TopicLayout};
 use crate::source::ignored::IgnoredFiles;
 use crate::source::select::Selector;
-use crate::source::{Listing, Source, SourceError};
+use crate::source::{Listing, SourceError};
 use gauges::{spawn_broker_probe, update_ignored, update_waiting};
 use signals::watch_signals;
 use wait::{sleep_unless_stopped, wait_for};
@@ -197,17 +197,23 @@ fn on_brokers(args: &IngestCommand) -> impl Fn(TopicError) -> ServiceError + '_ 
     }
 }
 
-/// Lists the source, retrying transient failures a few times.
-fn list(source: &mut dyn Source) -> Result<Listing, SourceError> {
+/// Lists the source, retrying transient failures a few times, without the
+/// files done for good (`Workers::drop_settled`): nothing after this looks
+/// at a file the ledger already settled.
+fn list(workers: &mut Workers) -> Result<Listing, SourceError> {
     let mut attempt = 0;
     loop {
-        match source.list() {
+        match workers.source_mut().list() {
             Err(e) if e.is_transient() && attempt < 5 => {
                 tracing::warn!(error = %e, attempt, "listing failed; retrying");
                 std::thread::sleep(backoff(attempt));
                 attempt += 1;
             }
-            other => return other,
+            Ok(mut listing) => {
+                workers.drop_settled(&mut listing.files);
+                return Ok(listing);
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -256,7 +262,7 @@ pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let values = registry::prepare(&layout, &args.kafka.registry, zone_of(args))?;
     let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, values, None)?;
     let mut selector = Selector::new(args.source.select_config(&layout.kinds));
-    let mut listing = list(workers.source_mut()).map_err(ServiceError::Listing)?;
+    let mut listing = list(&mut workers).map_err(ServiceError::Listing)?;
     let mut ready = selector.ready(&listing.files, now_ms());
     if selector.pending() {
         let settle = selector.config().settle;
@@ -266,7 +272,7 @@ pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
         );
         std::thread::sleep(settle);
         // Files too young or still changing are left for the next run.
-        listing = list(workers.source_mut()).map_err(ServiceError::Listing)?;
+        listing = list(&mut workers).map_err(ServiceError::Listing)?;
         ready = selector.ready(&listing.files, now_ms());
     }
     update_ignored(&mut IgnoredFiles::default(), &listing, &selector, workers.ledger());
@@ -373,7 +379,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
             }
             other => other?,
         }
-        match list(workers.source_mut()) {
+        match list(&mut workers) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
                 update_waiting(
