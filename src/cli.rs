@@ -90,8 +90,10 @@ pub struct IngestCommand {
     pub ledger: LedgerArgs,
     /// Worker slots, each with its own transactional producer
     /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
-    /// order, so more than 2 slots (one per kind) add nothing. With --group:
-    /// the files in flight at once, one per shard, any kind
+    /// order, so more than 2 slots (one per kind) add nothing; 2 puts data
+    /// and voice side by side, one kind producing while the other commits
+    /// (+22 % rows/s measured, for ~15 MiB more memory). With --group: the
+    /// files in flight at once, one per shard, any kind
     #[arg(long, env = "CDR_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Ingest")]
     pub workers: u32,
 }

@@ -372,6 +372,8 @@ pub fn produce_file(
         ledger.txn_intent(&rec, seq, start.rows_done + 1)?;
         failpoint::hit("after-intent-before-begin");
         let chunk_started = Instant::now();
+        // The three steps of a chunk, for seeing slots overlap in the log.
+        tracing::debug!(file = %rec.name, seq, "chunk producing");
         let result = produce_chunk(
             producer,
             &mut reader,
@@ -406,10 +408,12 @@ pub fn produce_file(
                 headers: None,
             })?;
             failpoint::hit("after-produce-before-commit");
+            tracing::debug!(file = %rec.name, seq, "chunk committing");
             // Failure contract: Ok means rows and checkpoint are durable
             // and visible together; Err means neither is, or (Fatal) that
             // the outcome is unknown until the next start.
             producer.commit()?;
+            tracing::debug!(file = %rec.name, seq, "chunk committed");
             Ok((end, cp))
         });
         match result {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cdr_state::{FileStatus, Ledger, LedgerError};
+use cdr_state::{Ledger, LedgerError};
 
 use crate::backoff::backoff;
 use crate::cli::{IngestCommand, RunCommand};
@@ -129,13 +129,7 @@ fn start_workers(
     park::apply_pending(dir, &ledger)?;
     // The last success survives a restart: an alert on its age must not
     // fire because the process is new.
-    let last_success = ledger
-        .files()?
-        .iter()
-        .filter(|f| f.status == FileStatus::Committed)
-        .filter_map(|f| f.finished_ms)
-        .max();
-    if let Some(ms) = last_success {
+    if let Some(ms) = ledger.last_committed_ms()? {
         METRICS.last_success_timestamp_seconds.set(ms as f64 / 1000.0);
     }
     let mut settings = args.ingest.settings(layout.clone(), &args.ledger);
@@ -155,6 +149,7 @@ fn start_workers(
     settings.partition_counts = partition_counts(&args.kafka.kafka_config(), layout).map_err(on_brokers(args))?;
     let mut kafka = args.kafka.kafka_config();
     kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
+    kafka.shared_queue(slots);
     Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)
 }
 

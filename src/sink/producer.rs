@@ -24,6 +24,13 @@ use crate::secret::Property;
 /// full queue stops the producer.
 pub const DEFAULT_BATCH_BYTES: usize = 262_144;
 
+/// Undelivered records all producers of an instance hold at once, KiB.
+pub const DEFAULT_QUEUE_KBYTES: usize = 8192;
+
+/// A producer's queue must hold a full batch for each of a chunk's
+/// partitions, or batches leave half empty: 12+ partitions of 256 KiB.
+const MIN_QUEUE_KBYTES: usize = 4096;
+
 /// Default prefix of the transactional ids (`<prefix>-<slot>`).
 pub const DEFAULT_TRANSACTIONAL_ID_PREFIX: &str = "cdr-to-redpanda";
 /// Default producer transaction timeout, seconds: under the brokers'
@@ -50,6 +57,10 @@ pub struct KafkaConfig {
     /// `batch.size`: lowered to the smallest topic's record limit once that is
     /// learned (`sink::limits`), so no batch is larger than a topic accepts.
     pub batch_bytes: usize,
+    /// `queue.buffering.max.kbytes`: the records a producer holds
+    /// undelivered. The files in flight share `DEFAULT_QUEUE_KBYTES`
+    /// (`shared_queue`), down to `MIN_QUEUE_KBYTES` each.
+    pub queue_kbytes: usize,
     /// librdkafka properties passed through verbatim (SASL, TLS, tuning).
     /// Applied last, so they win over the defaults above.
     pub overrides: Vec<Property>,
@@ -65,6 +76,7 @@ impl KafkaConfig {
             transaction_timeout: Duration::from_secs(DEFAULT_TRANSACTION_TIMEOUT_SECONDS),
             operation_timeout: Duration::from_secs(60),
             batch_bytes: DEFAULT_BATCH_BYTES,
+            queue_kbytes: DEFAULT_QUEUE_KBYTES,
             overrides: Vec::new(),
         }
     }
@@ -88,6 +100,11 @@ impl KafkaConfig {
         certificate::remember(c);
     }
 
+    /// Each of `in_flight` producers' share of the instance's queue bound.
+    pub fn shared_queue(&mut self, in_flight: u32) {
+        self.queue_kbytes = (DEFAULT_QUEUE_KBYTES / in_flight.max(1) as usize).max(MIN_QUEUE_KBYTES);
+    }
+
     /// The transactional id of worker slot `slot` (the single-instance layout).
     pub fn slot_transactional_id(&self, slot: u32) -> String {
         format!("{}-{slot}", self.transactional_id_prefix)
@@ -106,11 +123,12 @@ impl KafkaConfig {
             // Bounded queue: memory stays flat whatever the file size. Each
             // queued record costs about twice its counted bytes (the message
             // and its four headers are separate allocations), so 8 MiB of
-            // records is ~20 MiB of memory and peak RSS stays under 64 MiB;
+            // records (`DEFAULT_QUEUE_KBYTES`, shared by the files in
+            // flight) is ~20 MiB of memory and peak RSS stays under 64 MiB;
             // at 32 MiB it was ~100 MiB. The bytes bound is the one that
             // binds; the message bound only caps tiny records.
             .set("queue.buffering.max.messages", "100000")
-            .set("queue.buffering.max.kbytes", "8192")
+            .set("queue.buffering.max.kbytes", self.queue_kbytes.to_string())
             // A batch must fill well before the queue does (DEFAULT_BATCH_BYTES).
             .set("batch.size", self.batch_bytes.to_string())
             .set("message.timeout.ms", self.transaction_timeout.as_millis().to_string())
@@ -496,5 +514,26 @@ impl TxnProducer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_in_flight_share_one_queue_bound_down_to_a_floor() {
+        let mut cfg = KafkaConfig::new("b:9092");
+        cfg.shared_queue(1);
+        assert_eq!(cfg.queue_kbytes, DEFAULT_QUEUE_KBYTES);
+        cfg.shared_queue(2);
+        assert_eq!(cfg.queue_kbytes, DEFAULT_QUEUE_KBYTES / 2);
+        cfg.shared_queue(64);
+        assert_eq!(cfg.queue_kbytes, MIN_QUEUE_KBYTES);
+        let c = cfg.producer_config("id");
+        assert_eq!(
+            c.get("queue.buffering.max.kbytes"),
+            Some(MIN_QUEUE_KBYTES.to_string().as_str())
+        );
     }
 }

@@ -286,6 +286,17 @@ impl Ledger {
         read_counts(&self.db.begin_read()?)
     }
 
+    /// When a file was last committed (its `finished_ms`), if ever.
+    pub fn last_committed_ms(&self) -> Result<Option<i64>, LedgerError> {
+        let mut last = None;
+        visit_files(&self.db.begin_read()?, |rec| {
+            if rec.status == FileStatus::Committed {
+                last = last.max(rec.finished_ms);
+            }
+        })?;
+        Ok(last)
+    }
+
     /// Writes or replaces the whole record of `rec.name` (any status change:
     /// seen, failed, conflict, duplicate, ...), with its duplicate-detection
     /// index entry. Durable on return.
@@ -825,15 +836,22 @@ fn read_everything(r: &ReadTransaction) -> Result<(), LedgerError> {
 }
 
 fn read_files(r: &ReadTransaction) -> Result<Vec<FileRecord>, LedgerError> {
-    let Some(files) = ro_table(r, FILES)? else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
+    visit_files(r, |rec| out.push(rec))?;
+    Ok(out)
+}
+
+/// Each file record in name order, decoded one at a time: a summary over a
+/// ledger of a hundred thousand files never holds them all.
+fn visit_files(r: &ReadTransaction, mut visit: impl FnMut(FileRecord)) -> Result<(), LedgerError> {
+    let Some(files) = ro_table(r, FILES)? else {
+        return Ok(());
+    };
     for entry in files.iter()? {
         let (name, value) = entry?;
-        out.push(decode(|| file_what(name.value()), value.value())?);
+        visit(decode(|| file_what(name.value()), value.value())?);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn read_transactions(r: &ReadTransaction, name: &str) -> Result<Vec<TxnRecord>, LedgerError> {
@@ -874,9 +892,7 @@ fn read_in_doubt(r: &ReadTransaction) -> Result<Vec<(FileRecord, TxnRecord)>, Le
 
 fn read_counts(r: &ReadTransaction) -> Result<BTreeMap<FileStatus, u64>, LedgerError> {
     let mut counts: BTreeMap<FileStatus, u64> = FileStatus::ALL.into_iter().map(|s| (s, 0)).collect();
-    for rec in read_files(r)? {
-        *counts.entry(rec.status).or_default() += 1;
-    }
+    visit_files(r, |rec| *counts.entry(rec.status).or_default() += 1)?;
     Ok(counts)
 }
 

@@ -370,6 +370,27 @@ fn sha256_index_with_two_claimants_returns_the_first_and_then_the_other() {
 }
 
 #[test]
+fn the_last_commit_is_the_latest_finish_of_a_committed_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.last_committed_ms().unwrap(), None);
+    for (i, (status, finished)) in [
+        (FileStatus::Committed, 2_000),
+        (FileStatus::Failed, 9_000),
+        (FileStatus::Committed, 5_000),
+        (FileStatus::Duplicate, 7_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec(&format!("cdr_data_2024010{i}_000000.csv"), "", status);
+        r.finished_ms = Some(finished);
+        ledger.put_file(&r).unwrap();
+    }
+    assert_eq!(ledger.last_committed_ms().unwrap(), Some(5_000));
+}
+
+#[test]
 fn counts_cover_every_status() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
