@@ -225,16 +225,20 @@ fn compose_file_parses_references_existing_paths_and_passes_only_accepted_settin
 /// sorted and spelt the same whichever tool's line it came from.
 type Acl = (String, Vec<String>, Vec<String>, String);
 
-/// `kafka-acls` arguments (`--operation DescribeConfigs --topic a --topic b`).
-fn kafka_acl(args: &[String]) -> Acl {
-    let mut acl = (String::new(), Vec::new(), Vec::new(), "literal".to_string());
-    for pair in args.windows(2) {
-        let value = pair[1].clone();
+/// An ACL from `kafka-acls` arguments (`--operation DescribeConfigs --topic
+/// a --topic b`) or rpk's (`--operation describe_configs --topic a,b`):
+/// lists split at commas, operations in rpk's spelling.
+fn parse_acl(words: &[String], principal: &str) -> Acl {
+    let mut acl = (principal.to_string(), Vec::new(), Vec::new(), "literal".to_string());
+    for pair in words.windows(2) {
+        let values = pair[1].split(',');
         match pair[0].as_str() {
-            "--allow-principal" => acl.0 = value,
-            "--operation" => acl.1.push(snake(&value)),
-            "--topic" | "--group" | "--transactional-id" => acl.2.push(format!("{}={value}", &pair[0][2..])),
-            "--resource-pattern-type" => acl.3 = value,
+            "--allow-principal" => acl.0 = pair[1].clone(),
+            "--operation" => acl.1.extend(values.map(snake)),
+            "--topic" | "--group" | "--transactional-id" => {
+                acl.2.extend(values.map(|v| format!("{}={v}", &pair[0][2..])))
+            }
+            "--resource-pattern-type" => acl.3 = pair[1].clone(),
             _ => {}
         }
     }
@@ -255,28 +259,19 @@ fn snake(op: &str) -> String {
     out
 }
 
-/// The secured variant's `acl ...` lines (rpk: comma-separated lists).
+/// The secured variant's `acl ...` lines, each granted to `principal`.
 fn rpk_acls(script: &str, principal: &str) -> Vec<Acl> {
-    let mut acls = Vec::new();
-    for line in script.lines().map(str::trim).filter(|l| l.starts_with("acl --")) {
-        let words: Vec<String> = line.split_whitespace().skip(1).map(str::to_owned).collect();
-        let mut acl = (principal.to_string(), Vec::new(), Vec::new(), "literal".to_string());
-        for pair in words.windows(2) {
-            let values = pair[1].split(',').map(str::to_owned);
-            match pair[0].as_str() {
-                "--operation" => acl.1.extend(values),
-                "--topic" | "--group" | "--transactional-id" => {
-                    acl.2.extend(values.map(|v| format!("{}={v}", &pair[0][2..])))
-                }
-                "--resource-pattern-type" => acl.3 = pair[1].clone(),
-                _ => {}
-            }
-        }
-        acl.1.sort();
-        acl.2.sort();
-        acls.push(acl);
-    }
-    acls
+    script
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("acl --"))
+        .map(|l| {
+            parse_acl(
+                &l.split_whitespace().skip(1).map(str::to_owned).collect::<Vec<_>>(),
+                principal,
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -310,7 +305,7 @@ fn the_secured_compose_variant_grants_the_documented_acls_and_passes_accepted_se
     let mut granted = rpk_acls(script, "User:cdr");
     let mut documented: Vec<Acl> = documented_acls()
         .iter()
-        .map(|a| kafka_acl(a))
+        .map(|a| parse_acl(a, ""))
         .filter(|a| a.0 == "User:cdr")
         .collect();
     granted.sort();
