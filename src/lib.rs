@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod arenas;
 pub(crate) mod audit;
 pub(crate) mod backoff;
 pub mod cli;

@@ -12,6 +12,7 @@ use cdr_to_redpanda::{commands, config, logging};
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    cdr_to_redpanda::arenas::cap();
     let argv: Vec<OsString> = std::env::args_os().collect();
     // Before parsing: the file's settings become environment defaults.
     let from_file = match config::file::apply(&Cli::command(), &argv) {

@@ -10,9 +10,11 @@
 mod common;
 mod daemon_support;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cdr_to_redpanda::group::shard::shard_of;
 use common::*;
 use daemon_support::*;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -74,16 +76,35 @@ fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_
     let group = unique("open-txn");
     let (local, remote) = sftp_subdir(&unique("open-txn"));
 
-    // A starts on an empty directory, so the topics exist before the foreign
-    // transaction opens on every checkpoint partition.
+    // A takes every shard over before the foreign transaction opens on every
+    // checkpoint partition: a shard is taken over when it first has a file,
+    // so A first commits warm-up files that cover the 4 shards.
+    let warm_up = generate(&local, 4, 50, 30, "2024-06-01T00:00:00", 0.0);
+    let covered: BTreeSet<u32> = warm_up["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| shard_of(f["name"].as_str().unwrap(), 4))
+        .collect();
+    assert_eq!(covered.len(), 4, "the warm-up files cover every shard");
     let mut a = group_instance(&topics, work.path(), &remote, &group, "a");
-    a.wait_log("shards taken over", Duration::from_secs(60));
+    let until = Instant::now() + Duration::from_secs(60);
+    while committed_files(&a) < 8 {
+        assert!(a.child.try_wait().unwrap().is_none(), "a exited:\n{}", a.log_text());
+        assert!(
+            Instant::now() < until,
+            "a did not commit the warm-up files:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let foreign = ForeignTxn::open(&[&topics.checkpoints], 3);
 
-    // A commits two files: their checkpoints sit behind the open transaction.
+    // A commits two more files, their checkpoints behind the open transaction
+    // (their shards are A's already: no takeover reads the checkpoints).
     generate(&local, 1, 2_000, 31, "2024-07-01T00:00:00", 0.02);
     let until = Instant::now() + Duration::from_secs(60);
-    while committed_files(&a) < 2 {
+    while committed_files(&a) < 10 {
         assert!(a.child.try_wait().unwrap().is_none(), "a exited:\n{}", a.log_text());
         assert!(Instant::now() < until, "a did not commit both files:\n{}", a.log_text());
         std::thread::sleep(Duration::from_millis(100));

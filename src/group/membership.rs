@@ -36,8 +36,9 @@ pub struct Shards {
 struct Inner {
     /// Assigned to this member by the group coordinator.
     assigned: BTreeSet<u32>,
-    /// Of those, the ones taken over: their producer has fenced the previous
-    /// owner and their checkpoints were read after that. Only these are worked on.
+    /// Of those, the ones taken over: a producer of theirs has fenced the
+    /// previous owner and their checkpoints were read after that. Only these
+    /// are worked on; a shard is taken over when it first has a file.
     ready: BTreeSet<u32>,
     /// A slot is ingesting a file of these shards right now.
     busy: BTreeSet<u32>,

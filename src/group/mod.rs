@@ -5,9 +5,13 @@
 //! - `topic`: the assignment topic, whose partitions are the shards.
 //! - `membership`: the consumer-group member that owns shards, rebalanced by
 //!   the group coordinator (cooperative-sticky).
-//! - `owner` (this file): what owning a shard takes: its own transactional
-//!   producer (`<prefix>-<group>-shard-<n>`, so a new owner fences the old),
-//!   and the checkpoint topic re-read after that fencing.
+//! - `owner` (this file): what working on a shard takes: its own
+//!   transactional producer (`<prefix>-<group>-shard-<n>`, so a new owner
+//!   fences the old), and the checkpoint topic re-read after that fencing.
+//!   Both happen when an owned shard first has a file to ingest, not when it
+//!   is assigned, and the producer is closed once the shard has no file left
+//!   in the pass: an instance's producers, threads and connections follow its
+//!   files in flight, not the shards it owns.
 //! - `view`: the group as `status --group` shows it.
 
 pub(crate) mod membership;
@@ -16,8 +20,9 @@ pub(crate) mod topic;
 pub(crate) mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cdr_state::LedgerError;
 use rdkafka::error::KafkaError;
@@ -136,8 +141,10 @@ pub struct Group {
     kafka: KafkaConfig,
     checkpoint_topic: String,
     shards: Arc<Shards>,
-    /// The producer of every shard taken over; lent to one slot at a time.
-    producers: Mutex<BTreeMap<u32, TxnProducer>>,
+    /// The open producers of shards taken over, each lent to one slot at a
+    /// time: those whose shard has another file queued in the pass (and,
+    /// during a takeover, those fencing).
+    producers: Mutex<BTreeMap<u32, ShardProducer>>,
     /// Declared last: dropped last, after the producers, so the group is left
     /// only once nothing of this instance can produce any more.
     _membership: Membership,
@@ -209,32 +216,77 @@ impl Group {
         self.shards.is_ready(shard)
     }
 
-    /// The shards taken over and worked on.
+    /// The shards assigned to this instance.
     pub fn owned(&self) -> BTreeSet<u32> {
-        self.shards.ready()
+        self.shards.assigned()
     }
 
-    fn producers(&self) -> MutexGuard<'_, BTreeMap<u32, TxnProducer>> {
+    fn producers(&self) -> MutexGuard<'_, BTreeMap<u32, ShardProducer>> {
         self.producers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` with the producer of `shard` if this instance works on the
-    /// shard and no other slot does; None otherwise (the file waits for its
-    /// owner, or for the next pass).
-    pub fn with_producer<R>(&self, shard: u32, f: impl FnOnce(&mut TxnProducer) -> R) -> Option<R> {
+    /// Runs `f` with the producer of `shard` if this instance has taken the
+    /// shard over and no other slot works on it; None otherwise (the file
+    /// waits for its owner, or for the next pass). A shard without an open
+    /// producer gets one first; Err if that fails. Afterwards the producer
+    /// stays open only if `keep` says so (another file of the shard is
+    /// queued).
+    ///
+    /// Opening again needs no checkpoint read: the shard stayed this
+    /// instance's since its takeover (a revoke takes it out of `ready`, and
+    /// it is taken over afresh if it comes back), and a producer is closed
+    /// only between files, with no transaction open or in doubt (a commit of
+    /// unknown outcome stops the service). Its `init_transactions` fences
+    /// only this instance's earlier producer of the shard.
+    pub fn with_producer<R>(
+        &self,
+        shard: u32,
+        keep: impl FnOnce() -> bool,
+        f: impl FnOnce(&mut TxnProducer) -> R,
+    ) -> Option<Result<R, SinkError>> {
         let _busy = self.shards.begin(shard)?;
-        let mut producer = self.producers().remove(&shard)?;
-        let result = f(&mut producer);
-        self.producers().insert(shard, producer);
-        Some(result)
+        let open = self.producers().remove(&shard);
+        let mut producer = match open {
+            Some(p) => p,
+            None => match self.open_producer(shard) {
+                Ok(p) => p,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let result = f(&mut producer.0);
+        if keep() {
+            self.producers().insert(shard, producer);
+        }
+        Some(Ok(result))
+    }
+
+    /// Closes every producer left open: called when a pass ends, so an idle
+    /// instance holds none.
+    pub fn close_producers(&self) {
+        std::mem::take(&mut *self.producers());
+    }
+
+    fn open_producer(&self, shard: u32) -> Result<ShardProducer, SinkError> {
+        let started = Instant::now();
+        let producer = TxnProducer::with_id(&self.kafka, self.transactional_id(shard))?;
+        tracing::debug!(
+            shard,
+            ms = started.elapsed().as_millis() as u64,
+            "shard producer opened"
+        );
+        Ok(ShardProducer::new(producer))
     }
 
     /// Follows the assignment: drops the producers of shards given up, and
-    /// takes over the shards newly assigned. Called between passes.
+    /// takes over the shards assigned since that have a file in `wanted`
+    /// (the shards of the files the next pass takes). Called between passes.
+    /// A shard with no file is not taken over: nothing of it is ingested
+    /// until it is, and a file a fenced-too-late owner left open is a file
+    /// in the listing, which makes its shard wanted.
     ///
     /// Takeover, in this order: (1) `init_transactions` on each shard's id,
     /// which fences the previous owner (alive or not) and has the broker
-    /// abort what it left open; (2) the checkpoint topic read again with
+    /// abort what it left open (the producer is then closed); (2) the checkpoint topic read again with
     /// read_committed, now final for these shards' files, and merged into
     /// `checkpoints`; (3) `settle` called with the merged checkpoints and
     /// which files belong to the shards taken over, for the caller to settle
@@ -247,6 +299,7 @@ impl Group {
     pub fn take_over(
         &self,
         checkpoints: &Mutex<CheckpointStore>,
+        wanted: &BTreeSet<u32>,
         settle: impl FnOnce(&CheckpointStore, &dyn Fn(&str) -> bool) -> Result<usize, LedgerError>,
     ) -> Result<(), GroupError> {
         if let Some(why) = self.shards.denied() {
@@ -264,13 +317,15 @@ impl Group {
         if !released.is_empty() {
             tracing::info!(shards = ?released, "released the producers of shards given up");
         }
-        METRICS.group_shards_owned.set(self.shards.ready().len() as f64);
-        let pending = self.shards.pending();
+        METRICS.group_shards_owned.set(assigned.len() as f64);
+        let pending: BTreeSet<u32> = self.shards.pending().intersection(wanted).copied().collect();
         if pending.is_empty() {
             return Ok(());
         }
         let _held = self.shards.hold_for_takeover(&pending);
+        let started = Instant::now();
         self.init_producers(&pending)?;
+        let fenced = started.elapsed();
         let fresh = CheckpointStore::load(&self.kafka, &self.checkpoint_topic, CHECKPOINT_LOAD_TIMEOUT)?;
         let store = {
             let mut store = checkpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -285,10 +340,14 @@ impl Group {
             store.clone()
         };
         let settled = settle(&store, &|name| pending.contains(&self.shard_of(name)))?;
+        // Fenced now for good: the slots open a shard's producer again for
+        // its file, so an instance holds producers for its files in flight
+        // only, however many shards a takeover fences.
+        self.close_producers();
         let ready = self.shards.mark_ready(&pending);
-        METRICS.group_shards_owned.set(self.shards.ready().len() as f64);
         tracing::info!(
-            group = %self.name, shards = ?ready, settled, owned = self.shards.ready().len(),
+            group = %self.name, shards = ?ready, settled, taken_over = self.shards.ready().len(), owned = assigned.len(),
+            fence_ms = fenced.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64,
             "shards taken over: previous owners fenced, checkpoints read"
         );
         Ok(())
@@ -297,21 +356,16 @@ impl Group {
     /// A transactional producer per shard of `shards`, initialised (and so
     /// fencing the shard's previous owner) a batch at a time in parallel:
     /// each `init_transactions` is a few round trips to the transaction
-    /// coordinator, and an instance taking over 64 shards one by one would
-    /// leave them unworked for many seconds. The producers made before an
-    /// error stay: the next attempt replaces them.
+    /// coordinator, and taking over many shards one by one would leave them
+    /// unworked for seconds. The producers made before an error stay: the
+    /// next attempt replaces them.
     fn init_producers(&self, shards: &BTreeSet<u32>) -> Result<(), GroupError> {
         let shards: Vec<u32> = shards.iter().copied().collect();
         for batch in shards.chunks(INIT_BATCH) {
-            let made: Vec<(u32, Result<TxnProducer, SinkError>)> = std::thread::scope(|scope| {
+            let made: Vec<(u32, Result<ShardProducer, SinkError>)> = std::thread::scope(|scope| {
                 let spawned: Vec<_> = batch
                     .iter()
-                    .map(|&s| {
-                        (
-                            s,
-                            scope.spawn(move || TxnProducer::with_id(&self.kafka, self.transactional_id(s))),
-                        )
-                    })
+                    .map(|&s| (s, scope.spawn(move || self.open_producer(s))))
                     .collect();
                 spawned
                     .into_iter()
@@ -333,6 +387,27 @@ impl Group {
             }
         }
         Ok(())
+    }
+}
+
+/// Producers of shards open in this process, for `cdr_group_producers_open`.
+static PRODUCERS_OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A shard's producer, counted while it is open.
+struct ShardProducer(TxnProducer);
+
+impl ShardProducer {
+    fn new(producer: TxnProducer) -> Self {
+        let open = PRODUCERS_OPEN.fetch_add(1, Ordering::Relaxed) + 1;
+        METRICS.group_producers_open.set(open as f64);
+        ShardProducer(producer)
+    }
+}
+
+impl Drop for ShardProducer {
+    fn drop(&mut self) {
+        let open = PRODUCERS_OPEN.fetch_sub(1, Ordering::Relaxed) - 1;
+        METRICS.group_producers_open.set(open as f64);
     }
 }
 

@@ -200,8 +200,11 @@ pub struct Metrics {
     pub process_start_time_seconds: Gauge,
     /// SFTP sessions opened after the first one.
     pub sftp_reconnects: Counter,
-    /// In a group: shards this instance has taken over and works on.
+    /// In a group: shards assigned to this instance.
     pub group_shards_owned: Gauge,
+    /// In a group: transactional producers open, one per shard with a file
+    /// in flight or queued in this pass.
+    pub group_producers_open: Gauge,
     /// In a group: files waiting per shard this instance owns.
     pub group_shard_files_waiting: LabeledGauge,
     /// In a group: files committed per shard by this instance.
@@ -239,6 +242,7 @@ impl Metrics {
             process_start_time_seconds: Gauge::new(),
             sftp_reconnects: Counter::new(),
             group_shards_owned: Gauge::new(),
+            group_producers_open: Gauge::new(),
             group_shard_files_waiting: LabeledGauge::new(),
             group_shard_files_committed: LabeledCounter::new(),
         }
@@ -407,8 +411,14 @@ impl Metrics {
         gauge(
             &mut out,
             "cdr_group_shards_owned",
-            "Shards this instance works on (0 without --group).",
+            "Shards assigned to this instance (0 without --group).",
             &self.group_shards_owned,
+        );
+        gauge(
+            &mut out,
+            "cdr_group_producers_open",
+            "Transactional producers this instance holds open: one per shard with a file in flight or queued (0 without --group).",
+            &self.group_producers_open,
         );
         labeled_gauge(
             &mut out,

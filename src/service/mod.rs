@@ -29,9 +29,9 @@ use crate::metrics::server::{self, ServerError};
 use crate::metrics::{HEALTH, METRICS};
 use crate::registry::{self, RegistryError};
 use crate::schema::SchemaError;
-use crate::sink::client_log;
 use crate::sink::limits::{self, RecordLimits};
 use crate::sink::topics::{ensure_topics, partition_counts, TopicError, TopicLayout};
+use crate::sink::{client_log, KafkaConfig};
 use crate::source::ignored::IgnoredFiles;
 use crate::source::select::Selector;
 use crate::source::{Listing, SourceError};
@@ -147,10 +147,24 @@ fn start_workers(
     settings.limits = limits.clone();
     settings.values = values;
     settings.partition_counts = partition_counts(&args.kafka.kafka_config(), layout).map_err(on_brokers(args))?;
+    Ok(Workers::start(
+        &producer_kafka(args, limits, slots),
+        ledger,
+        sources,
+        ahead,
+        settings,
+        group,
+    )?)
+}
+
+/// The settings of the producers of `slots` files in flight, a group's
+/// shard producers included: batches the topics accept, one queue bound
+/// shared among them.
+fn producer_kafka(args: &IngestCommand, limits: &RecordLimits, slots: u32) -> KafkaConfig {
     let mut kafka = args.kafka.kafka_config();
     kafka.batch_bytes = limits.batch_bytes(kafka.batch_bytes);
     kafka.shared_queue(slots);
-    Ok(Workers::start(&kafka, ledger, sources, ahead, settings, group)?)
+    kafka
 }
 
 /// The admin client is async; its requests are driven on a small runtime.
@@ -351,7 +365,12 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         return Ok(());
     }
     let group = match &args.group.group {
-        Some(name) => Some(join_group(&rt, args, name)?),
+        Some(name) => Some(join_group(
+            &rt,
+            args,
+            name,
+            &producer_kafka(common, &limits, common.workers),
+        )?),
         None => None,
     };
     let mut workers = start_workers(common, &layout, common.workers, &shutdown, &limits, values, group)?;
@@ -368,12 +387,6 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     let mut limits_learned = Instant::now();
     while !shutdown.requested() {
         park::apply_pending(&common.ledger.ledger_dir, workers.ledger())?;
-        match workers.take_over_shards() {
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "taking shards over failed; tried again at the next poll");
-            }
-            other => other?,
-        }
         match list(&mut workers) {
             Ok(listing) => {
                 HEALTH.set_source_ok(true);
@@ -386,6 +399,12 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
                 );
                 let ready = selector.ready(&listing.files, now_ms());
                 update_ignored(&mut ignored, &listing, &selector, workers.ledger());
+                match workers.take_over_shards(&ready) {
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "taking shards over failed; tried again at the next poll");
+                    }
+                    other => other?,
+                }
                 if !ready.is_empty() {
                     // A topic's limit may have changed since it was learned.
                     // Asked only while the brokers answer the probe, so an
@@ -423,18 +442,23 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Creates the assignment topic if needed and joins the group.
-fn join_group(rt: &tokio::runtime::Runtime, args: &RunCommand, name: &str) -> Result<Group, ServiceError> {
+/// Creates the assignment topic if needed and joins the group, whose shard
+/// producers are made with `kafka`.
+fn join_group(
+    rt: &tokio::runtime::Runtime,
+    args: &RunCommand,
+    name: &str,
+    kafka: &KafkaConfig,
+) -> Result<Group, ServiceError> {
     let common = &args.common;
-    let kafka = common.kafka.kafka_config();
     let shards = rt.block_on(ensure_assignment_topic(
-        &kafka,
+        kafka,
         &args.group.group_topic,
         args.group.group_shards,
         common.kafka.replication_factor,
     ))?;
     Ok(Group::join(
-        &kafka,
+        kafka,
         &args.group,
         name,
         shards,

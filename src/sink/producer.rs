@@ -315,6 +315,12 @@ impl TxnProducer {
             id,
         };
         if p.transactions {
+            // librdkafka looks the transaction coordinator up only through a
+            // broker connection already up, and otherwise tries again after a
+            // fixed 500 ms: one metadata round trip first makes a connection
+            // up, and `init_transactions` takes milliseconds instead. Its
+            // failure is left to `init_transactions` to report.
+            let _ = p.producer.client().fetch_metadata(None, p.operation_timeout);
             p.retrying("init_transactions", |p| {
                 p.producer.init_transactions(p.operation_timeout)
             })?;
