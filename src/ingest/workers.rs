@@ -124,12 +124,12 @@ impl Workers {
     }
 
     /// In a group: follows the assignment, taking over the owned shards of
-    /// the files `ready` (see `Group::take_over`). Between passes only, so
-    /// no slot is busy with a shard being taken over.
-    pub fn take_over_shards(&self, ready: &[RemoteFile]) -> Result<(), GroupError> {
+    /// `files` (see `Group::take_over`). Between passes only, so no slot is
+    /// busy with a shard being taken over.
+    pub fn take_over_shards(&self, files: &[RemoteFile]) -> Result<(), GroupError> {
         match &self.group {
             Some(g) => {
-                let wanted = ready.iter().map(|f| g.shard_of(&f.name)).collect();
+                let wanted = files.iter().map(|f| g.shard_of(&f.name)).collect();
                 g.take_over(&self.checkpoints, &wanted, |store, mine| {
                     settle_in_doubt_of(&self.ledger, store, mine)
                 })
