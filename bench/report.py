@@ -27,6 +27,7 @@ from the instances' logs.
 import csv
 import json
 import os
+import re
 import sys
 from datetime import datetime
 
@@ -46,22 +47,29 @@ def time_v(paths):
     return cpu, rss_mib
 
 
-def ingest_span(timefiles):
-    """Seconds from the first `ingest started` to the last `ingest committed`
-    over the logs of one run's instances (each beside its time file): the
-    run's wall time without its start-up (topics, group join, takeover)."""
-    starts, ends = [], []
+def logged_at(timefiles, message):
+    """When the logs of one run's instances (each beside its time file) say `message`."""
+    stamps = []
     for path in timefiles.split(","):
         with open(path.removesuffix(".time") + ".log") as f:
             for line in f:
-                stamp = line.split(" ", 1)[0]
-                if "ingest started" in line:
-                    starts.append(datetime.fromisoformat(stamp))
-                elif "ingest committed" in line:
-                    ends.append(datetime.fromisoformat(stamp))
+                if message in line:
+                    stamps.append(datetime.fromisoformat(line.split(" ", 1)[0]))
+    return stamps
+
+
+def span_to_last_commit(timefiles, message):
+    """Seconds from the first `message` to the last `ingest committed`."""
+    starts, ends = logged_at(timefiles, message), logged_at(timefiles, "ingest committed")
     if not starts or not ends:
         return None
     return (max(ends) - min(starts)).total_seconds()
+
+
+def ingest_span(timefiles):
+    """Seconds from the first `ingest started` to the last `ingest committed`:
+    the run's wall time without its start-up (topics, group join, takeover)."""
+    return span_to_last_commit(timefiles, "ingest started")
 
 
 def main():
@@ -133,9 +141,15 @@ def main():
         instances, in_flight = shape
         tries = runs[r["contender"]]
         span = ingest_span(min(tries)[1])
+        group = r["contender"].startswith("group")
+        # A group instance is ready once the coordinator gave it its shards.
+        assigned = span_to_last_commit(min(tries)[1], "shards assigned to this instance") if group else None
+        shards = re.search(r"(\d+) shards", r["contender"]) if group else None
         scale.append({
             "contender": r["contender"],
-            "group": r["contender"].startswith("group"),
+            "group": group,
+            "shards": int(shards.group(1)) if shards else None,
+            "ready_s": round(r["wall_s"] - assigned, 2) if assigned else None,
             "instances": instances,
             "files_in_flight_per_instance": in_flight,
             "wall_s": r["wall_s"],
@@ -153,7 +167,7 @@ def main():
             "complete": r["complete"],
         })
 
-    scale.sort(key=lambda r: (r["group"], r["instances"], r["files_in_flight_per_instance"]))
+    scale.sort(key=lambda r: (r["group"], r["instances"], r["files_in_flight_per_instance"], r["shards"] or 0))
 
     os.makedirs(results_dir, exist_ok=True)
     columns = ["contender", "runs", "wall_s", "rows", "rows_per_s", "pct_of_ceiling", "csv_mb_per_s",
@@ -210,8 +224,8 @@ def main():
 
 
 def print_scale(scale):
-    head = (f"| {'setup':<14} | {'instances':>9} | {'files in flight each':>20} | {'wall s':>7} "
-            f"| {'start-up s':>10} | {'rows/s':>9} | {'rows/s after start-up':>21} | {'per instance':>12} | {'% of ceiling':>12} | {'CPU us/row (all)':>16} "
+    head = (f"| {'setup':<14} | {'instances':>9} | {'files in flight each':>20} | {'shards':>6} | {'wall s':>7} "
+            f"| {'ready s':>7} | {'start-up s':>10} | {'rows/s':>9} | {'rows/s after start-up':>21} | {'per instance':>12} | {'% of ceiling':>12} | {'CPU us/row (all)':>16} "
             f"| {'broker CPU us/row':>17} | {'peak RSS MiB each':>17} | {'records (read_committed)':>24} |")
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
@@ -224,8 +238,10 @@ def print_scale(scale):
         start = "-" if r["start_up_s"] is None else f"{r['start_up_s']}"
         after = "-" if r["rows_per_s_after_start_up"] is None else f"{r['rows_per_s_after_start_up']:,}"
         pct = "-" if r["pct_of_ceiling"] is None else f"{r['pct_of_ceiling']}%"
-        print(f"| {setup:<14} | {r['instances']:>9} | {r['files_in_flight_per_instance']:>20} | {r['wall_s']:>7} "
-              f"| {start:>10} | {rps:>9} | {after:>21} | {each:>12} | {pct:>12} | {r['cpu_us_per_row']:>16} "
+        shards = "-" if r["shards"] is None else r["shards"]
+        ready = "-" if r["ready_s"] is None else r["ready_s"]
+        print(f"| {setup:<14} | {r['instances']:>9} | {r['files_in_flight_per_instance']:>20} | {shards:>6} | {r['wall_s']:>7} "
+              f"| {ready:>7} | {start:>10} | {rps:>9} | {after:>21} | {each:>12} | {pct:>12} | {r['cpu_us_per_row']:>16} "
               f"| {r['broker_cpu_us_per_row']:>17} | {r['peak_rss_mib_per_instance']:>17} | {got:>24} |")
 
 

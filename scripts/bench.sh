@@ -20,8 +20,9 @@
 #   5. the scale column: `run --group` daemons sharing the directory through
 #      a consumer group (each with its own ledger, all on this machine):
 #      group1, group2, group3 are 1, 2 and 3 instances with 2 files in
-#      flight each (`--workers 2`), group1x4 one instance with 4. Timed from
-#      their start (so the group join and the takeover of 64 shards count)
+#      flight each (`--workers 2`), group1x4 one instance with 4, all with
+#      64 shards; group1s256 is group1 with 256 shards. Timed from
+#      their start (so the group join and the takeover of the shards count)
 #      until their logs together say every file is committed; then SIGTERM.
 #      CPU and peak RSS are per instance; the broker shares the same cores,
 #      so more instances here cannot add throughput: the CPU per row and the
@@ -42,7 +43,7 @@
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
 # PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,eos2,typed,avro,noahead,plain,ceiling,group1,
-# group2,group3,group1x4,python: any subset, in that order; `base` as well
+# group2,group3,group1x4,group1s256,python: any subset, in that order; `base` as well
 # with BASE_REV), BASE_REV (a git revision: built beside this tree and run as
 # the contender `base`, `once` exactly-once like `eos`, for a before/after in
 # one run), REPEAT (3: rounds of cdr-to-redpanda's runs, the
@@ -67,7 +68,7 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,eos2,typed,avro,noahead,plain,ceiling,group1,group2,group3,group1x4,python}
+CONTENDERS=${CONTENDERS:-eos,eos2,typed,avro,noahead,plain,ceiling,group1,group2,group3,group1x4,group1s256,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
@@ -193,13 +194,13 @@ run_ours() {
     "${RUN_BIN:-$BIN}" once "$@"
 }
 
-# N (`$2`) `run --group` daemons with `--workers $3` over $WORK, each with a
+# N (`$2`) `run --group` daemons with `--workers $3` and `$4` shards over $WORK, each with a
 # ledger of its own, timed from their start until their logs together count
 # every file of the workload as committed (or 900 s); then SIGTERM (each
 # commits and exits 0). Sets WALL, RC (0 only if every instance exited 0 after
 # finishing), BROKER_CPU and TIMEFILES (the instances' time -v files, by commas).
 run_group() {
-  local tag=$1 instances=$2 workers=$3 i t0 t1 b0 b1 committed
+  local tag=$1 instances=$2 workers=$3 shards=$4 i t0 t1 b0 b1 committed
   local files=$((2 * FILES)) group=bench-$run_id-$1
   topic_env "$tag"
   local pids=() timefiles=() logs=()
@@ -209,7 +210,7 @@ run_group() {
     timefiles+=("$RUN_DIR/$tag-$i.time")
     logs+=("$RUN_DIR/$tag-$i.log")
     env "${TOPIC_ENV[@]}" CDR_TRANSACTIONAL_ID_PREFIX="$group" CDR_LEDGER_DIR="$RUN_DIR/ledger-$tag-$i" \
-      CDR_GROUP="$group" CDR_GROUP_TOPIC="$group-shards" CDR_WORKERS="$workers" CDR_POLL_INTERVAL_SECONDS=1 \
+      CDR_GROUP="$group" CDR_GROUP_TOPIC="$group-shards" CDR_GROUP_SHARDS="$shards" CDR_WORKERS="$workers" CDR_POLL_INTERVAL_SECONDS=1 \
       CDR_SETTLE_SECONDS=0 CDR_MIN_AGE_SECONDS=0 SFTP_REMOTE_PATH="$SFTP_REMOTE_PATH/$WORK" \
       /usr/bin/time -v -o "$RUN_DIR/$tag-$i.time" "$BIN" run >"$RUN_DIR/$tag-$i.log" 2>&1 &
     pids+=($!)
@@ -315,14 +316,16 @@ for tag in "${runs[@]}"; do
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") ))
       want=$(expect 'rows')
       ;;
-    group1 | group2 | group3 | group1x4)
+    group1 | group2 | group3 | group1x4 | group1s256)
+      shards=64
       case $contender in
         group1x4) shape=(1 4) ;;
+        group1s256) shape=(1 2) shards=256 ;;
         *) shape=("${contender#group}" 2) ;;
       esac
-      name="group: ${shape[0]} instance(s) x ${shape[1]} files"
+      name="group: ${shape[0]} instance(s) x ${shape[1]} files, $shards shards"
       log "$name"
-      run_group "$tag" "${shape[@]}"
+      run_group "$tag" "${shape[@]}" "$shards"
       timefile=$TIMEFILES
       prefix=bench-$run_id-$tag
       counted=$(( $(count "$prefix-data") + $(count "$prefix-voice") + $(count "$prefix-dlq") ))
