@@ -1,9 +1,9 @@
 //! glibc's malloc gives each thread that meets contention an arena of its
 //! own, up to eight per core, and keeps what is freed inside each. With
 //! librdkafka's threads (several per producer, producers opened and closed
-//! as files come) that left a group instance holding 115 to 125 MiB where two
-//! arenas hold 72 to 85 for the same files, for about 4 % more CPU
-//! (docs/performance.md, "Lean group instances").
+//! as files come) a group instance held 108 to 112 MiB where two arenas hold
+//! 70 to 72 for the same files, at no measurable CPU cost; `once` is the same
+//! either way (docs/performance.md, "Lean group instances").
 
 /// Arenas when `MALLOC_ARENA_MAX` does not say otherwise.
 const ARENAS: i32 = 2;

@@ -28,7 +28,7 @@ use crate::sink::KafkaConfig;
 #[derive(Default)]
 pub struct Shards {
     inner: Mutex<Inner>,
-    /// Notified whenever a shard stops being busy.
+    /// Notified whenever a shard stops being busy or shards are assigned.
     idle: Condvar,
 }
 
@@ -129,6 +129,28 @@ impl Shards {
         let mut inner = self.lock();
         inner.assigned.extend(shards.iter().copied());
         tracing::info!(shards = ?shards, owned = inner.assigned.len(), "shards assigned to this instance");
+        drop(inner);
+        self.idle.notify_all();
+    }
+
+    /// Waits until some shard is assigned, at most `limit`: the first poll
+    /// then sees its files with their shards already owned, and takes them
+    /// over while it waits for them to prove stable. Whether any came.
+    pub fn wait_assigned(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        let mut inner = self.lock();
+        while inner.assigned.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            inner = self
+                .idle
+                .wait_timeout(inner, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+        true
     }
 
     /// No new file of `shards` is taken from now on, and a file in flight
@@ -360,5 +382,21 @@ mod tests {
             "revoke returned only after the takeover"
         );
         assert!(shards.begin(2).is_some(), "held shards are released with the takeover");
+    }
+
+    #[test]
+    fn joining_waits_for_the_first_assignment_and_gives_up_after_its_limit() {
+        let shards = Arc::new(Shards::default());
+        assert!(!shards.wait_assigned(Duration::from_millis(50)), "nothing assigned");
+        let assigner = {
+            let shards = shards.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                shards.assign(&set(&[3]));
+            })
+        };
+        assert!(shards.wait_assigned(Duration::from_secs(10)));
+        assert_eq!(shards.assigned(), set(&[3]));
+        assigner.join().unwrap();
     }
 }

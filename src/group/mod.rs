@@ -177,7 +177,11 @@ impl Group {
             },
             shards.clone(),
         )?;
-        tracing::info!(group = name, member = %member_name, shards = shard_count, topic = %args.group_topic, "joined the group");
+        // A lone instance has its shards within a heartbeat or two; a member
+        // joining others may get none in the first round, or none at all
+        // (more members than shards): it goes on after the session timeout.
+        let assigned = shards.wait_assigned(Duration::from_secs(args.group_session_timeout_seconds));
+        tracing::info!(group = name, member = %member_name, shards = shard_count, topic = %args.group_topic, assigned, "joined the group");
         Ok(Group {
             name: name.to_string(),
             member_name,
