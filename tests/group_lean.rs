@@ -1,10 +1,11 @@
-//! A group instance's producers, threads and connections follow its files in
-//! flight, not the shards it owns. Proven on the real broker and sshd: an
+//! A group instance's producers, threads and connections follow its recent
+//! files, not the shards it owns. Proven on the real broker and sshd: an
 //! instance owning 256 shards of an empty directory holds no producer and
-//! few threads; files arriving take over only their own shards; a shard
-//! already taken over gets its producer again without another takeover; and
-//! once the files are in, every producer is closed and every row landed
-//! exactly once.
+//! few threads; files arriving take over only their own shards; a shard with
+//! a recent file keeps its producer (no second takeover); past
+//! `--group-idle-seconds` every producer is closed, and a released shard's
+//! next file takes it over again (fenced and read afresh: a producer is never
+//! opened without that); every row lands exactly once.
 
 mod common;
 mod daemon_support;
@@ -18,6 +19,10 @@ use common::*;
 use daemon_support::*;
 
 const SHARDS: u32 = 256;
+
+/// Long enough for the second batch to arrive while the first batch's
+/// shards still hold their producers.
+const IDLE_SECONDS: u64 = 8;
 
 fn names(generated: &serde_json::Value) -> Vec<String> {
     generated["files"]
@@ -59,6 +64,26 @@ fn wait_committed(d: &mut Daemon, files: usize) {
     });
 }
 
+/// Generates one file per kind beside the watched directory (the same
+/// filesystem: renames are atomic), renames the data file into a shard of
+/// `shards`, then moves both in; returns their names.
+fn move_into_shard(local: &Path, group: &str, seed: u64, start: &str, shards: &BTreeSet<u32>) -> Vec<String> {
+    let pool = local.with_file_name(format!("{group}-pool-{seed}"));
+    let mut files = names(&generate(&pool, 1, 200, seed, start, 0.02));
+    let data = files.iter().position(|f| f.starts_with("cdr_data_")).unwrap();
+    let day = &start[..10].replace('-', "");
+    let renamed = (0..86_400)
+        .map(|s| format!("cdr_data_{day}_{:02}{:02}{:02}.csv", s / 3600, s / 60 % 60, s % 60))
+        .find(|n| shards.contains(&shard_of(n, SHARDS)) && !files.contains(n))
+        .unwrap();
+    std::fs::rename(pool.join(&files[data]), pool.join(&renamed)).unwrap();
+    files[data] = renamed;
+    for name in &files {
+        std::fs::rename(pool.join(name), local.join(name)).unwrap();
+    }
+    files
+}
+
 fn instance(topics: &Topics, work: &Path, remote: &str, group: &str) -> Daemon {
     let mut cmd = bin();
     cmd.arg("run").args(["--workers", "2"]);
@@ -67,13 +92,14 @@ fn instance(topics: &Topics, work: &Path, remote: &str, group: &str) -> Daemon {
     cmd.env("CDR_GROUP", group)
         .env("CDR_GROUP_TOPIC", format!("{group}-shards"))
         .env("CDR_GROUP_SHARDS", SHARDS.to_string())
-        .env("CDR_POLL_INTERVAL_SECONDS", "1");
+        .env("CDR_POLL_INTERVAL_SECONDS", "1")
+        .env("CDR_GROUP_IDLE_SECONDS", IDLE_SECONDS.to_string());
     Daemon::spawn(cmd, work, "lean")
 }
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
-fn producers_follow_the_files_in_flight_not_the_shards_owned() {
+fn producers_follow_the_recent_files_not_the_shards_owned() {
     let topics = Topics::new();
     let group = unique("lean");
     let (local, remote) = sftp_subdir(&group);
@@ -102,36 +128,36 @@ fn producers_follow_the_files_in_flight_not_the_shards_owned() {
     let fenced: BTreeSet<u32> = takeovers.iter().flatten().copied().collect();
     assert_eq!(fenced, first_shards, "exactly the shards of the files are taken over");
 
-    // More files, one renamed into a shard of the first: a shard taken over
-    // is not taken over again while this instance keeps it; its producer is
-    // opened again for the file.
-    // Beside the watched directory: the same filesystem, so a rename is atomic.
-    let pool = local.with_file_name(format!("{group}-pool"));
-    let mut second = names(&generate(&pool, 3, 200, 42, "2024-08-02T00:00:00", 0.02));
-    let data = second.iter().position(|f| f.starts_with("cdr_data_")).unwrap();
-    let renamed = (0..86_400)
-        .map(|s| format!("cdr_data_20240803_{:02}{:02}{:02}.csv", s / 3600, s / 60 % 60, s % 60))
-        .find(|n| first_shards.contains(&shard_of(n, SHARDS)))
-        .unwrap();
-    std::fs::rename(pool.join(&second[data]), pool.join(&renamed)).unwrap();
-    second[data] = renamed;
-    for name in &second {
-        std::fs::rename(pool.join(name), local.join(name)).unwrap();
-    }
+    // While a shard had a file within the idle limit, its producer stays
+    // open: a file renamed into a shard of the first batch goes in without
+    // another takeover.
+    let files = first.len();
+    let second = move_into_shard(&local, &group, 42, "2024-08-02T00:00:00", &first_shards);
     let second_shards: BTreeSet<u32> = second.iter().map(|f| shard_of(f, SHARDS)).collect();
-    wait_committed(&mut d, first.len() + second.len());
+    wait_committed(&mut d, files + second.len());
+    let files = files + second.len();
     let again: BTreeSet<u32> = taken_over(&d)[takeovers.len()..].iter().flatten().copied().collect();
     assert_eq!(
         again,
         &second_shards - &first_shards,
-        "only the shards new to this instance"
+        "only the shards without a producer"
     );
-    assert_eq!(committed(&d), first.len() + second.len());
+    assert_eq!(committed(&d), files);
 
-    // Every producer is closed once the files are in.
-    d.wait_metrics("every producer closed", Duration::from_secs(30), |m| {
+    // Idle past the limit, every producer is closed...
+    d.wait_metrics("every producer closed", Duration::from_secs(60), |m| {
         metric(m, "cdr_group_producers_open") == 0.0
     });
+    assert!(d.log_text().contains("closed the producers of idle shards"));
+    // ...and a file in a released shard takes it over again: fenced, and the
+    // checkpoints read afresh, before anything is produced.
+    let before = taken_over(&d).len();
+    let third = move_into_shard(&local, &group, 43, "2024-08-04T00:00:00", &first_shards);
+    wait_committed(&mut d, files + third.len());
+    let third_shards: BTreeSet<u32> = third.iter().map(|f| shard_of(f, SHARDS)).collect();
+    let retaken: BTreeSet<u32> = taken_over(&d)[before..].iter().flatten().copied().collect();
+    assert_eq!(retaken, third_shards);
+    assert!(retaken.intersection(&first_shards).next().is_some());
     assert_exactly_once(&topics, &local);
     d.signal("TERM");
     assert!(d.wait_exit(Duration::from_secs(60)).success(), "{}", d.log_text());

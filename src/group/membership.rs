@@ -116,6 +116,12 @@ impl Shards {
         inner.assigned.difference(&inner.ready).copied().collect()
     }
 
+    /// Takes `shard` out of the shards taken over, while still assigned: its
+    /// producer is closed, so its next file needs a takeover again.
+    pub fn release(&self, shard: u32) {
+        self.lock().ready.remove(&shard);
+    }
+
     /// Declares `shards` taken over, those still assigned (a revoke may have
     /// come while they were being taken over); returns those.
     pub fn mark_ready(&self, shards: &BTreeSet<u32>) -> BTreeSet<u32> {
@@ -133,9 +139,7 @@ impl Shards {
         self.idle.notify_all();
     }
 
-    /// Waits until some shard is assigned, at most `limit`: the first poll
-    /// then sees its files with their shards already owned, and takes them
-    /// over while it waits for them to prove stable. Whether any came.
+    /// Waits until some shard is assigned, at most `limit`; whether any came.
     pub fn wait_assigned(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         let mut inner = self.lock();

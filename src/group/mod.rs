@@ -8,10 +8,12 @@
 //! - `owner` (this file): what working on a shard takes: its own
 //!   transactional producer (`<prefix>-<group>-shard-<n>`, so a new owner
 //!   fences the old), and the checkpoint topic re-read after that fencing.
-//!   Both happen when an owned shard first has a file to ingest, not when it
-//!   is assigned, and the producer is closed once the shard has no file left
-//!   in the pass: an instance's producers, threads and connections follow its
-//!   files in flight, not the shards it owns.
+//!   Both happen when an owned shard has files to ingest, not when it is
+//!   assigned, and the producer is closed once the shard has had no file for
+//!   `--group-idle-seconds`, which makes its next file take it over again:
+//!   an instance's producers, threads and connections follow its recent
+//!   files, not the shards it owns, and no producer is ever opened without
+//!   the checkpoint read that makes its fencing safe.
 //! - `view`: the group as `status --group` shows it.
 
 pub(crate) mod membership;
@@ -57,6 +59,11 @@ pub struct GroupArgs {
     /// (the broker's group.min.session.timeout.ms, 6 by default, is the floor)
     #[arg(long, env = "CDR_GROUP_SESSION_TIMEOUT_SECONDS", default_value_t = 10)]
     pub group_session_timeout_seconds: u64,
+    /// A shard with no file this long closes its producer, seconds; its next
+    /// file takes it over again (fencing, and a read of the checkpoint topic
+    /// that waits for other instances' open transactions to end)
+    #[arg(long, env = "CDR_GROUP_IDLE_SECONDS", default_value_t = 30)]
+    pub group_idle_seconds: u64,
 }
 
 impl GroupError {
@@ -141,10 +148,11 @@ pub struct Group {
     kafka: KafkaConfig,
     checkpoint_topic: String,
     shards: Arc<Shards>,
-    /// The open producers of shards taken over, each lent to one slot at a
-    /// time: those whose shard has another file queued in the pass (and,
-    /// during a takeover, those fencing).
+    /// The producer of every shard taken over (and not released since),
+    /// lent to one slot at a time.
     producers: Mutex<BTreeMap<u32, ShardProducer>>,
+    /// How long a shard's producer stays open without a file.
+    idle_limit: Duration,
     /// Declared last: dropped last, after the producers, so the group is left
     /// only once nothing of this instance can produce any more.
     _membership: Membership,
@@ -177,9 +185,10 @@ impl Group {
             },
             shards.clone(),
         )?;
-        // A lone instance has its shards within a heartbeat or two; a member
-        // joining others may get none in the first round, or none at all
-        // (more members than shards): it goes on after the session timeout.
+        // So that the first poll finds its shards owned. A lone instance has
+        // them within a heartbeat or two; a member joining others may get
+        // none in the first round, or none at all (more members than
+        // shards): it goes on after the session timeout.
         let assigned = shards.wait_assigned(Duration::from_secs(args.group_session_timeout_seconds));
         tracing::info!(group = name, member = %member_name, shards = shard_count, topic = %args.group_topic, assigned, "joined the group");
         Ok(Group {
@@ -190,6 +199,7 @@ impl Group {
             checkpoint_topic: checkpoint_topic.to_string(),
             shards,
             producers: Mutex::new(BTreeMap::new()),
+            idle_limit: Duration::from_secs(args.group_idle_seconds),
             _membership: membership,
         })
     }
@@ -231,43 +241,42 @@ impl Group {
 
     /// Runs `f` with the producer of `shard` if this instance has taken the
     /// shard over and no other slot works on it; None otherwise (the file
-    /// waits for its owner, or for the next pass). A shard without an open
-    /// producer gets one first; Err if that fails. Afterwards the producer
-    /// stays open only if `keep` says so (another file of the shard is
-    /// queued).
+    /// waits for its owner, or for the next pass).
     ///
-    /// Opening again needs no checkpoint read: the shard stayed this
-    /// instance's since its takeover (a revoke takes it out of `ready`, and
-    /// it is taken over afresh if it comes back), and a producer is closed
-    /// only between files, with no transaction open or in doubt (a commit of
-    /// unknown outcome stops the service). Its `init_transactions` fences
-    /// only this instance's earlier producer of the shard.
-    pub fn with_producer<R>(
-        &self,
-        shard: u32,
-        keep: impl FnOnce() -> bool,
-        f: impl FnOnce(&mut TxnProducer) -> R,
-    ) -> Option<Result<R, SinkError>> {
+    /// A producer is never opened again without a takeover: opening one
+    /// fences whoever holds the id, and an instance that was paused past its
+    /// session timeout (a zombie that has not yet heard of the revoke) would
+    /// fence the shard's new owner and write from checkpoints read before
+    /// that owner's commits. Only a checkpoint read after the fencing makes
+    /// it safe, and a takeover does that read.
+    pub fn with_producer<R>(&self, shard: u32, f: impl FnOnce(&mut TxnProducer) -> R) -> Option<R> {
         let _busy = self.shards.begin(shard)?;
-        let open = self.producers().remove(&shard);
-        let mut producer = match open {
-            Some(p) => p,
-            None => match self.open_producer(shard) {
-                Ok(p) => p,
-                Err(e) => return Some(Err(e)),
-            },
-        };
-        let result = f(&mut producer.0);
-        if keep() {
-            self.producers().insert(shard, producer);
-        }
-        Some(Ok(result))
+        let mut producer = self.producers().remove(&shard)?;
+        let result = f(&mut producer.producer);
+        producer.used = Instant::now();
+        self.producers().insert(shard, producer);
+        Some(result)
     }
 
-    /// Closes every producer left open: called when a pass ends, so an idle
-    /// instance holds none.
-    pub fn close_producers(&self) {
-        std::mem::take(&mut *self.producers());
+    /// Closes the producers of shards without a file for `idle_limit`, and
+    /// releases those shards: their next file takes them over again.
+    fn close_idle(&self) {
+        let idle: Vec<u32> = self
+            .producers()
+            .iter()
+            .filter(|(_, p)| p.used.elapsed() >= self.idle_limit)
+            .map(|(&s, _)| s)
+            .collect();
+        for shard in &idle {
+            // A shard lent to a slot is not in the map: never closed here.
+            if let Some(_busy) = self.shards.begin(*shard) {
+                self.producers().remove(shard);
+                self.shards.release(*shard);
+            }
+        }
+        if !idle.is_empty() {
+            tracing::info!(shards = ?idle, "closed the producers of idle shards; their next file takes them over again");
+        }
     }
 
     fn open_producer(&self, shard: u32) -> Result<ShardProducer, SinkError> {
@@ -281,16 +290,16 @@ impl Group {
         Ok(ShardProducer::new(producer))
     }
 
-    /// Follows the assignment: drops the producers of shards given up, and
-    /// takes over the shards assigned since that have a file in `wanted`
-    /// (the shards of the files the next pass takes). Called between passes.
-    /// A shard with no file is not taken over: nothing of it is ingested
-    /// until it is, and a file a fenced-too-late owner left open is a file
-    /// in the listing, which makes its shard wanted.
+    /// Follows the assignment: drops the producers of shards given up and of
+    /// idle ones, and takes over the assigned shards of `wanted` (the shards
+    /// of the files the next pass takes) not taken over yet. Called between
+    /// passes. A shard with no file is not taken over: nothing of it
+    /// is ingested until it is, and a file a fenced-too-late owner left open
+    /// is a file in the listing, which makes its shard wanted.
     ///
     /// Takeover, in this order: (1) `init_transactions` on each shard's id,
     /// which fences the previous owner (alive or not) and has the broker
-    /// abort what it left open (the producer is then closed); (2) the checkpoint topic read again with
+    /// abort what it left open; (2) the checkpoint topic read again with
     /// read_committed, now final for these shards' files, and merged into
     /// `checkpoints`; (3) `settle` called with the merged checkpoints and
     /// which files belong to the shards taken over, for the caller to settle
@@ -322,6 +331,7 @@ impl Group {
             tracing::info!(shards = ?released, "released the producers of shards given up");
         }
         METRICS.group_shards_owned.set(assigned.len() as f64);
+        self.close_idle();
         let pending: BTreeSet<u32> = self.shards.pending().intersection(wanted).copied().collect();
         if pending.is_empty() {
             return Ok(());
@@ -344,10 +354,6 @@ impl Group {
             store.clone()
         };
         let settled = settle(&store, &|name| pending.contains(&self.shard_of(name)))?;
-        // Fenced now for good: the slots open a shard's producer again for
-        // its file, so an instance holds producers for its files in flight
-        // only, however many shards a takeover fences.
-        self.close_producers();
         let ready = self.shards.mark_ready(&pending);
         tracing::info!(
             group = %self.name, shards = ?ready, settled, taken_over = self.shards.ready().len(), owned = assigned.len(),
@@ -398,13 +404,20 @@ impl Group {
 static PRODUCERS_OPEN: AtomicUsize = AtomicUsize::new(0);
 
 /// A shard's producer, counted while it is open.
-struct ShardProducer(TxnProducer);
+struct ShardProducer {
+    producer: TxnProducer,
+    /// When its last file ended (or it was opened).
+    used: Instant,
+}
 
 impl ShardProducer {
     fn new(producer: TxnProducer) -> Self {
         let open = PRODUCERS_OPEN.fetch_add(1, Ordering::Relaxed) + 1;
         METRICS.group_producers_open.set(open as f64);
-        ShardProducer(producer)
+        ShardProducer {
+            producer,
+            used: Instant::now(),
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
 use crate::schema::Catalog;
 use crate::sink::limits::RecordLimits;
-use crate::sink::{Action, CheckpointStore, KafkaConfig, TxnProducer};
+use crate::sink::{CheckpointStore, KafkaConfig, TxnProducer};
 use crate::source::{RemoteFile, Source};
 
 /// The engines of every slot.
@@ -210,21 +210,9 @@ impl Workers {
                                 // Revoked since the pass began: its new owner takes it.
                                 // Revoked mid-file: it stops at the next chunk
                                 // boundary, so the rebalance waits for one chunk.
-                                (Lane::Shard(shard), Some(g), _) => {
-                                    let keep = || queue.has_queued(lane);
-                                    match g.with_producer(shard, keep, |p| {
-                                        engine.ingest_one(p, &file, next, &|| !g.is_ready(shard))
-                                    }) {
-                                        None => Ok(FileOutcome::Skipped),
-                                        Some(Ok(outcome)) => outcome,
-                                        Some(Err(e)) if e.action() == Action::Fatal => Err(e.into()),
-                                        // The brokers are what failed: an outage, as in `transient_failure`.
-                                        Some(Err(e)) => {
-                                            tracing::warn!(shard, file = %file.name, error = %e, "outage: opening the shard's producer failed; the pass ends and the next one tries again");
-                                            Ok(FileOutcome::Deferred(e.to_string()))
-                                        }
-                                    }
-                                }
+                                (Lane::Shard(shard), Some(g), _) => g
+                                    .with_producer(shard, |p| engine.ingest_one(p, &file, next, &|| !g.is_ready(shard)))
+                                    .unwrap_or(Ok(FileOutcome::Skipped)),
                                 (_, _, Some(p)) => engine.ingest_one(p, &file, next, &|| false),
                                 (_, _, None) => Ok(FileOutcome::Skipped),
                             }
@@ -243,9 +231,6 @@ impl Workers {
                 let _ = h.join();
             }
         });
-        if let Some(g) = group {
-            g.close_producers();
-        }
         queue.finish()
     }
 }
@@ -374,11 +359,6 @@ impl Queue {
             .map(|(l, f)| (l, f.clone()))?;
         st.reserved.insert(next, slot);
         Some(file)
-    }
-
-    /// Whether a file of `lane` is still to be taken in this pass.
-    fn has_queued(&self, lane: Lane) -> bool {
-        self.lock().by_lane.get(&lane).is_some_and(|q| !q.is_empty())
     }
 
     fn done(&self, lane: Lane, result: Result<FileOutcome, EngineError>) {

@@ -399,9 +399,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
                 );
                 let ready = selector.ready(&listing.files, now_ms());
                 update_ignored(&mut ignored, &listing, &selector, workers.ledger());
-                // At a file's first sight, though it is taken only once seen
-                // stable: the takeover overlaps that wait.
-                match workers.take_over_shards(&listing.files) {
+                match workers.take_over_shards(&ready) {
                     Err(e) if e.is_transient() => {
                         tracing::warn!(error = %e, "taking shards over failed; tried again at the next poll");
                     }
