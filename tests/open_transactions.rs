@@ -68,6 +68,16 @@ fn committed_files(d: &Daemon) -> usize {
     d.log_text().lines().filter(|l| l.contains("ingest committed")).count()
 }
 
+/// Waits until `d` has committed `files` files in all (60 s at most).
+fn wait_committed(d: &mut Daemon, files: usize, what: &str) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while committed_files(d) < files {
+        assert!(d.child.try_wait().unwrap().is_none(), "exited:\n{}", d.log_text());
+        assert!(Instant::now() < until, "{what} were not committed:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_again() {
@@ -88,27 +98,13 @@ fn a_takeover_behind_another_writers_open_transaction_ingests_no_committed_file_
         .collect();
     assert_eq!(covered.len(), 4, "the warm-up files cover every shard");
     let mut a = group_instance(&topics, work.path(), &remote, &group, "a");
-    let until = Instant::now() + Duration::from_secs(60);
-    while committed_files(&a) < 8 {
-        assert!(a.child.try_wait().unwrap().is_none(), "a exited:\n{}", a.log_text());
-        assert!(
-            Instant::now() < until,
-            "a did not commit the warm-up files:\n{}",
-            a.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_committed(&mut a, 8, "the warm-up files");
     let foreign = ForeignTxn::open(&[&topics.checkpoints], 3);
 
     // A commits two more files, their checkpoints behind the open transaction
     // (their shards are A's already: no takeover reads the checkpoints).
     generate(&local, 1, 2_000, 31, "2024-07-01T00:00:00", 0.02);
-    let until = Instant::now() + Duration::from_secs(60);
-    while committed_files(&a) < 10 {
-        assert!(a.child.try_wait().unwrap().is_none(), "a exited:\n{}", a.log_text());
-        assert!(Instant::now() < until, "a did not commit both files:\n{}", a.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_committed(&mut a, 10, "both files");
     a.child.kill().unwrap();
     a.child.wait().unwrap();
 

@@ -38,7 +38,8 @@ struct Inner {
     assigned: BTreeSet<u32>,
     /// Of those, the ones taken over: a producer of theirs has fenced the
     /// previous owner and their checkpoints were read after that. Only these
-    /// are worked on; a shard is taken over when it first has a file.
+    /// are worked on; a shard is taken over when it has a file, and
+    /// released when its producer is closed for idleness.
     ready: BTreeSet<u32>,
     /// A slot is ingesting a file of these shards right now.
     busy: BTreeSet<u32>,

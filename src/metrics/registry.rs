@@ -202,8 +202,8 @@ pub struct Metrics {
     pub sftp_reconnects: Counter,
     /// In a group: shards assigned to this instance.
     pub group_shards_owned: Gauge,
-    /// In a group: transactional producers open, one per shard with a file
-    /// in flight or queued in this pass.
+    /// In a group: transactional producers open, one per shard taken over
+    /// with a file within `--group-idle-seconds`.
     pub group_producers_open: Gauge,
     /// In a group: files waiting per shard this instance owns.
     pub group_shard_files_waiting: LabeledGauge,
@@ -417,7 +417,7 @@ impl Metrics {
         gauge(
             &mut out,
             "cdr_group_producers_open",
-            "Transactional producers this instance holds open: one per shard with a file in flight or queued (0 without --group).",
+            "Transactional producers this instance holds open: one per shard with a recent file (0 without --group).",
             &self.group_producers_open,
         );
         labeled_gauge(
