@@ -338,7 +338,37 @@ impl Group {
         }
         let _held = self.shards.hold_for_takeover(&pending);
         let started = Instant::now();
-        self.init_producers(&pending)?;
+        let (fenced, settled) = match self.fence_and_read(&pending, checkpoints, settle) {
+            Ok(done) => done,
+            Err(e) => {
+                // Not ready, so no slot would use them and no idle check
+                // would close them: the next attempt fences again.
+                let mut producers = self.producers();
+                for s in &pending {
+                    producers.remove(s);
+                }
+                return Err(e);
+            }
+        };
+        let ready = self.shards.mark_ready(&pending);
+        tracing::info!(
+            group = %self.name, shards = ?ready, settled, taken_over = self.shards.ready().len(), owned = assigned.len(),
+            fence_ms = fenced.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64,
+            "shards taken over: previous owners fenced, checkpoints read"
+        );
+        Ok(())
+    }
+
+    /// Steps (1) to (3) of a takeover of `pending`; how long the fencing
+    /// took and how many in-doubt transactions were settled.
+    fn fence_and_read(
+        &self,
+        pending: &BTreeSet<u32>,
+        checkpoints: &Mutex<CheckpointStore>,
+        settle: impl FnOnce(&CheckpointStore, &dyn Fn(&str) -> bool) -> Result<usize, LedgerError>,
+    ) -> Result<(Duration, usize), GroupError> {
+        let started = Instant::now();
+        self.init_producers(pending)?;
         let fenced = started.elapsed();
         let fresh = CheckpointStore::load(&self.kafka, &self.checkpoint_topic, CHECKPOINT_LOAD_TIMEOUT)?;
         let store = {
@@ -354,21 +384,15 @@ impl Group {
             store.clone()
         };
         let settled = settle(&store, &|name| pending.contains(&self.shard_of(name)))?;
-        let ready = self.shards.mark_ready(&pending);
-        tracing::info!(
-            group = %self.name, shards = ?ready, settled, taken_over = self.shards.ready().len(), owned = assigned.len(),
-            fence_ms = fenced.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64,
-            "shards taken over: previous owners fenced, checkpoints read"
-        );
-        Ok(())
+        Ok((fenced, settled))
     }
 
     /// A transactional producer per shard of `shards`, initialised (and so
     /// fencing the shard's previous owner) a batch at a time in parallel:
     /// each `init_transactions` is a few round trips to the transaction
     /// coordinator, and taking over many shards one by one would leave them
-    /// unworked for seconds. The producers made before an error stay: the
-    /// next attempt replaces them.
+    /// unworked for seconds. On an error, the producers made so far stay
+    /// in the map for the caller to drop.
     fn init_producers(&self, shards: &BTreeSet<u32>) -> Result<(), GroupError> {
         let shards: Vec<u32> = shards.iter().copied().collect();
         for batch in shards.chunks(INIT_BATCH) {
