@@ -267,15 +267,20 @@ impl Group {
             .filter(|(_, p)| p.used.elapsed() >= self.idle_limit)
             .map(|(&s, _)| s)
             .collect();
-        for shard in &idle {
-            // A shard lent to a slot is not in the map: never closed here.
-            if let Some(_busy) = self.shards.begin(*shard) {
-                self.producers().remove(shard);
-                self.shards.release(*shard);
-            }
-        }
-        if !idle.is_empty() {
-            tracing::info!(shards = ?idle, "closed the producers of idle shards; their next file takes them over again");
+        // Between passes no slot holds a shard; `begin` makes sure of it.
+        let closed: Vec<u32> = idle
+            .into_iter()
+            .filter(|&shard| {
+                let Some(_busy) = self.shards.begin(shard) else {
+                    return false;
+                };
+                self.producers().remove(&shard);
+                self.shards.release(shard);
+                true
+            })
+            .collect();
+        if !closed.is_empty() {
+            tracing::info!(shards = ?closed, "closed the producers of idle shards; their next file takes them over again");
         }
     }
 
