@@ -88,13 +88,14 @@ pub struct IngestCommand {
     /// Where the ledger lives.
     #[command(flatten)]
     pub ledger: LedgerArgs,
-    /// Worker slots, each with its own transactional producer
-    /// (`<prefix>-<slot>`). Files of one kind go one at a time in name
-    /// order, so more than 2 slots (one per kind) add nothing; 2 puts data
-    /// and voice side by side, one kind producing while the other commits
-    /// (+22 % rows/s measured, for ~15 MiB more memory). With --group: the
-    /// files in flight at once, one per shard, any kind
-    #[arg(long, env = "CDR_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Ingest")]
+    /// Worker slots: the files in flight, each slot with its own
+    /// transactional producer (`<prefix>-<slot>`). Files of one kind commit
+    /// in name order; two slots may hold files of one kind, the second
+    /// producing while the first's last commit is in flight, so the
+    /// producer is never idle on a commit. More than 2 per kind add nothing;
+    /// 1 takes one file at a time. With --group: the files in flight at
+    /// once, one per shard, any kind
+    #[arg(long, env = "CDR_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Ingest")]
     pub workers: u32,
 }
 

@@ -52,10 +52,16 @@ fn sigterm_mid_file_exits_zero_and_the_next_start_completes_the_file_exactly_onc
         "not stopped mid-file:\n{log}"
     );
     let st = status_json(&ledger);
+    // Two slots by default: the data and the voice file each stop mid-file
+    // (or one of them had not begun).
     let in_progress = st["in_progress"].as_array().unwrap();
-    assert_eq!(in_progress.len(), 1, "{st}");
-    let rows_done = in_progress[0]["rows_done"].as_u64().unwrap();
-    assert!(rows_done > 0 && rows_done < 30_000, "rows_done {rows_done}");
+    assert!((1..=2).contains(&in_progress.len()), "{st}");
+    for file in in_progress {
+        let rows_done = file["rows_done"].as_u64().unwrap();
+        assert!(rows_done < 30_000, "rows_done {rows_done}");
+    }
+    let most = in_progress.iter().map(|f| f["rows_done"].as_u64().unwrap()).max();
+    assert!(most > Some(0), "{st}");
     assert_eq!(st["in_doubt_transactions"], 0, "the last chunk was committed: {st}");
 
     let cmd = run_cmd(&topics, &remote, &ledger, &["--chunk-rows", "5000"]);

@@ -12,6 +12,7 @@ use super::ahead::ReadAhead;
 use super::decide::{needs_fetch, plan, Facts, Plan};
 use super::file::{check_whole_stream, extends_previous, produce_file, IngestError, Job};
 use super::park::{self, Verdict};
+use super::turn::Turn;
 use super::{now_ms, staging_path, AfterIngest, IngestSettings};
 use crate::backoff::backoff;
 use crate::encode;
@@ -200,7 +201,8 @@ impl Engine {
     }
 
     /// One file, start to finish. Only fatal errors are returned as Err.
-    /// Once `handed_off` says true (its shard went to another instance), the
+    /// `turn` orders its commits after the lane's previous file (held by
+    /// another slot); once it says the shard went to another instance, the
     /// file stops at the next chunk boundary and is left in progress.
     ///
     /// `next` is the file this slot expects to take after this one: with
@@ -210,7 +212,7 @@ impl Engine {
         producer: &mut dyn TransactionalSink,
         file: &RemoteFile,
         next: Option<&RemoteFile>,
-        handed_off: &dyn Fn() -> bool,
+        turn: &dyn Turn,
     ) -> Result<FileOutcome, EngineError> {
         let ahead = self.ahead.as_mut().and_then(|a| a.claim(file));
         if let Some(next) = next.filter(|n| self.worth_fetching(n)) {
@@ -219,7 +221,7 @@ impl Engine {
             }
         }
         let ahead_path = ahead.as_ref().map(|f| f.path.clone());
-        let outcome = self.ingest_claimed(producer, file, ahead, handed_off);
+        let outcome = self.ingest_claimed(producer, file, ahead, turn);
         if let Some(path) = ahead_path {
             let _ = std::fs::remove_file(path);
         }
@@ -231,7 +233,7 @@ impl Engine {
         producer: &mut dyn TransactionalSink,
         file: &RemoteFile,
         ahead: Option<Fetched>,
-        handed_off: &dyn Fn() -> bool,
+        turn: &dyn Turn,
     ) -> Result<FileOutcome, EngineError> {
         let Some(kind) = self.settings.topics.kinds.for_file(&file.name).cloned() else {
             return Ok(FileOutcome::Skipped);
@@ -243,7 +245,7 @@ impl Engine {
             }
             return Ok(FileOutcome::Skipped);
         }
-        let outcome = self.fetch_and_ingest(producer, file, kind, existing, ahead, handed_off);
+        let outcome = self.fetch_and_ingest(producer, file, kind, existing, ahead, turn);
         let _ = std::fs::remove_file(self.staged_path(file));
         outcome
     }
@@ -260,7 +262,7 @@ impl Engine {
         kind: RecordKind,
         existing: Option<FileRecord>,
         ahead: Option<Fetched>,
-        handed_off: &dyn Fn() -> bool,
+        turn: &dyn Turn,
     ) -> Result<FileOutcome, EngineError> {
         let mut rec = existing.clone().unwrap_or_else(|| new_record(file, &kind));
         if rec.size != file.size || rec.mtime != file.mtime {
@@ -397,7 +399,7 @@ impl Engine {
                     sha256: &fetched.sha256,
                     progress,
                     next_seq,
-                    handed_off,
+                    turn,
                 };
                 self.produce(producer, job, read_ahead)
             }

@@ -12,6 +12,7 @@ use cdr_state::{FileRecord, FileStatus, Ledger, LedgerError};
 use rdkafka::message::{Header, OwnedHeaders};
 
 use super::decide::Progress;
+use super::turn::Turn;
 use super::{now_ms, IngestSettings};
 use crate::backoff::Backoff;
 use crate::encode::record::{record_size, HeaderValues, HEADER_NAMES};
@@ -122,8 +123,8 @@ pub struct Job<'a> {
     pub sha256: &'a [u8; 32],
     pub progress: Progress,
     pub next_seq: u64,
-    /// True once the file's shard belongs to another instance.
-    pub handed_off: &'a dyn Fn() -> bool,
+    /// Its place after the lane's previous file; whether its shard is gone.
+    pub turn: &'a dyn Turn,
 }
 
 /// Whether an I/O error while reading a staged copy says the bytes are bad
@@ -363,7 +364,7 @@ pub fn produce_file(
     };
     let mut attempts = 0u32;
     let mut last_log = Instant::now();
-    let stop = || settings.shutdown.requested() || (job.handed_off)();
+    let stop = || settings.shutdown.requested() || job.turn.handed_off();
     loop {
         let start = progress;
         start.apply_to(&mut rec);
@@ -371,6 +372,7 @@ pub fn produce_file(
         // txn_committed leaves this seq InDoubt, settled by `recover`.
         ledger.txn_intent(&rec, seq, start.rows_done + 1)?;
         failpoint::hit("after-intent-before-begin");
+        job.turn.await_begin();
         let chunk_started = Instant::now();
         // The three steps of a chunk, for seeing slots overlap in the log.
         tracing::debug!(file = %rec.name, seq, "chunk producing");
@@ -384,6 +386,9 @@ pub fn produce_file(
             &mut scratch,
         )
         .and_then(|end| {
+            if matches!(end, ChunkEnd::EndOfFile) {
+                job.turn.last_chunk();
+            }
             let cp = Checkpoint {
                 v: crate::sink::checkpoint::CHECKPOINT_VERSION,
                 file: rec.name.clone(),
@@ -408,6 +413,7 @@ pub fn produce_file(
                 headers: None,
             })?;
             failpoint::hit("after-produce-before-commit");
+            job.turn.await_commit();
             tracing::debug!(file = %rec.name, seq, "chunk committing");
             // Failure contract: Ok means rows and checkpoint are durable
             // and visible together; Err means neither is, or (Fatal) that

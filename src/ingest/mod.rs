@@ -8,6 +8,7 @@
 //! - `file`: one staged file through parse -> encode -> chunked transactions.
 //! - `park`: back-off and parking of files that keep failing; `retry` requests.
 //! - `recover`: settles transactions a crash left in doubt.
+//! - `turn`: commit order between two slots holding files of one kind.
 //! - `workers`: N worker slots sharing the ledger, name order kept per kind.
 
 pub(crate) mod ahead;
@@ -16,6 +17,7 @@ pub(crate) mod engine;
 pub(crate) mod file;
 pub(crate) mod park;
 pub(crate) mod recover;
+pub(crate) mod turn;
 pub(crate) mod workers;
 
 use std::collections::BTreeMap;

@@ -2,13 +2,16 @@
 //! producer (`<prefix>-<slot>`) and its own source session, sharing the
 //! ledger and the checkpoints.
 //!
-//! Ordering: files of one kind are taken in name order and one at a time,
-//! so their commits land in name (= chronological) order, as with a single
-//! slot. Different kinds run side by side. A free slot takes the queue whose
-//! head has the smallest name among the kinds no other slot is busy with;
-//! with one slot this is plain name order over all files. Parallelism is
-//! therefore at most the number of kinds (data, voice): a third slot has
-//! nothing to do, and `run` says so at startup.
+//! Ordering: files of one kind are taken in name order, and their commits
+//! land in that (= chronological) order, as with a single slot. Up to two
+//! slots hold files of one kind: the second produces its file while the
+//! first's last commit is in flight, and commits after it (`turn`), so the
+//! producer is never idle on a commit. Different kinds run side by side. A
+//! free slot takes the first file of a kind no slot holds, the smallest name
+//! first, and otherwise the first of a kind one slot holds; with one slot
+//! this is plain name order over all files. Parallelism is therefore at
+//! most two per kind: a fifth slot has nothing to do with data and voice,
+//! and `run` says so at startup.
 //!
 //! In a group (`--group`) the lanes are shards instead of kinds: only the
 //! files of shards this instance owns are taken, one at a time per shard in
@@ -21,7 +24,7 @@
 //! file is free, and take it otherwise (the read-ahead is then thrown away),
 //! so a reservation never keeps a free slot idle and never changes the order.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +34,7 @@ use super::ahead::ReadAhead;
 use super::decide::is_settled;
 use super::engine::{Engine, EngineError, FileOutcome, PassSummary};
 use super::recover::{settle_in_doubt, settle_in_doubt_of};
+use super::turn::Turn;
 use super::{AfterIngest, IngestSettings};
 use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
@@ -48,6 +52,10 @@ pub struct Workers {
     group: Option<Group>,
     settings: IngestSettings,
 }
+
+/// Slots that may hold files of one kind at once: one committing its last
+/// chunk while the next produces. A third would only wait.
+pub const FILES_PER_KIND: usize = 2;
 
 /// How long reading the checkpoint topic may take at startup.
 const CHECKPOINT_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -182,10 +190,11 @@ impl Workers {
             Some(g) => Queue::new(
                 ready.into_iter().filter(|f| g.is_ready(g.shard_of(&f.name))).collect(),
                 |f| Lane::Shard(g.shard_of(&f.name)),
+                1,
             ),
             None => {
                 let kinds = &self.settings.topics.kinds;
-                Queue::new(ready, |f| kind_lane(kinds, f))
+                Queue::new(ready, |f| kind_lane(kinds, f), FILES_PER_KIND)
             }
         };
         let shutdown = &self.settings.shutdown;
@@ -197,32 +206,31 @@ impl Workers {
                 let spawned = std::thread::Builder::new()
                     .name(format!("slot-{slot}"))
                     .spawn_scoped(scope, move || loop {
-                        let Some((lane, file)) = queue.take(slot, || shutdown.requested()) else {
+                        let Some((ticket, file)) = queue.take(slot, || shutdown.requested()) else {
                             engine.end_pass();
                             return;
                         };
-                        let next = queue.reserve_next(slot, lane);
+                        let next = queue.reserve_next(slot, ticket.lane);
                         let next = next.as_ref();
-                        // A panic must still release the lane, or the
+                        let turn = InLane { queue, ticket, group };
+                        // A panic must still release the file, or the
                         // other slots would wait for it forever.
                         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            match (lane, group, own.as_mut()) {
+                            match (ticket.lane, group, own.as_mut()) {
                                 // Revoked since the pass began: its new owner takes it.
-                                // Revoked mid-file: it stops at the next chunk
-                                // boundary, so the rebalance waits for one chunk.
                                 (Lane::Shard(shard), Some(g), _) => g
-                                    .with_producer(shard, |p| engine.ingest_one(p, &file, next, &|| !g.is_ready(shard)))
+                                    .with_producer(shard, |p| engine.ingest_one(p, &file, next, &turn))
                                     .unwrap_or(Ok(FileOutcome::Skipped)),
-                                (_, _, Some(p)) => engine.ingest_one(p, &file, next, &|| false),
+                                (_, _, Some(p)) => engine.ingest_one(p, &file, next, &turn),
                                 (_, _, None) => Ok(FileOutcome::Skipped),
                             }
                         }))
                         .unwrap_or_else(|_| Err(EngineError::SlotPanicked(file.name.clone())));
-                        queue.done(lane, result);
+                        queue.done(ticket, result);
                     });
                 match spawned {
                     Ok(h) => handles.push(h),
-                    Err(e) => queue.done(Lane::Kind(usize::MAX), Err(EngineError::Thread(e))),
+                    Err(e) => queue.fail(EngineError::Thread(e)),
                 }
             }
             for h in handles {
@@ -253,7 +261,37 @@ fn clear_staging(dir: &std::path::Path) -> Result<(), EngineError> {
     Ok(())
 }
 
-/// Files of one lane are taken one at a time in name order.
+/// A taken file's [`Turn`]: after the file taken before it in its lane.
+struct InLane<'a> {
+    queue: &'a Queue,
+    ticket: Ticket,
+    group: Option<&'a Group>,
+}
+
+impl Turn for InLane<'_> {
+    fn await_begin(&self) {
+        self.queue.await_before(self.ticket, |h| h.last_chunk);
+    }
+
+    fn await_commit(&self) {
+        self.queue.await_before(self.ticket, |_| false);
+    }
+
+    fn last_chunk(&self) {
+        self.queue.last_chunk(self.ticket);
+    }
+
+    /// Revoked mid-file, the file stops at the next chunk boundary, so the
+    /// rebalance waits for one chunk.
+    fn handed_off(&self) -> bool {
+        match (self.ticket.lane, self.group) {
+            (Lane::Shard(shard), Some(g)) => !g.is_ready(shard),
+            _ => false,
+        }
+    }
+}
+
+/// Files of one lane are taken in name order, and commit in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Lane {
     /// One instance: a kind, by its place in the catalog (`usize::MAX` for
@@ -268,16 +306,27 @@ fn kind_lane(kinds: &Catalog, f: &RemoteFile) -> Lane {
     Lane::Kind(kinds.iter().position(|k| k.matches(&f.name)).unwrap_or(usize::MAX))
 }
 
-/// The pass's files by lane, and who is busy with which lane.
+/// The pass's files by lane, and which slots hold which lane's files.
 struct Queue {
     state: Mutex<QueueState>,
     changed: Condvar,
+    /// How many slots may hold files of one kind at once.
+    per_kind: usize,
+}
+
+/// A file a slot holds, by the order it was taken in.
+struct Held {
+    ticket: u64,
+    /// Its last row is produced: the lane's next file may begin.
+    last_chunk: bool,
 }
 
 #[derive(Default)]
 struct QueueState {
     by_lane: BTreeMap<Lane, VecDeque<RemoteFile>>,
-    busy: BTreeSet<Lane>,
+    /// The files slots hold, per lane, oldest first.
+    held: BTreeMap<Lane, Vec<Held>>,
+    next_ticket: u64,
     /// Lanes whose next file a slot has reserved for its read-ahead.
     reserved: BTreeMap<Lane, usize>,
     summary: PassSummary,
@@ -286,8 +335,28 @@ struct QueueState {
     outage: bool,
 }
 
+impl QueueState {
+    fn holders(&self, lane: &Lane) -> usize {
+        self.held.get(lane).map_or(0, Vec::len)
+    }
+
+    /// The file taken just before `ticket` in its lane, if a slot still holds it.
+    fn before(&self, lane: Lane, ticket: u64) -> Option<&Held> {
+        self.held.get(&lane)?.iter().rev().find(|h| h.ticket < ticket)
+    }
+}
+
+/// A file taken from the queue: its lane and its place in the lane's order.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    lane: Lane,
+    number: u64,
+}
+
 impl Queue {
-    fn new(mut ready: Vec<RemoteFile>, lane: impl Fn(&RemoteFile) -> Lane) -> Self {
+    /// `per_kind`: how many slots may hold files of one kind at once (a
+    /// shard's files go one at a time: the shard has one producer).
+    fn new(mut ready: Vec<RemoteFile>, lane: impl Fn(&RemoteFile) -> Lane, per_kind: usize) -> Self {
         ready.sort_by(|a, b| a.name.cmp(&b.name));
         let mut state = QueueState::default();
         for f in ready {
@@ -296,6 +365,7 @@ impl Queue {
         Queue {
             state: Mutex::new(state),
             changed: Condvar::new(),
+            per_kind: per_kind.max(1),
         }
     }
 
@@ -303,11 +373,30 @@ impl Queue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Waits for a change of the state (or 200 ms: a shutdown request does
+    /// not notify the condvar).
+    fn wait<'a>(&self, st: MutexGuard<'a, QueueState>) -> MutexGuard<'a, QueueState> {
+        self.changed
+            .wait_timeout(st, Duration::from_millis(200))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0)
+    }
+
+    fn room(&self, st: &QueueState, lane: &Lane) -> bool {
+        let most = match lane {
+            Lane::Kind(_) => self.per_kind,
+            Lane::Shard(_) => 1,
+        };
+        st.holders(lane) < most
+    }
+
     /// The next file free slot `slot` may take, waiting while every lane
-    /// with files left is busy; None when the pass is over for this slot.
-    /// Its own reservation first, then the smallest name not reserved by
-    /// another slot, then the smallest reserved one.
-    fn take(&self, slot: usize, stop: impl Fn() -> bool) -> Option<(Lane, RemoteFile)> {
+    /// with files left is full; None when the pass is over for this slot.
+    /// Lanes no slot holds first (kinds side by side), then by claim: its own
+    /// reservation, then the smallest name not reserved by another slot,
+    /// then the smallest reserved one. Only a lane's first file is ever
+    /// taken, so a lane's files are taken in name order.
+    fn take(&self, slot: usize, stop: impl Fn() -> bool) -> Option<(Ticket, RemoteFile)> {
         let mut st = self.lock();
         loop {
             if stop() || st.fatal.is_some() || st.outage {
@@ -316,44 +405,50 @@ impl Queue {
             let next = st
                 .by_lane
                 .iter()
-                .filter(|(lane, _)| !st.busy.contains(*lane))
+                .filter(|(lane, _)| self.room(&st, lane))
                 .filter_map(|(lane, q)| {
                     let claim = match st.reserved.get(lane) {
                         Some(&s) if s == slot => 0,
                         None => 1,
                         Some(_) => 2,
                     };
-                    q.front().map(|f| ((claim, &f.name), *lane))
+                    q.front().map(|f| ((st.holders(lane), claim, &f.name), *lane))
                 })
                 .min()
                 .map(|(_, lane)| lane);
             if let Some(lane) = next {
                 let file = st.by_lane.get_mut(&lane).and_then(VecDeque::pop_front)?;
-                st.busy.insert(lane);
+                let number = st.next_ticket;
+                st.next_ticket += 1;
+                st.held.entry(lane).or_default().push(Held {
+                    ticket: number,
+                    last_chunk: false,
+                });
                 st.reserved.remove(&lane);
-                return Some((lane, file));
+                return Some((Ticket { lane, number }, file));
             }
-            if st.busy.is_empty() {
+            if st.held.values().all(Vec::is_empty) {
                 return None;
             }
-            // Short waits: a shutdown request does not notify the condvar.
-            st = self
-                .changed
-                .wait_timeout(st, Duration::from_millis(200))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            st = self.wait(st);
         }
     }
 
-    /// Reserves, for `slot` busy with `lane`, the file it would take were
-    /// it free now, if no other slot has reserved it.
+    /// Reserves, for `slot` holding a file of `lane`, the file it would take
+    /// were it free now, if no other slot has reserved it: the first of a
+    /// lane no slot holds, or of its own lane if no other slot holds that
+    /// one too (one that does takes the lane's next file before this slot is
+    /// free, since this slot's file commits after its file).
     fn reserve_next(&self, slot: usize, lane: Lane) -> Option<RemoteFile> {
         let mut st = self.lock();
         st.reserved.retain(|_, s| *s != slot);
         let (next, file) = st
             .by_lane
             .iter()
-            .filter(|(l, _)| (**l == lane || !st.busy.contains(*l)) && !st.reserved.contains_key(*l))
+            .filter(|(l, _)| {
+                let holders = st.holders(l);
+                (holders == 0 || (**l == lane && holders == 1)) && !st.reserved.contains_key(*l)
+            })
             .filter_map(|(l, q)| q.front().map(|f| (*l, f)))
             .min_by(|a, b| a.1.name.cmp(&b.1.name))
             .map(|(l, f)| (l, f.clone()))?;
@@ -361,9 +456,33 @@ impl Queue {
         Some(file)
     }
 
-    fn done(&self, lane: Lane, result: Result<FileOutcome, EngineError>) {
+    /// Blocks while the file taken before `t` in its lane is held and
+    /// `until` is false of it.
+    fn await_before(&self, t: Ticket, until: impl Fn(&Held) -> bool) {
         let mut st = self.lock();
-        st.busy.remove(&lane);
+        while st.before(t.lane, t.number).is_some_and(|h| !until(h)) {
+            st = self.wait(st);
+        }
+    }
+
+    fn last_chunk(&self, t: Ticket) {
+        let mut st = self.lock();
+        if let Some(h) = st
+            .held
+            .get_mut(&t.lane)
+            .and_then(|v| v.iter_mut().find(|h| h.ticket == t.number))
+        {
+            h.last_chunk = true;
+        }
+        self.changed.notify_all();
+    }
+
+    fn done(&self, t: Ticket, result: Result<FileOutcome, EngineError>) {
+        let lane = t.lane;
+        let mut st = self.lock();
+        if let Some(held) = st.held.get_mut(&lane) {
+            held.retain(|h| h.ticket != t.number);
+        }
         match result {
             Ok(outcome) => {
                 // Skipped files are not counted: every poll lists the files
@@ -394,6 +513,13 @@ impl Queue {
         self.changed.notify_all();
     }
 
+    /// A fatal error outside any file: the pass takes no further file.
+    fn fail(&self, e: EngineError) {
+        let mut st = self.lock();
+        st.fatal.get_or_insert(e);
+        self.changed.notify_all();
+    }
+
     fn finish(self) -> Result<PassSummary, EngineError> {
         let st = self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
         match st.fatal {
@@ -416,7 +542,7 @@ mod tests {
     }
 
     #[test]
-    fn one_kind_at_a_time_in_name_order_kinds_side_by_side() {
+    fn kinds_go_side_by_side_before_a_kind_takes_a_second_slot() {
         let q = Queue::new(
             vec![
                 file("cdr_voice_20240101_000002.csv"),
@@ -424,10 +550,11 @@ mod tests {
                 file("cdr_data_20240101_000001.csv"),
             ],
             |f| kind_lane(&Catalog::builtin(), f),
+            FILES_PER_KIND,
         );
         let (k1, f1) = q.take(0, || false).unwrap();
         assert_eq!(f1.name, "cdr_data_20240101_000001.csv");
-        // data is busy: the other slot gets voice, not the next data file.
+        // data is held: the other slot gets voice, not the next data file.
         let (k2, f2) = q.take(0, || false).unwrap();
         assert_eq!(f2.name, "cdr_voice_20240101_000002.csv");
         q.done(k2, Ok(FileOutcome::Skipped));
@@ -448,12 +575,13 @@ mod tests {
                 file("cdr_data_20240101_000001.csv"),
             ],
             |f| kind_lane(&Catalog::builtin(), f),
+            FILES_PER_KIND,
         );
         let mut order = Vec::new();
         let mut reserved = Vec::new();
         while let Some((lane, f)) = q.take(0, || false) {
             order.push(f.name);
-            reserved.push(q.reserve_next(0, lane).map(|f| f.name));
+            reserved.push(q.reserve_next(0, lane.lane).map(|f| f.name));
             q.done(lane, Ok(FileOutcome::Skipped));
         }
         assert_eq!(
@@ -478,29 +606,36 @@ mod tests {
                 file("cdr_voice_20240101_000002.csv"),
             ],
             |f| kind_lane(&Catalog::builtin(), f),
+            FILES_PER_KIND,
         );
         let (data, _) = q.take(0, || false).unwrap();
-        assert_eq!(q.reserve_next(0, data).unwrap().name, "cdr_data_20240101_000002.csv");
+        assert_eq!(
+            q.reserve_next(0, data.lane).unwrap().name,
+            "cdr_data_20240101_000002.csv"
+        );
         let (voice, f) = q.take(1, || false).unwrap();
         assert_eq!(f.name, "cdr_voice_20240101_000001.csv");
-        assert_eq!(q.reserve_next(1, voice).unwrap().name, "cdr_voice_20240101_000002.csv");
+        assert_eq!(
+            q.reserve_next(1, voice.lane).unwrap().name,
+            "cdr_voice_20240101_000002.csv"
+        );
         q.done(voice, Ok(FileOutcome::Skipped));
-        // Slot 1 finishes first; data is still busy, so it takes its own reservation.
+        // Slot 1 finishes first; data is still held, so it takes its own reservation.
         assert_eq!(q.take(1, || false).unwrap().1.name, "cdr_voice_20240101_000002.csv");
     }
 
     #[test]
     fn a_reserved_file_is_left_to_its_slot_while_another_is_free_and_taken_when_none_is() {
         let shard = |f: &RemoteFile| Lane::Shard(f.name.as_bytes()[1] as u32);
-        let q = Queue::new(vec![file("f1"), file("f2"), file("f3")], shard);
+        let q = Queue::new(vec![file("f1"), file("f2"), file("f3")], shard, FILES_PER_KIND);
         let (a, f) = q.take(0, || false).unwrap();
         assert_eq!(f.name, "f1");
-        assert_eq!(q.reserve_next(0, a).unwrap().name, "f2");
+        assert_eq!(q.reserve_next(0, a.lane).unwrap().name, "f2");
         let (b, f) = q.take(1, || false).unwrap();
         assert_eq!(f.name, "f3", "f2 is slot 0's read-ahead");
-        assert!(q.reserve_next(1, b).is_none(), "nothing unreserved is left");
+        assert!(q.reserve_next(1, b.lane).is_none(), "nothing unreserved is left");
         q.done(b, Ok(FileOutcome::Skipped));
-        // Slot 0 is still busy: rather than idle, slot 1 takes f2.
+        // Slot 0 is still at work: rather than idle, slot 1 takes f2.
         let (b, f) = q.take(1, || false).unwrap();
         assert_eq!(f.name, "f2");
         q.done(b, Ok(FileOutcome::Skipped));
@@ -508,11 +643,91 @@ mod tests {
         assert!(q.take(0, || false).is_none());
     }
 
+    fn data_files(n: u32) -> Queue {
+        let files = (1..=n)
+            .map(|i| file(&format!("cdr_data_20240101_00000{i}.csv")))
+            .collect();
+        Queue::new(files, |f| kind_lane(&Catalog::builtin(), f), FILES_PER_KIND)
+    }
+
+    #[test]
+    fn two_slots_hold_files_of_one_kind_and_the_one_holding_the_later_file_reserves_none() {
+        let q = data_files(4);
+        let (a, f) = q.take(0, || false).unwrap();
+        assert_eq!(f.name, "cdr_data_20240101_000001.csv");
+        assert_eq!(q.reserve_next(0, a.lane).unwrap().name, "cdr_data_20240101_000002.csv");
+        let (b, f) = q.take(1, || false).unwrap();
+        assert_eq!(
+            f.name, "cdr_data_20240101_000002.csv",
+            "rather than idle, slot 1 takes slot 0's read-ahead"
+        );
+        // Slot 0's file commits first, so slot 0 takes the file after this one.
+        assert!(q.reserve_next(1, b.lane).is_none());
+        assert!(!q.room(&q.lock(), &a.lane), "a third slot would only wait");
+        q.done(a, Ok(FileOutcome::Skipped));
+        assert_eq!(q.take(0, || false).unwrap().1.name, "cdr_data_20240101_000003.csv");
+    }
+
+    #[test]
+    fn a_kinds_next_file_begins_once_the_previous_is_in_its_last_chunk_and_commits_once_it_is_done() {
+        use std::sync::mpsc;
+        let q = data_files(2);
+        let (first, _) = q.take(0, || false).unwrap();
+        let (second, _) = q.take(1, || false).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let turn = InLane {
+                    queue: &q,
+                    ticket: second,
+                    group: None,
+                };
+                turn.await_begin();
+                tx.send("begun").unwrap();
+                turn.await_commit();
+                tx.send("may commit").unwrap();
+            });
+            let quiet = Duration::from_millis(300);
+            assert!(
+                rx.recv_timeout(quiet).is_err(),
+                "began while the first file was producing"
+            );
+            InLane {
+                queue: &q,
+                ticket: first,
+                group: None,
+            }
+            .last_chunk();
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("begun"));
+            assert!(
+                rx.recv_timeout(quiet).is_err(),
+                "committed before the first file was done"
+            );
+            q.done(first, Ok(FileOutcome::Skipped));
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("may commit"));
+        });
+    }
+
+    #[test]
+    fn the_first_file_of_a_kind_waits_for_nothing() {
+        let q = data_files(1);
+        let (t, _) = q.take(0, || false).unwrap();
+        let turn = InLane {
+            queue: &q,
+            ticket: t,
+            group: None,
+        };
+        turn.await_begin();
+        turn.await_commit();
+    }
+
     #[test]
     fn shutdown_stops_taking_files() {
-        let q = Queue::new(vec![file("cdr_data_20240101_000001.csv")], |f| {
-            kind_lane(&Catalog::builtin(), f)
-        });
+        let q = Queue::new(
+            vec![file("cdr_data_20240101_000001.csv")],
+            |f| kind_lane(&Catalog::builtin(), f),
+            FILES_PER_KIND,
+        );
         assert!(q.take(0, || true).is_none());
     }
 
@@ -525,6 +740,7 @@ mod tests {
                 file("cdr_data_20240101_000003.csv"),
             ],
             |f| kind_lane(&Catalog::builtin(), f),
+            FILES_PER_KIND,
         );
         let (k, _) = q.take(0, || false).unwrap();
         q.done(k, Ok(FileOutcome::Parked("permission denied".into())));

@@ -23,7 +23,7 @@ use crate::group::topic::ensure_assignment_topic;
 use crate::group::{Group, GroupError};
 use crate::ingest::engine::{EngineError, PassSummary};
 use crate::ingest::park::{self, RequestError, Stuck};
-use crate::ingest::workers::Workers;
+use crate::ingest::workers::{Workers, FILES_PER_KIND};
 use crate::ingest::{now_ms, Shutdown};
 use crate::metrics::server::{self, ServerError};
 use crate::metrics::{HEALTH, METRICS};
@@ -311,11 +311,11 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
     let common = &args.common;
     let layout = common.kafka.topics()?;
     let kinds = layout.kinds.iter().len();
-    if common.workers as usize > kinds && args.group.group.is_none() {
+    if common.workers as usize > kinds * FILES_PER_KIND && args.group.group.is_none() {
         tracing::warn!(
             workers = common.workers,
             kinds,
-            "files of one kind are ingested one at a time in name order: slots beyond one per kind stay idle"
+            "at most {FILES_PER_KIND} files of one kind are in flight at once: the slots beyond that stay idle"
         );
     }
     let kafka = common.kafka.kafka_config();

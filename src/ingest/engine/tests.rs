@@ -9,6 +9,7 @@ use cdr_state::{FileStatus, Ledger};
 
 use super::*;
 use crate::backoff::Backoff;
+use crate::ingest::turn::Alone;
 use crate::sink::txn::fake::ScriptedSink;
 use crate::source::local::LocalSource;
 use crate::source::{Fetched, Listing, RemoteFile, Source, SourceError};
@@ -75,7 +76,7 @@ fn a_staging_disk_fault_backs_the_file_off_instead_of_failing_it_and_it_lands_la
 
     let broken = Box::new(UnreadableStaging(LocalSource::new(&files)));
     let outcome = engine(broken, ledger.clone(), staging.clone())
-        .ingest_one(&mut sink, file, None, &|| false)
+        .ingest_one(&mut sink, file, None, &Alone)
         .unwrap();
     assert!(
         matches!(outcome, FileOutcome::Retrying { attempt: 1, .. }),
@@ -96,7 +97,7 @@ fn a_staging_disk_fault_backs_the_file_off_instead_of_failing_it_and_it_lands_la
     std::fs::remove_dir_all(&staging).unwrap();
     std::fs::create_dir(&staging).unwrap();
     let outcome = engine(Box::new(LocalSource::new(&files)), ledger.clone(), staging)
-        .ingest_one(&mut sink, file, None, &|| false)
+        .ingest_one(&mut sink, file, None, &Alone)
         .unwrap();
     assert!(
         matches!(outcome, FileOutcome::Committed { rows: 1, invalid: 0 }),

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::backoff::Backoff;
+use crate::ingest::turn::Alone;
 use crate::sink::txn::fake::{Op, ScriptedSink};
 use crate::sink::Action;
 
@@ -74,7 +75,7 @@ impl Fixture {
             sha256: &self.sha256,
             progress: Progress::default(),
             next_seq: 1,
-            handed_off: &|| false,
+            turn: &Alone,
         };
         produce_file(sink, &self.ledger, &self.checkpoints, &self.settings, job)
     }
