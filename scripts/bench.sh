@@ -42,7 +42,7 @@
 #   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
-# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,eos2,typed,avro,noahead,plain,ceiling,group1,
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,eos1,typed,avro,noahead,plain,ceiling,group1,
 # group2,group3,group1x4,group1s256,python: any subset, in that order; `base` as well
 # with BASE_REV), BASE_REV (a git revision: built beside this tree and run as
 # the contender `base`, `once` exactly-once like `eos`, for a before/after in
@@ -68,7 +68,7 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,eos2,typed,avro,noahead,plain,ceiling,group1,group2,group3,group1x4,group1s256,python}
+CONTENDERS=${CONTENDERS:-eos,eos1,typed,avro,noahead,plain,ceiling,group1,group2,group3,group1x4,group1s256,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
@@ -264,13 +264,13 @@ for tag in "${runs[@]}"; do
   # Instances and files in flight per instance, for the scale table.
   shape=("" "")
   case $contender in
-    eos | eos2 | typed | avro | noahead | plain | base)
+    eos | eos1 | typed | avro | noahead | plain | base)
       run_bin=$BIN
       case $contender in
-        # The baseline of the scale table.
-        eos) name="cdr-to-redpanda (exactly-once)" flags=() shape=(1 1) ;;
-        # Data and voice side by side: one kind's commit overlaps the other's producing.
-        eos2) name="cdr-to-redpanda (exactly-once, 2 files in flight)" flags=(--workers 2) shape=(1 2) ;;
+        # The defaults: 2 files in flight, one committing while the other produces.
+        eos) name="cdr-to-redpanda (exactly-once)" flags=() shape=(1 2) ;;
+        # The baseline of the scale table: one file at a time, idle on each commit.
+        eos1) name="cdr-to-redpanda (exactly-once, 1 file at a time)" flags=(--workers 1) shape=(1 1) ;;
         typed) name="cdr-to-redpanda (exactly-once, json-typed)" flags=(--format json-typed) ;;
         avro) name="cdr-to-redpanda (exactly-once, avro)" flags=(--format avro) ;;
         noahead) name="cdr-to-redpanda (exactly-once, no read-ahead)" flags=(--read-ahead false) ;;

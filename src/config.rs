@@ -178,7 +178,7 @@ pub struct KindArgs {
     /// the record key, comma-separated `<kind>=<column>` (e.g.
     /// data=msisdn,voice=msisdn): murmur2 of the value modulo the topic's
     /// partitions, as Kafka clients partition by key, so each subscriber's
-    /// records sit in one partition in file order. The key stays the record id
+    /// records sit in one partition, in row order within a file. The key stays the record id
     #[arg(long, env = "CDR_PARTITION_BY", value_delimiter = ',', value_name = "KIND=COLUMN", value_parser = parse_kind_column)]
     pub partition_by: Vec<(String, String)>,
 }

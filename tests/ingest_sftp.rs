@@ -237,7 +237,12 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
 
     let topics = Topics::new();
     let ledger = tempfile::tempdir().unwrap();
-    let out = sftp_once(&topics, &remote, ledger.path(), &["--chunk-rows", "1000"]);
+    let out = sftp_once(
+        &topics,
+        &remote,
+        ledger.path(),
+        &["--chunk-rows", "1000", "--workers", "1"],
+    );
     assert!(out.status.success(), "{}", output_text(&out));
     let started = started_with_read_ahead(&out);
     // One slot, name order: every file after the first was downloaded ahead.
@@ -247,6 +252,22 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
     assert_each_key_once(&read_all(&topics), &files);
     let left: Vec<_> = std::fs::read_dir(ledger.path().join("staging")).unwrap().collect();
     assert!(left.is_empty(), "staging files left behind: {left:?}");
+
+    // Two slots (the default), one per kind: each kind's files after its
+    // first were downloaded ahead by the slot that took them.
+    let topics = Topics::new();
+    let ledger = tempfile::tempdir().unwrap();
+    let out = sftp_once(&topics, &remote, ledger.path(), &["--chunk-rows", "1000"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    for kind in ["cdr_data_", "cdr_voice_"] {
+        let flags: Vec<bool> = started_with_read_ahead(&out)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(kind))
+            .map(|(_, a)| a)
+            .collect();
+        assert_eq!(flags, [false, true, true], "{kind}: {}", output_text(&out));
+    }
+    assert_each_key_once(&read_all(&topics), &files);
 
     // Switched off, the same files go the same way with no read-ahead.
     let topics = Topics::new();
