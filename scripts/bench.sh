@@ -7,8 +7,10 @@
 #      wire format under the stack's Apicurio registry): the cost of typed
 #      records, and the bytes each format stores on the broker per row;
 #   2. cdr-to-redpanda `once --transactions false` (idempotent producer only),
-#      to show what exactly-once costs, and `once --read-ahead false`, to
-#      show what downloading the next file during the current one gains;
+#      to show what exactly-once costs, `once --read-ahead true`, to show
+#      what downloading each slot's next file during its current one does
+#      with two files in flight, and `once --workers 1 --read-ahead true`
+#      (eos1), one file at a time: the defaults before two files in flight;
 #   3. the ceiling (examples/ceiling_producer.rs): the records our encoder
 #      makes from the same files (keys, values, headers, timestamps), written
 #      once to a local file outside the timed region, then produced by a
@@ -42,7 +44,7 @@
 #   FILES=100 ROWS=50000 scripts/bench.sh  # the 10M-row workload of issue 7
 #
 # Environment: FILES (per kind, 20), ROWS (per file, 50000), BAD_RATE (0.01),
-# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,eos1,typed,avro,noahead,plain,ceiling,group1,
+# PARTITIONS (12), RSS_ROWS (1000000), CONTENDERS (eos,eos1,typed,avro,ahead,plain,ceiling,group1,
 # group2,group3,group1x4,group1s256,python: any subset, in that order; `base` as well
 # with BASE_REV), BASE_REV (a git revision: built beside this tree and run as
 # the contender `base`, `once` exactly-once like `eos`, for a before/after in
@@ -68,7 +70,7 @@ ROWS=${ROWS:-50000}
 BAD_RATE=${BAD_RATE:-0.01}
 PARTITIONS=${PARTITIONS:-12}
 RSS_ROWS=${RSS_ROWS:-1000000}
-CONTENDERS=${CONTENDERS:-eos,eos1,typed,avro,noahead,plain,ceiling,group1,group2,group3,group1x4,group1s256,python}
+CONTENDERS=${CONTENDERS:-eos,eos1,typed,avro,ahead,plain,ceiling,group1,group2,group3,group1x4,group1s256,python}
 REPEAT=${REPEAT:-3}
 SEED=7
 export STACK_DIR=${BENCH_STACK_DIR:-$REPO_DIR/.stack-bench}
@@ -264,16 +266,17 @@ for tag in "${runs[@]}"; do
   # Instances and files in flight per instance, for the scale table.
   shape=("" "")
   case $contender in
-    eos | eos1 | typed | avro | noahead | plain | base)
+    eos | eos1 | typed | avro | ahead | plain | base)
       run_bin=$BIN
       case $contender in
         # The defaults: 2 files in flight, one committing while the other produces.
         eos) name="cdr-to-redpanda (exactly-once)" flags=() shape=(1 2) ;;
-        # The baseline of the scale table: one file at a time, idle on each commit.
-        eos1) name="cdr-to-redpanda (exactly-once, 1 file at a time)" flags=(--workers 1) shape=(1 1) ;;
+        # The baseline of the scale table, and the defaults before two files in
+        # flight: one file at a time (idle on each commit), the next one read ahead.
+        eos1) name="cdr-to-redpanda (exactly-once, 1 file at a time)" flags=(--workers 1 --read-ahead true) shape=(1 1) ;;
         typed) name="cdr-to-redpanda (exactly-once, json-typed)" flags=(--format json-typed) ;;
         avro) name="cdr-to-redpanda (exactly-once, avro)" flags=(--format avro) ;;
-        noahead) name="cdr-to-redpanda (exactly-once, no read-ahead)" flags=(--read-ahead false) ;;
+        ahead) name="cdr-to-redpanda (exactly-once, read-ahead)" flags=(--read-ahead true) ;;
         plain) name="cdr-to-redpanda (transactions off)" flags=(--transactions false) ;;
         base)
           [[ -n ${BASE_BIN:-} ]] || { echo "the contender base needs BASE_REV" >&2; exit 2; }

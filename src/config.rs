@@ -446,7 +446,10 @@ pub struct IngestArgs {
     pub allow_duplicate_content: bool,
     /// While a file is produced, download the next one on a second source
     /// session (per slot), so the producer does not wait for each download.
-    #[arg(long, env = "CDR_READ_AHEAD", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Worth it with `--workers 1`; with two files in flight one slot's
+    /// download already overlaps the other's producing, and reading ahead
+    /// as well only competes with both for the CPU (measured slower).
+    #[arg(long, env = "CDR_READ_AHEAD", default_value_t = false, action = clap::ArgAction::Set)]
     pub read_ahead: bool,
     /// After a file is committed: keep, delete, or move:<dir> on the source.
     #[arg(long, env = "CDR_AFTER_INGEST", default_value = "keep", value_parser = parse_after)]

@@ -241,7 +241,7 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
         &topics,
         &remote,
         ledger.path(),
-        &["--chunk-rows", "1000", "--workers", "1"],
+        &["--chunk-rows", "1000", "--workers", "1", "--read-ahead", "true"],
     );
     assert!(out.status.success(), "{}", output_text(&out));
     let started = started_with_read_ahead(&out);
@@ -257,7 +257,12 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
     // first were downloaded ahead by the slot that took them.
     let topics = Topics::new();
     let ledger = tempfile::tempdir().unwrap();
-    let out = sftp_once(&topics, &remote, ledger.path(), &["--chunk-rows", "1000"]);
+    let out = sftp_once(
+        &topics,
+        &remote,
+        ledger.path(),
+        &["--chunk-rows", "1000", "--read-ahead", "true"],
+    );
     assert!(out.status.success(), "{}", output_text(&out));
     for kind in ["cdr_data_", "cdr_voice_"] {
         let flags: Vec<bool> = started_with_read_ahead(&out)
@@ -269,10 +274,10 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
     }
     assert_each_key_once(&read_all(&topics), &files);
 
-    // Switched off, the same files go the same way with no read-ahead.
+    // Off by default: the same files go the same way with no read-ahead.
     let topics = Topics::new();
     let ledger = tempfile::tempdir().unwrap();
-    let out = sftp_once(&topics, &remote, ledger.path(), &["--read-ahead", "false"]);
+    let out = sftp_once(&topics, &remote, ledger.path(), &[]);
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(
         started_with_read_ahead(&out).iter().all(|(_, a)| !a),
