@@ -448,7 +448,7 @@ pub struct IngestArgs {
     /// session (per slot), so the producer does not wait for each download.
     /// Worth it with `--workers 1`; with two files in flight one slot's
     /// download already overlaps the other's producing, and reading ahead
-    /// as well only competes with both for the CPU (measured slower).
+    /// as well measured no faster, for 10-14 MiB more memory.
     #[arg(long, env = "CDR_READ_AHEAD", default_value_t = false, action = clap::ArgAction::Set)]
     pub read_ahead: bool,
     /// After a file is committed: keep, delete, or move:<dir> on the source.
