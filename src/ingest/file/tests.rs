@@ -64,6 +64,10 @@ impl Fixture {
     }
 
     fn run(&self, sink: &mut ScriptedSink) -> Result<FileRecord, IngestError> {
+        self.run_in_turn(sink, &Alone)
+    }
+
+    fn run_in_turn(&self, sink: &mut dyn TransactionalSink, turn: &dyn Turn) -> Result<FileRecord, IngestError> {
         let mut record = FileRecord::seen(NAME, "data", 0, 0, now_ms());
         record.sha256 = encode::hex(&self.sha256);
         record.version = 1;
@@ -75,7 +79,7 @@ impl Fixture {
             sha256: &self.sha256,
             progress: Progress::default(),
             next_seq: 1,
-            turn: &Alone,
+            turn,
         };
         produce_file(sink, &self.ledger, &self.checkpoints, &self.settings, job)
     }
@@ -358,4 +362,70 @@ fn corrupt_or_truncated_compressed_bytes_are_a_bad_file() {
         matches!(err, IngestError::Bad(ref b) if matches!(**b, BadFile::Parse(_))),
         "{err:?}"
     );
+}
+
+/// The calls on a sink and a turn, in one order.
+#[derive(Default)]
+struct Calls(std::cell::RefCell<Vec<&'static str>>);
+
+impl Calls {
+    fn push(&self, call: &'static str) {
+        self.0.borrow_mut().push(call);
+    }
+}
+
+impl Turn for Calls {
+    fn await_begin(&self) {
+        self.push("await_begin");
+    }
+    fn await_commit(&self) {
+        self.push("await_commit");
+    }
+    fn last_chunk(&self) {
+        self.push("last_chunk");
+    }
+}
+
+/// A scripted sink whose transaction calls (not its sends) go to `calls` too.
+struct Logged<'a> {
+    sink: ScriptedSink,
+    calls: &'a Calls,
+}
+
+impl TransactionalSink for Logged<'_> {
+    fn begin(&mut self) -> Result<(), SinkError> {
+        self.calls.push("begin");
+        self.sink.begin()
+    }
+    fn send(&mut self, rec: OutRecord<'_>) -> Result<(), SinkError> {
+        self.sink.send(rec)
+    }
+    fn poll(&self) {}
+    fn commit(&mut self) -> Result<(), SinkError> {
+        self.calls.push("commit");
+        self.sink.commit()
+    }
+    fn abort(&mut self) -> Result<(), SinkError> {
+        self.calls.push("abort");
+        self.sink.abort()
+    }
+    fn brokers_reachable(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn each_chunk_begins_after_its_turn_and_commits_after_it_and_the_last_chunk_says_so_before_committing() {
+    let f = Fixture::new(&csv(10, 4), 4);
+    let calls = Calls::default();
+    let mut sink = Logged {
+        sink: ScriptedSink::default(),
+        calls: &calls,
+    };
+    f.run_in_turn(&mut sink, &calls).unwrap();
+    let chunk = ["await_begin", "begin", "await_commit", "commit"];
+    let last = ["await_begin", "begin", "last_chunk", "await_commit", "commit"];
+    let expected: Vec<&str> = chunk.iter().chain(&chunk).chain(&last).copied().collect();
+    assert_eq!(*calls.0.borrow(), expected);
+    assert_each_row_once(&sink.sink, &f, 10);
 }
