@@ -330,9 +330,9 @@ impl From<SinkError> for ChunkError {
 /// Produces the job's rows from `job.progress.rows_done + 1` to the end.
 ///
 /// Per chunk: ledger intent (durable) -> the turn to begin -> begin -> rows
-/// + checkpoint -> the turn to commit -> commit -> ledger outcome (durable).
-/// The turns wait for the file another slot holds before this one in its
-/// lane (`turn`), so that commits keep the lane's order. A crash between the intent and the
+/// and checkpoint -> the turn to commit -> commit -> ledger outcome
+/// (durable). The turns wait for the file another slot holds before this one
+/// in its lane (`turn`), so that commits keep the lane's order. A crash between the intent and the
 /// outcome leaves the transaction in doubt in the ledger; recovery settles it
 /// from the checkpoint topic, which committed (or not) atomically with the rows.
 pub fn produce_file(
