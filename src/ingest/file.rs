@@ -332,9 +332,10 @@ impl From<SinkError> for ChunkError {
 /// Per chunk: ledger intent (durable) -> the turn to begin -> begin -> rows
 /// and checkpoint -> the turn to commit -> commit -> ledger outcome
 /// (durable). The turns wait for the file another slot holds before this one
-/// in its lane (`turn`), so that commits keep the lane's order. A crash between the intent and the
-/// outcome leaves the transaction in doubt in the ledger; recovery settles it
-/// from the checkpoint topic, which committed (or not) atomically with the rows.
+/// in its lane (`turn`), so that commits keep the lane's order. A crash
+/// between the intent and the outcome leaves the transaction in doubt in the
+/// ledger; recovery settles it from the checkpoint topic, which committed (or
+/// not) atomically with the rows.
 pub fn produce_file(
     producer: &mut dyn TransactionalSink,
     ledger: &Ledger,
