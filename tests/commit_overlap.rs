@@ -53,6 +53,16 @@ fn once_chunks(topics: &Topics, dir: &Path, ledger: &Path, env: &[(&str, &str)])
     chunks
 }
 
+/// A work directory holding `in/`, with `files` files of 20,000 rows per kind.
+fn work_dir(files: u32, seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    env("KAFKA_BROKERS");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("in");
+    std::fs::create_dir_all(&dir).unwrap();
+    generate(&dir, files, 20_000, seed, "2024-12-01T00:00:00", 0.01);
+    (work, dir)
+}
+
 fn kind(file: &str) -> String {
     file.split('_').nth(1).unwrap_or_default().to_owned()
 }
@@ -60,11 +70,7 @@ fn kind(file: &str) -> String {
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn one_kinds_chunk_is_produced_while_the_other_kinds_commit_is_in_flight() {
-    env("KAFKA_BROKERS");
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("in");
-    std::fs::create_dir_all(&dir).unwrap();
-    generate(&dir, 3, 20_000, 61, "2024-12-01T00:00:00", 0.01);
+    let (work, dir) = work_dir(3, 61);
     let topics = Topics::new();
     let chunks = once_chunks(
         &topics,
@@ -89,11 +95,7 @@ fn one_kinds_chunk_is_produced_while_the_other_kinds_commit_is_in_flight() {
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn a_kinds_next_file_is_produced_while_the_previous_files_last_commit_is_in_flight_and_commits_after_it() {
-    env("KAFKA_BROKERS");
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("in");
-    std::fs::create_dir_all(&dir).unwrap();
-    generate(&dir, 8, 20_000, 62, "2024-12-01T00:00:00", 0.01);
+    let (work, dir) = work_dir(8, 62);
     // One kind only: overlap can come only from two files of that kind.
     for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path();

@@ -235,35 +235,28 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
     let files = expected_files(&local);
     let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
 
-    let topics = Topics::new();
-    let ledger = tempfile::tempdir().unwrap();
-    let out = sftp_once(
-        &topics,
-        &remote,
-        ledger.path(),
-        &["--chunk-rows", "1000", "--workers", "1", "--read-ahead", "true"],
-    );
-    assert!(out.status.success(), "{}", output_text(&out));
+    // Into topics of its own, from an empty ledger: every key lands once.
+    let ingest = |flags: &[&str]| {
+        let topics = Topics::new();
+        let ledger = tempfile::tempdir().unwrap();
+        let out = sftp_once(&topics, &remote, ledger.path(), flags);
+        assert!(out.status.success(), "{}", output_text(&out));
+        assert_each_key_once(&read_all(&topics), &files);
+        (ledger, out)
+    };
+
+    let (ledger, out) = ingest(&["--chunk-rows", "1000", "--workers", "1", "--read-ahead", "true"]);
     let started = started_with_read_ahead(&out);
     // One slot, name order: every file after the first was downloaded ahead.
     assert_eq!(started.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names);
     let flags: Vec<bool> = started.iter().map(|(_, a)| *a).collect();
     assert_eq!(flags, [false, true, true, true, true, true], "{}", output_text(&out));
-    assert_each_key_once(&read_all(&topics), &files);
     let left: Vec<_> = std::fs::read_dir(ledger.path().join("staging")).unwrap().collect();
     assert!(left.is_empty(), "staging files left behind: {left:?}");
 
     // Two slots (the default), one per kind: each kind's files after its
     // first were downloaded ahead by the slot that took them.
-    let topics = Topics::new();
-    let ledger = tempfile::tempdir().unwrap();
-    let out = sftp_once(
-        &topics,
-        &remote,
-        ledger.path(),
-        &["--chunk-rows", "1000", "--read-ahead", "true"],
-    );
-    assert!(out.status.success(), "{}", output_text(&out));
+    let (_, out) = ingest(&["--chunk-rows", "1000", "--read-ahead", "true"]);
     for kind in ["cdr_data_", "cdr_voice_"] {
         let flags: Vec<bool> = started_with_read_ahead(&out)
             .into_iter()
@@ -272,17 +265,12 @@ fn each_next_file_downloads_while_the_one_before_is_produced_and_every_row_lands
             .collect();
         assert_eq!(flags, [false, true, true], "{kind}: {}", output_text(&out));
     }
-    assert_each_key_once(&read_all(&topics), &files);
 
     // Off by default: the same files go the same way with no read-ahead.
-    let topics = Topics::new();
-    let ledger = tempfile::tempdir().unwrap();
-    let out = sftp_once(&topics, &remote, ledger.path(), &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
+    let (_, out) = ingest(&[]);
     assert!(
         started_with_read_ahead(&out).iter().all(|(_, a)| !a),
         "{}",
         output_text(&out)
     );
-    assert_each_key_once(&read_all(&topics), &files);
 }
