@@ -324,7 +324,7 @@ struct Held {
 #[derive(Default)]
 struct QueueState {
     by_lane: BTreeMap<Lane, VecDeque<RemoteFile>>,
-    /// The files slots hold, per lane, oldest first.
+    /// The files slots hold, per lane that any is held of, oldest first.
     held: BTreeMap<Lane, Vec<Held>>,
     next_ticket: u64,
     /// Lanes whose next file a slot has reserved for its read-ahead.
@@ -427,7 +427,7 @@ impl Queue {
                 st.reserved.remove(&lane);
                 return Some((Ticket { lane, number }, file));
             }
-            if st.held.values().all(Vec::is_empty) {
+            if st.held.is_empty() {
                 return None;
             }
             st = self.wait(st);
@@ -482,6 +482,9 @@ impl Queue {
         let mut st = self.lock();
         if let Some(held) = st.held.get_mut(&lane) {
             held.retain(|h| h.ticket != t.number);
+            if held.is_empty() {
+                st.held.remove(&lane);
+            }
         }
         match result {
             Ok(outcome) => {
