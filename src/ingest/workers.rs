@@ -40,7 +40,7 @@ use crate::group::{Group, GroupError};
 use crate::metrics::METRICS;
 use crate::schema::Catalog;
 use crate::sink::limits::RecordLimits;
-use crate::sink::{CheckpointStore, KafkaConfig, TxnProducer};
+use crate::sink::{CheckpointStore, KafkaConfig, SinkError, TxnProducer};
 use crate::source::{RemoteFile, Source};
 
 /// The engines of every slot.
@@ -59,6 +59,21 @@ pub const FILES_PER_KIND: usize = 2;
 
 /// How long reading the checkpoint topic may take at startup.
 const CHECKPOINT_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The producers of `slots` slots, each fenced (`init_transactions`) on a
+/// thread of its own: their round trips to the coordinator overlap, which
+/// takes a slot's worth off every start. The first error wins.
+fn init_side_by_side(kafka: &KafkaConfig, slots: u32) -> Result<Vec<TxnProducer>, SinkError> {
+    std::thread::scope(|scope| {
+        let started: Vec<_> = (0..slots)
+            .map(|slot| scope.spawn(move || TxnProducer::new(kafka, slot)))
+            .collect();
+        started
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
 
 impl Workers {
     /// One slot per source. In this order: every slot's `init_transactions`
@@ -89,9 +104,10 @@ impl Workers {
                 CheckpointStore::default()
             }
             None => {
-                for slot in 0..sources.len() as u32 {
-                    producers.push(Some(TxnProducer::new(kafka, slot)?));
-                }
+                producers = init_side_by_side(kafka, sources.len() as u32)?
+                    .into_iter()
+                    .map(Some)
+                    .collect();
                 let checkpoints = CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
                 let settled = settle_in_doubt(&ledger, &checkpoints)?;
                 if settled > 0 {
