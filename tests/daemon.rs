@@ -138,6 +138,41 @@ fn sigkill_under_a_continuous_file_drop_loses_and_duplicates_nothing() {
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn a_young_file_is_taken_one_settle_interval_after_it_is_seen_not_one_poll_interval() {
+    let topics = Topics::new();
+    let (local, remote) = sftp_subdir(&unique("relist"));
+    let work = tempfile::tempdir().unwrap();
+    let ledger = work.path().join("ledger");
+    generate(&local, 1, 200, 5, "2024-08-01T00:00:00", 0.0);
+    // Written just now: the first listing sees them younger than the settle
+    // interval, so they wait for a second look.
+    for entry in std::fs::read_dir(&local).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+    }
+
+    let cmd = run_cmd(
+        &topics,
+        &remote,
+        &ledger,
+        &["--poll-interval-seconds", "300", "--settle-seconds", "5"],
+    );
+    let mut d = Daemon::spawn(cmd, work.path(), "relist");
+    d.wait_metrics(
+        "both files committed, long before the second poll",
+        Duration::from_secs(60),
+        |m| metric(m, "cdr_files_total{outcome=\"committed\"}") >= 2.0,
+    );
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(20)).success(), "{}", d.log_text());
+    assert_exactly_once(&topics, &local);
+}
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn metrics_scraped_during_a_run_agree_with_the_ledger_and_the_topics() {
     let topics = Topics::new();
     let (local, remote) = sftp_subdir(&unique("metrics"));

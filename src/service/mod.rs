@@ -436,7 +436,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
                 tracing::warn!(error = %e, "source unavailable; will retry");
             }
         }
-        sleep_unless_stopped(interval, &shutdown);
+        sleep_unless_stopped(selector.next_listing(interval), &shutdown);
     }
     stopped();
     Ok(())

@@ -27,6 +27,10 @@ pub const DEFAULT_PATTERNS: [&str; 4] = [
     "cdr_voice_*.csv.gz",
 ];
 
+/// The shortest wait between two listings, so that a settle interval of
+/// zero does not list in a loop while a file keeps changing.
+const RELIST_FLOOR: Duration = Duration::from_millis(250);
+
 /// Default settle interval: long enough to span a producer's write bursts.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
 
@@ -171,6 +175,18 @@ impl Selector {
         self.seen
             .values()
             .any(|s| matches!(s, Seen::Candidate { confirmed: false, .. }))
+    }
+
+    /// How long a daemon waits before its next listing: the poll interval,
+    /// or less when a file of the last listing waits only for a second look
+    /// a settle interval later. A new file is then taken one settle interval
+    /// after it is first seen, not one poll interval.
+    pub fn next_listing(&self, poll_interval: Duration) -> Duration {
+        if self.pending() {
+            poll_interval.min(self.config.settle.max(RELIST_FLOOR))
+        } else {
+            poll_interval
+        }
     }
 
     fn verdict(&self, name: &str) -> NameVerdict {
@@ -372,6 +388,33 @@ mod tests {
         let l = [f("cdr_data_1.csv", 10, T0 / 1000)];
         assert!(s.ready(&l, T0).is_empty());
         assert_eq!(s.ready(&l, T0).len(), 1);
+    }
+
+    #[test]
+    fn a_file_waiting_for_its_second_look_brings_the_next_listing_to_the_settle_interval() {
+        let poll = Duration::from_secs(10);
+        let mut s = selector();
+        assert_eq!(s.next_listing(poll), poll, "nothing listed yet");
+        s.ready(&[f("cdr_data_1.csv", 10, OLD)], T0);
+        assert_eq!(s.next_listing(poll), DEFAULT_SETTLE);
+        assert_eq!(
+            s.next_listing(Duration::from_secs(2)),
+            Duration::from_secs(2),
+            "a shorter poll stands"
+        );
+        assert_eq!(s.ready(&[f("cdr_data_1.csv", 10, OLD)], T0 + 5 * SEC).len(), 1);
+        assert_eq!(s.next_listing(poll), poll, "taken: nothing left to look at again");
+    }
+
+    #[test]
+    fn a_zero_settle_interval_lists_again_after_a_floor_not_at_once() {
+        let mut s = Selector::new(SelectConfig {
+            settle: Duration::ZERO,
+            min_age: Duration::ZERO,
+            ..SelectConfig::default()
+        });
+        s.ready(&[f("cdr_data_1.csv", 10, T0 / 1000)], T0);
+        assert_eq!(s.next_listing(Duration::from_secs(10)), RELIST_FLOOR);
     }
 
     #[test]

@@ -27,20 +27,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// `run` with `cmd`'s environment, the metrics server on a free port and
-    /// its log in `log_dir`.
+    /// `run` with `cmd`'s environment, the metrics server on a free port,
+    /// a poll a second unless `cmd` sets its own, and its log in `log_dir`.
     pub fn spawn(mut cmd: Command, log_dir: &Path, tag: &str) -> Daemon {
         let port = free_port();
         let log = log_dir.join(format!("{tag}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        cmd.args([
-            "--poll-interval-seconds",
-            "1",
-            "--metrics-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(file);
+        if !cmd.get_args().any(|a| a == "--poll-interval-seconds") {
+            cmd.args(["--poll-interval-seconds", "1"]);
+        }
+        cmd.args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(file);
         let child = cmd.spawn().unwrap();
         Daemon {
             child,
