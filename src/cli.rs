@@ -105,7 +105,8 @@ pub struct RunCommand {
     /// What `once` takes too.
     #[command(flatten)]
     pub common: IngestCommand,
-    /// Seconds between polls of the source directory.
+    /// Seconds between polls of the source directory (a settle interval
+    /// instead while a listed file waits for its second look).
     #[arg(
         long,
         env = "CDR_POLL_INTERVAL_SECONDS",

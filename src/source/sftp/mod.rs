@@ -264,6 +264,26 @@ impl SftpSource {
     }
 }
 
+/// Puts AES-GCM first among the ciphers offered (each direction), the others
+/// after it in libssh2's order: libssh2 runs AES-GCM on OpenSSL (AES-NI),
+/// while its chacha20-poly1305, first by default, is its own portable C, 6.7 %
+/// of the process's CPU in a profile of a `once` pass over SFTP. A server
+/// without AES-GCM still agrees on the next one.
+fn prefer_gcm(session: &Session) -> Result<(), ssh2::Error> {
+    let Some(order) = gcm_first(session.supported_algs(MethodType::CryptCs)?) else {
+        return Ok(());
+    };
+    session.method_pref(MethodType::CryptCs, &order)?;
+    session.method_pref(MethodType::CryptSc, &order)
+}
+
+/// `ciphers` as a preference list with the AES-GCM ones first, or None when
+/// there is none.
+fn gcm_first(ciphers: Vec<&str>) -> Option<String> {
+    let (gcm, others): (Vec<&str>, Vec<&str>) = ciphers.into_iter().partition(|c| c.ends_with("-gcm@openssh.com"));
+    (!gcm.is_empty()).then(|| [gcm, others].concat().join(","))
+}
+
 /// Opens a TCP connection and performs the SSH handshake, optionally limited
 /// to the host key algorithms in `hostkey_algs`.
 fn handshake(cfg: &SftpConfig, hostkey_algs: Option<&str>) -> Result<Session, SourceError> {
@@ -275,6 +295,7 @@ fn handshake(cfg: &SftpConfig, hostkey_algs: Option<&str>) -> Result<Session, So
             .method_pref(MethodType::HostKey, algs)
             .map_err(|e| cfg.connection_error(format!("selecting host key type {algs}: {e}")))?;
     }
+    prefer_gcm(&session).map_err(|e| cfg.connection_error(format!("ordering the SSH ciphers: {e}")))?;
     session.set_tcp_stream(stream);
     session.handshake().map_err(|e| match e.code() {
         ErrorCode::Session(

@@ -138,3 +138,26 @@ fn a_server_that_never_answers_times_out() {
     assert!(start.elapsed() < Duration::from_secs(10));
     drop(listener);
 }
+
+#[test]
+fn aes_gcm_leads_the_cipher_preference_and_every_other_cipher_follows_in_order() {
+    let offered = vec![
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+        "aes256-ctr",
+        "aes128-cbc",
+    ];
+    assert_eq!(
+        gcm_first(offered).as_deref(),
+        Some("aes256-gcm@openssh.com,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-ctr,aes128-cbc")
+    );
+    assert_eq!(gcm_first(vec!["aes256-ctr", "aes128-ctr"]), None, "nothing to reorder");
+}
+
+#[test]
+fn this_build_of_libssh2_offers_aes_gcm() {
+    let session = Session::new().unwrap();
+    let order = gcm_first(session.supported_algs(MethodType::CryptCs).unwrap()).unwrap();
+    assert!(order.starts_with("aes256-gcm@openssh.com,"), "{order}");
+}
