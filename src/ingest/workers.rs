@@ -97,28 +97,21 @@ impl Workers {
         group: Option<Group>,
     ) -> Result<Self, EngineError> {
         clear_staging(&settings.staging_dir)?;
-        let mut producers = Vec::with_capacity(sources.len());
-        let checkpoints = match group {
-            Some(_) => {
-                producers.resize_with(sources.len(), || None);
-                CheckpointStore::default()
-            }
+        let (producers, checkpoints): (Vec<Option<TxnProducer>>, _) = match group {
+            Some(_) => (sources.iter().map(|_| None).collect(), CheckpointStore::default()),
             None => {
-                producers = init_side_by_side(kafka, sources.len() as u32)?
-                    .into_iter()
-                    .map(Some)
-                    .collect();
+                let producers = init_side_by_side(kafka, sources.len() as u32)?;
                 let checkpoints = CheckpointStore::load(kafka, &settings.topics.checkpoints, CHECKPOINT_LOAD_TIMEOUT)?;
                 let settled = settle_in_doubt(&ledger, &checkpoints)?;
                 if settled > 0 {
                     tracing::info!(settled, "recovered transactions left in doubt");
                 }
                 tracing::info!(
-                    producers = ?producers.iter().flatten().map(TxnProducer::transactional_id).collect::<Vec<_>>(),
+                    producers = ?producers.iter().map(TxnProducer::transactional_id).collect::<Vec<_>>(),
                     checkpoints = checkpoints.len(),
                     "engine ready"
                 );
-                checkpoints
+                (producers.into_iter().map(Some).collect(), checkpoints)
             }
         };
         let ledger = Arc::new(ledger);
