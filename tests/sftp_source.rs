@@ -47,6 +47,27 @@ fn password_auth_connects_lazily_and_describes_itself_without_the_password() {
 
 #[test]
 #[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
+fn open_now_opens_the_session_ahead_of_its_first_use_and_reports_a_refusal() {
+    let stack = stack();
+    let dir = stack.test_dir("open-now");
+    dir.write("cdr_data_20240101_000000.csv", b"x");
+    let mut source = SftpSource::new(stack.key_config(&dir)).unwrap();
+    source.open_now().unwrap();
+    assert!(source.is_connected());
+    // Opening again keeps the session it has.
+    source.open_now().unwrap();
+    assert_eq!(source.list().unwrap().files.len(), 1);
+
+    let mut config = stack.password_config(&dir);
+    config.password = Some(SecretSource::Value(Secret::new("Wr0ng-P4ssw0rd")));
+    let mut refused_source = SftpSource::new(config).unwrap();
+    let err = refused_source.open_now().unwrap_err();
+    assert!(matches!(err, SourceError::Refused(_)), "{err:?}");
+    assert!(!refused_source.is_connected());
+}
+
+#[test]
+#[cfg_attr(not(feature = "integration"), ignore = "needs the local stack: run scripts/test.sh")]
 fn password_can_come_from_a_file() {
     let stack = stack();
     let dir = stack.test_dir("pw-file");

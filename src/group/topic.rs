@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::GroupError;
+use crate::sink::client_log::Logged;
+use crate::sink::detached::Detached;
 use crate::sink::KafkaConfig;
 
 /// Partitions of `topic`, creating it with `shards` partitions (compacted,
@@ -32,7 +33,11 @@ pub async fn ensure_assignment_topic(
         }
         return Ok(n);
     }
-    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(GroupError::Kafka)?;
+    let admin: Detached<AdminClient<Logged>> = Detached::new(
+        cfg.client_config()
+            .create_with_context(Logged)
+            .map_err(GroupError::Kafka)?,
+    );
     let partitions = i32::try_from(shards).map_err(|_| GroupError::Shards(shards))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication)).set("cleanup.policy", "compact");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -4,10 +4,12 @@
 //!
 //! - `wait`: sleeps and retries that a shutdown cuts short;
 //! - `gauges`: the brokers' reachability for `/readyz`, files waiting;
-//! - `signals`: SIGTERM/SIGINT, with the shutdown deadline.
+//! - `signals`: SIGTERM/SIGINT, with the shutdown deadline;
+//! - `sources`: the slots' sources, opened while Kafka is prepared.
 
 mod gauges;
 mod signals;
+mod sources;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -16,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use cdr_state::{Ledger, LedgerError};
 
-use crate::backoff::backoff;
 use crate::cli::{IngestCommand, RunCommand};
 use crate::encode::ValueFormat;
 use crate::group::topic::ensure_assignment_topic;
@@ -34,9 +35,10 @@ use crate::sink::topics::{ensure_topics, partition_counts, TopicError, TopicLayo
 use crate::sink::{client_log, KafkaConfig};
 use crate::source::ignored::IgnoredFiles;
 use crate::source::select::Selector;
-use crate::source::{Listing, SourceError};
+use crate::source::{Listing, Source, SourceError};
 use gauges::{spawn_broker_probe, update_ignored, update_waiting};
 use signals::watch_signals;
+use sources::{build_sources, list_source, open_sources};
 use wait::{sleep_unless_stopped, wait_for};
 
 /// Why the service stopped short; each says what it was doing.
@@ -110,12 +112,12 @@ pub fn open_ledger(dir: &Path) -> Result<Ledger, LedgerError> {
     Ok(ledger)
 }
 
-/// Opens the ledger, applies pending `retry` requests, and starts `slots`
-/// worker slots, each with its own source.
+/// Opens the ledger, applies pending `retry` requests, and starts a worker
+/// slot for each of `sources`.
 fn start_workers(
     args: &IngestCommand,
     layout: &TopicLayout,
-    slots: u32,
+    sources: Vec<Box<dyn Source>>,
     shutdown: &Shutdown,
     limits: &RecordLimits,
     values: BTreeMap<String, ValueFormat>,
@@ -133,15 +135,9 @@ fn start_workers(
         METRICS.last_success_timestamp_seconds.set(ms as f64 / 1000.0);
     }
     let mut settings = args.ingest.settings(layout.clone(), &args.ledger);
-    let build = |n: u32| {
-        (0..n)
-            .map(|_| args.source.build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ServiceError::SourceConfig)
-    };
-    let sources = build(slots)?;
+    let slots = sources.len() as u32;
     // Sessions open on first use: the read-ahead ones at the first file.
-    let ahead = build(if settings.read_ahead { slots } else { 0 })?;
+    let ahead = build_sources(&args.source, if settings.read_ahead { slots } else { 0 })?;
     tracing::info!(source = %sources[0].describe(), slots, read_ahead = settings.read_ahead, "source configured");
     settings.shutdown = shutdown.clone();
     settings.limits = limits.clone();
@@ -210,21 +206,9 @@ fn on_brokers(args: &IngestCommand) -> impl Fn(TopicError) -> ServiceError + '_ 
 /// files done for good (`Workers::drop_settled`): nothing after this looks
 /// at a file the ledger already settled.
 fn list(workers: &mut Workers) -> Result<Listing, SourceError> {
-    let mut attempt = 0;
-    loop {
-        match workers.source_mut().list() {
-            Err(e) if e.is_transient() && attempt < 5 => {
-                tracing::warn!(error = %e, attempt, "listing failed; retrying");
-                std::thread::sleep(backoff(attempt));
-                attempt += 1;
-            }
-            Ok(mut listing) => {
-                workers.drop_settled(&mut listing.files);
-                return Ok(listing);
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let mut listing = list_source(workers.source_mut())?;
+    workers.drop_settled(&mut listing.files);
+    Ok(listing)
 }
 
 fn log_summary(s: &PassSummary, took: Duration) {
@@ -267,11 +251,15 @@ impl OnceOutcome {
 /// interval later takes those that stood still in between.
 pub fn once(args: &IngestCommand) -> Result<OnceOutcome, ServiceError> {
     let layout = args.kafka.topics()?;
+    let opening = open_sources(&args.source, args.workers)?;
     let limits = prepare_topics(&admin_runtime()?, args, &layout).map_err(on_brokers(args))?;
     let values = registry::prepare(&layout, &args.kafka.registry, zone_of(args))?;
-    let mut workers = start_workers(args, &layout, args.workers, &Shutdown::default(), &limits, values, None)?;
+    let (sources, listing) = opening.join();
+    let mut listing = listing.map_err(ServiceError::Listing)?;
+    let mut workers = start_workers(args, &layout, sources, &Shutdown::default(), &limits, values, None)?;
+    // Listed before the ledger settled what was in doubt: filtered now.
+    workers.drop_settled(&mut listing.files);
     let mut selector = Selector::new(args.source.select_config(&layout.kinds));
-    let mut listing = list(&mut workers).map_err(ServiceError::Listing)?;
     let mut ready = selector.ready(&listing.files, now_ms());
     if selector.pending() {
         let settle = selector.config().settle;
@@ -338,6 +326,7 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         return Ok(());
     }
     HEALTH.set_brokers_ok(true);
+    // The first slot's source, its session kept for the slot.
     let mut probe_source = common.source.build().map_err(ServiceError::SourceConfig)?;
     let reached = wait_for(
         "the source",
@@ -346,7 +335,6 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         SourceError::is_transient,
     )
     .map_err(ServiceError::Listing)?;
-    drop(probe_source);
     if !reached {
         stopped();
         return Ok(());
@@ -373,7 +361,9 @@ pub fn run(args: &RunCommand) -> Result<(), ServiceError> {
         )?),
         None => None,
     };
-    let mut workers = start_workers(common, &layout, common.workers, &shutdown, &limits, values, group)?;
+    let mut sources = vec![probe_source];
+    sources.append(&mut build_sources(&common.source, common.workers - 1)?);
+    let mut workers = start_workers(common, &layout, sources, &shutdown, &limits, values, group)?;
     if let Some(g) = workers.group() {
         // So that `status --group` on this ledger knows which member it is.
         workers.ledger().set_group_member(g.name(), g.member_name())?;

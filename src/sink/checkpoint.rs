@@ -12,6 +12,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
+use super::detached::Detached;
 use super::producer::KafkaConfig;
 use super::topic_end::{log_ends, read_to_end, wait_stable, EndError, ReadToEndContext};
 
@@ -112,17 +113,18 @@ impl CheckpointStore {
     /// checkpoint committed before the call, or the call fails: a partial
     /// store would have files that are done taken for new.
     pub fn load(cfg: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Self, CheckpointError> {
-        let consumer: BaseConsumer<ReadToEndContext> = cfg
-            .client_config()
-            // Never joins or commits, but librdkafka assigns partitions only
-            // with a group id: on a secured cluster it needs READ on it (the
-            // README's prefixed `cdr-to-redpanda-` group ACL).
-            .set("group.id", "cdr-to-redpanda-checkpoint-reader")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("isolation.level", "read_committed")
-            .create_with_context(ReadToEndContext)
-            .map_err(EndError::kafka("creating a reader", topic))?;
+        let consumer: Detached<BaseConsumer<ReadToEndContext>> = Detached::new(
+            cfg.client_config()
+                // Never joins or commits, but librdkafka assigns partitions only
+                // with a group id: on a secured cluster it needs READ on it (the
+                // README's prefixed `cdr-to-redpanda-` group ACL).
+                .set("group.id", "cdr-to-redpanda-checkpoint-reader")
+                .set("enable.auto.commit", "false")
+                .set("enable.partition.eof", "true")
+                .set("isolation.level", "read_committed")
+                .create_with_context(ReadToEndContext)
+                .map_err(EndError::kafka("creating a reader", topic))?,
+        );
         let started = Instant::now();
         // A topic created a moment ago may have no leader yet (and a broker
         // may be failing over): retry until the deadline, then give up.

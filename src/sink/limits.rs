@@ -7,13 +7,14 @@
 //! first lets the ingest loop send such a row to the dead-letter topic, cut to
 //! fit, inside the same transaction as its neighbours.
 
-use super::client_log::Logged;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::error::KafkaError;
 
+use super::client_log::Logged;
+use super::detached::Detached;
 use super::producer::KafkaConfig;
 
 /// librdkafka's default `message.max.bytes`: the producer's own bound.
@@ -101,7 +102,7 @@ pub fn producer_max(cfg: &KafkaConfig) -> usize {
 /// the broker still refuses what does not fit, and that fails the file
 /// rather than the service.
 pub async fn learn(cfg: &KafkaConfig, topics: &[&str]) -> Result<RecordLimits, KafkaError> {
-    let admin: AdminClient<Logged> = cfg.client_config().create_with_context(Logged)?;
+    let admin: Detached<AdminClient<Logged>> = Detached::new(cfg.client_config().create_with_context(Logged)?);
     let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let mut limits = RecordLimits::new(producer_max(cfg));

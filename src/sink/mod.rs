@@ -7,6 +7,7 @@ pub mod certificate;
 pub mod checkpoint;
 pub mod classify;
 pub mod client_log;
+pub mod detached;
 pub mod limits;
 pub mod probe;
 pub mod producer;

@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::detached::Detached;
 use super::producer::KafkaConfig;
 use crate::encode::Format;
 use crate::schema::{Catalog, RecordKind};
@@ -183,7 +184,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
             brokers,
         });
     }
-    let admin: AdminClient<Logged> = cfg.client_config().create_with_context(Logged)?;
+    let admin: Detached<AdminClient<Logged>> = Detached::new(cfg.client_config().create_with_context(Logged)?);
     let retention = layout.retention_ms.to_string();
     let new_topics: Vec<NewTopic<'_>> = to_create
         .iter()

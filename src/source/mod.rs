@@ -57,6 +57,13 @@ pub trait Source: Send {
     /// symlinks (unless followed), FIFOs, sockets and devices.
     fn list(&mut self) -> Result<Listing, SourceError>;
 
+    /// Opens the connection now rather than at first use, so that its
+    /// handshake overlaps other start-up work. A source without a
+    /// connection, or with one open, has nothing to do.
+    fn open_now(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// Copies `file` into `staging`, hashing as bytes arrive. Fails with
     /// `SourceError::Changed` if the file's size or mtime differ from `file`
     /// before or after the copy, or the byte count differs from `file.size`.

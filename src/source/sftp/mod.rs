@@ -342,6 +342,10 @@ fn tune_socket(stream: &TcpStream) {
 }
 
 impl Source for SftpSource {
+    fn open_now(&mut self) -> Result<(), SourceError> {
+        self.run("open", |_, _| Ok(()))
+    }
+
     fn list(&mut self) -> Result<Listing, SourceError> {
         self.run("list", |sftp, cfg| {
             let dir = Path::new(&cfg.remote_dir);
