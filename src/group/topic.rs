@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::GroupError;
-use crate::sink::client_log::Logged;
-use crate::sink::detached::Detached;
 use crate::sink::KafkaConfig;
 
 /// Partitions of `topic`, creating it with `shards` partitions (compacted,
@@ -33,11 +31,7 @@ pub async fn ensure_assignment_topic(
         }
         return Ok(n);
     }
-    let admin: Detached<AdminClient<Logged>> = Detached::new(
-        cfg.client_config()
-            .create_with_context(Logged)
-            .map_err(GroupError::Kafka)?,
-    );
+    let admin = cfg.admin().map_err(GroupError::Kafka)?;
     let partitions = i32::try_from(shards).map_err(|_| GroupError::Shards(shards))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication)).set("cleanup.policy", "compact");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

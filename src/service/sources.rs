@@ -22,14 +22,14 @@ pub(super) fn build_sources(args: &SourceArgs, n: u32) -> Result<Vec<Box<dyn Sou
 /// instead of following them. A session that fails to open here opens at its
 /// first use, as it would have anyway; a listing that fails is the caller's.
 pub(super) fn open_sources(args: &SourceArgs, slots: u32) -> Result<OpeningSources, ServiceError> {
-    let first = args.build().map_err(ServiceError::SourceConfig)?;
-    let rest = build_sources(args, slots.saturating_sub(1))?;
+    let mut sources = build_sources(args, slots.max(1))?;
     std::thread::Builder::new()
         .name("source-open".into())
         .spawn(move || {
-            let (mut first, mut rest) = (first, rest);
             let listing = std::thread::scope(|scope| {
-                for source in &mut rest {
+                let mut each = sources.iter_mut();
+                let first = each.next().expect("at least one source is built");
+                for source in each {
                     scope.spawn(move || {
                         if let Err(e) = source.open_now() {
                             tracing::debug!(error = %e, "opening a source early failed; it opens at its first use");
@@ -38,8 +38,6 @@ pub(super) fn open_sources(args: &SourceArgs, slots: u32) -> Result<OpeningSourc
                 }
                 list_source(first.as_mut())
             });
-            let mut sources = vec![first];
-            sources.append(&mut rest);
             (sources, listing)
         })
         .map(OpeningSources)

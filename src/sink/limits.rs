@@ -10,11 +10,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::{AdminOptions, ResourceSpecifier};
 use rdkafka::error::KafkaError;
 
-use super::client_log::Logged;
-use super::detached::Detached;
 use super::producer::KafkaConfig;
 
 /// librdkafka's default `message.max.bytes`: the producer's own bound.
@@ -102,7 +100,7 @@ pub fn producer_max(cfg: &KafkaConfig) -> usize {
 /// the broker still refuses what does not fit, and that fails the file
 /// rather than the service.
 pub async fn learn(cfg: &KafkaConfig, topics: &[&str]) -> Result<RecordLimits, KafkaError> {
-    let admin: Detached<AdminClient<Logged>> = Detached::new(cfg.client_config().create_with_context(Logged)?);
+    let admin = cfg.admin()?;
     let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let mut limits = RecordLimits::new(producer_max(cfg));

@@ -8,13 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rdkafka::admin::AdminClient;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::classify::{classify, classify_code, Action};
+use super::client_log::Logged;
+use super::detached::Detached;
 use super::{certificate, client_log};
 use crate::backoff::Backoff;
 use crate::secret::Property;
@@ -89,6 +92,12 @@ impl KafkaConfig {
             .set_log_level(RDKafkaLogLevel::Warning);
         self.apply_overrides(&mut c);
         c
+    }
+
+    /// An admin client with these settings, closed off its owner's thread
+    /// (`Detached`): every admin request the service makes goes through one.
+    pub fn admin(&self) -> KafkaResult<Detached<AdminClient<Logged>>> {
+        Ok(Detached::new(self.client_config().create_with_context(Logged)?))
     }
 
     /// The pass-through properties, last so they win; a certificate failure

@@ -5,12 +5,11 @@ use super::client_log::Logged;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::detached::Detached;
 use super::producer::KafkaConfig;
 use crate::encode::Format;
 use crate::schema::{Catalog, RecordKind};
@@ -184,7 +183,7 @@ pub async fn ensure_topics(cfg: &KafkaConfig, layout: &TopicLayout) -> Result<Ve
             brokers,
         });
     }
-    let admin: Detached<AdminClient<Logged>> = Detached::new(cfg.client_config().create_with_context(Logged)?);
+    let admin = cfg.admin()?;
     let retention = layout.retention_ms.to_string();
     let new_topics: Vec<NewTopic<'_>> = to_create
         .iter()
