@@ -138,10 +138,17 @@ impl Setup {
     }
 }
 
-/// File names an instance logged as committed.
+/// File names an instance logged as committed, over all its incarnations:
+/// one fenced and restarted by `wait_done` (tag `<tag>r`) logged what it
+/// committed before in the log of its earlier tag.
 fn committed_by(d: &Daemon) -> Vec<String> {
-    d.log_text()
-        .lines()
+    let mut tag = tag_of(d);
+    let mut text = d.log_text();
+    while let Some(earlier) = tag.strip_suffix('r').map(str::to_string) {
+        text += &std::fs::read_to_string(d.log.with_file_name(format!("{earlier}.log"))).unwrap_or_default();
+        tag = earlier;
+    }
+    text.lines()
         .filter(|l| l.contains("ingest committed"))
         .filter_map(|l| l.split("file=").nth(1)?.split_whitespace().next().map(str::to_string))
         .collect()
